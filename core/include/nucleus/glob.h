@@ -18,8 +18,18 @@
 #define NU_GLOB_PATHNAME 1   /* '*' and '?' do not match '/' */
 #define NU_GLOB_CASEFOLD 2   /* ASCII case-insensitive */
 
+/* Patterns longer than this many bytes are invalid and never match. */
+#define NU_GLOB_PATTERN_MAX 1024
+
 /* Returns true when text matches pattern. */
 bool nu_glob_match(const char *pattern, const char *text, int flags);
+
+/* Can pattern ever match?  False for an unterminated bracket expression,
+ * an unknown "[:class:]" name, a trailing lone backslash, or more than
+ * NU_GLOB_PATTERN_MAX bytes: git's wildmatch rejects every text for such
+ * a pattern, so a block rule written that way would silently block
+ * nothing.  Policy loaders reject them. */
+bool nu_glob_valid(const char *pattern);
 
 /* Path-rule matching as gitignore does it: a pattern without a slash
  * (other than a trailing one) matches the base name at any depth; a

@@ -142,6 +142,18 @@ void nu_strset_free(nu_strset_t *s);
 /* Add a copy of item (keeps order, ignores duplicates); NU_ENOMEM. */
 int nu_strset_add(nu_strset_t *s, const char *item);
 bool nu_strset_contains(const nu_strset_t *s, const char *item);
+/* Copy src into dst (initialized by the call); NU_ENOMEM. */
+int nu_strset_copy(nu_strset_t *dst, const nu_strset_t *src);
+bool nu_strset_equal(const nu_strset_t *a, const nu_strset_t *b);
+/* Is a a subset of b?  Every set is a subset of TOP; TOP is a subset only
+ * of TOP. */
+bool nu_strset_subset(const nu_strset_t *a, const nu_strset_t *b);
+/* out = a intersect b (TOP is the identity) or a union b (TOP absorbs).
+ * out is initialized by the call and must not alias a or b; NU_ENOMEM. */
+int nu_strset_intersect(nu_strset_t *out, const nu_strset_t *a,
+                        const nu_strset_t *b);
+int nu_strset_union(nu_strset_t *out, const nu_strset_t *a,
+                    const nu_strset_t *b);
 
 /* --- lifecycle -------------------------------------------------------- */
 

@@ -1,0 +1,598 @@
+/*
+ * glob.c - git wildmatch semantics in linear time.
+ *
+ * Git's wildmatch() (wildmatch.c in git, after Rich $alz's matcher) is a
+ * backtracking matcher with pruning.  This file keeps its semantics but
+ * not its algorithm: the pattern is compiled into a list of tokens, and
+ * the text is run through the equivalent non-deterministic automaton with
+ * one bit per token position (a bit-parallel NFA simulation), so a match
+ * costs O(tokens / 64 * text) word operations whatever the pattern.
+ *
+ * Tokens and what they consume, with WM_PATHNAME (NU_GLOB_PATHNAME) set:
+ *
+ *   LIT c      one byte equal to c (c and the text byte both folded to
+ *              lower case under NU_GLOB_CASEFOLD)
+ *   LIT_RAW c  "\c": one byte whose folded form equals c; as in git, c
+ *              itself is not folded, so "\A" never matches under CASEFOLD
+ *   ANY        "?": one byte other than '/'
+ *   CLASS      "[...]": one byte in the bracket expression, never '/'
+ *   STAR       a run of '*': any number of bytes other than '/'.  A run of
+ *              two or more that is a whole path component (at the start
+ *              or after '/', and at the end or before '/' or "\/") may
+ *              also consume '/'.  When "**" is followed by '/', the
+ *              automaton may also skip that '/', so the pattern
+ *              a, slash, two stars, slash, b matches "a/b" (the ZERO_DIR
+ *              edge).
+ *
+ * Without NU_GLOB_PATHNAME every STAR consumes '/', and ANY and CLASS
+ * match it.
+ *
+ * Automaton: state k means "tokens 0..k-1 have matched"; state ntok
+ * accepts.  Consuming tokens move k to k+1 on a byte; STAR stays at k on
+ * a byte it absorbs and moves to k+1 on no input (to k+2 as well for
+ * ZERO_DIR).  Bracket expressions are re-scanned from the pattern text
+ * when a byte's transition masks are first needed, and the masks are
+ * cached per byte value, so a class is evaluated at most once per
+ * distinct byte of the text.
+ *
+ * A pattern that git's wildmatch can never match (unterminated bracket,
+ * unknown class name, trailing lone backslash) is "invalid"; it matches
+ * nothing here either, and nu_glob_valid reports it.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nucleus/glob.h"
+#include "nucleus/lattice.h"
+
+enum {
+    NU__TOK_LIT,
+    NU__TOK_LIT_RAW,
+    NU__TOK_ANY,
+    NU__TOK_CLASS,
+    NU__TOK_STAR
+};
+
+typedef struct nu_glob_tok {
+    uint8_t kind;
+    uint8_t ch;       /* LIT, LIT_RAW */
+    uint8_t slash_ok; /* STAR: may consume '/' */
+    uint8_t zero_dir; /* STAR: may skip the '/' token that follows */
+    uint16_t offset;  /* CLASS: offset of '[' in the pattern */
+} nu_glob_tok_t;
+
+/* Words of state bits: one bit per token plus the accepting state. */
+#define NU__GLOB_WORDS ((NU_GLOB_PATTERN_MAX + 1 + 63) / 64)
+
+typedef struct nu_glob_prog {
+    const unsigned char *pattern;
+    int flags;
+    size_t ntok;
+    size_t words;
+    uint64_t star[NU__GLOB_WORDS];
+    uint64_t zero_dir[NU__GLOB_WORDS];
+    nu_glob_tok_t toks[NU_GLOB_PATTERN_MAX];
+} nu_glob_prog_t;
+
+static int nu__ascii_lower(int c)
+{
+    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+static int nu__fold(int c, int flags)
+{
+    return (flags & NU_GLOB_CASEFOLD) ? nu__ascii_lower(c) : c;
+}
+
+/* ASCII-only character classes, as git's sane_ctype defines them. */
+static int nu__class_name_match(const unsigned char *name, size_t len, int t,
+                                int flags)
+{
+    static const char *const names[] = {
+        "alnum", "alpha", "blank", "cntrl", "digit", "graph",
+        "lower", "print", "punct", "space", "upper", "xdigit",
+    };
+    bool upper = t >= 'A' && t <= 'Z';
+    bool lower = t >= 'a' && t <= 'z';
+    bool digit = t >= '0' && t <= '9';
+    bool print = t >= 0x20 && t < 0x7f;
+    bool space = t == ' ' || (t >= '\t' && t <= '\r');
+    bool hits[] = {
+        upper || lower || digit,
+        upper || lower,
+        t == ' ' || t == '\t',
+        (t >= 0 && t < 0x20) || t == 0x7f,
+        digit,
+        print && t != ' ',
+        lower,
+        print,
+        print && t != ' ' && !(upper || lower || digit),
+        space,
+        upper || ((flags & NU_GLOB_CASEFOLD) && lower),
+        digit || (t >= 'a' && t <= 'f') || (t >= 'A' && t <= 'F'),
+    };
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+            return hits[i];
+    }
+    return -1;
+}
+
+/*
+ * Scan the bracket expression that starts at p ('[') against the folded
+ * text byte t (-1 to validate only).  Returns the closing ']' and sets
+ * *hit to whether t is in the set (after negation), or returns NULL when
+ * the expression is invalid.  The rules are git's: '!' or '^' negates,
+ * a leading ']' is literal, "a-z" is a range unless '-' comes first or
+ * last, "[:name:]" is a class, and "[:" without ":]" is a literal '['.
+ */
+static const unsigned char *nu__class_scan(const unsigned char *p, int t,
+                                           int flags, bool *hit)
+{
+    bool matched = false;
+    bool negated;
+    int prev_ch = 0;
+    int p_ch = *++p;
+
+    if (p_ch == '^')
+        p_ch = '!';
+    negated = p_ch == '!';
+    if (negated)
+        p_ch = *++p;
+
+    do {
+        if (p_ch == 0)
+            return NULL;
+
+        if (p_ch == '\\') {
+            p_ch = *++p;
+            if (p_ch == 0)
+                return NULL;
+            if (t == p_ch)
+                matched = true;
+        } else if (p_ch == '-' && prev_ch != 0 && p[1] != 0 && p[1] != ']') {
+            p_ch = *++p;
+            if (p_ch == '\\') {
+                p_ch = *++p;
+                if (p_ch == 0)
+                    return NULL;
+            }
+            if (t <= p_ch && t >= prev_ch) {
+                matched = true;
+            } else if ((flags & NU_GLOB_CASEFOLD) && t >= 'a' && t <= 'z') {
+                int upper = t - ('a' - 'A');
+                if (upper <= p_ch && upper >= prev_ch)
+                    matched = true;
+            }
+            p_ch = 0;
+        } else if (p_ch == '[' && p[1] == ':') {
+            const unsigned char *name = p + 2;
+
+            for (p = name; (p_ch = *p) != 0 && p_ch != ']'; p++) {
+            }
+            if (p_ch == 0)
+                return NULL;
+
+            if (p - name < 1 || p[-1] != ':') {
+                /* No ":]": the '[' is a literal member. */
+                p = name - 2;
+                p_ch = '[';
+                if (t == p_ch)
+                    matched = true;
+                continue;
+            }
+
+            int r = nu__class_name_match(name, (size_t)(p - name - 1), t, flags);
+            if (r < 0)
+                return NULL;
+            if (r > 0)
+                matched = true;
+            p_ch = 0;
+        } else if (t == p_ch) {
+            matched = true;
+        }
+    } while (prev_ch = p_ch, (p_ch = *++p) != ']');
+
+    *hit = matched != negated;
+    return p;
+}
+
+static void nu__bit_set(uint64_t *bits, size_t k)
+{
+    bits[k / 64] |= (uint64_t)1 << (k % 64);
+}
+
+static bool nu__bit_get(const uint64_t *bits, size_t k)
+{
+    return (bits[k / 64] >> (k % 64)) & 1;
+}
+
+/* Is the '*' run [start, end) a whole path component, git's condition
+ * for "**" to cross directories? */
+static bool nu__star_is_component(const unsigned char *pat, size_t start,
+                                  size_t end)
+{
+    if (end - start < 2)
+        return false;
+    if (start > 0 && pat[start - 1] != '/')
+        return false;
+    return pat[end] == 0 || pat[end] == '/' ||
+           (pat[end] == '\\' && pat[end + 1] == '/');
+}
+
+/* Compile pattern into g; false for an invalid pattern. */
+static bool nu__glob_compile(nu_glob_prog_t *g, const char *pattern, int flags)
+{
+    const unsigned char *pat = (const unsigned char *)pattern;
+    size_t len = strnlen(pattern, NU_GLOB_PATTERN_MAX + 1);
+    size_t i = 0;
+
+    if (len > NU_GLOB_PATTERN_MAX)
+        return false;
+
+    g->pattern = pat;
+    g->flags = flags;
+    g->ntok = 0;
+
+    while (i < len) {
+        nu_glob_tok_t *t = &g->toks[g->ntok++];
+        const unsigned char *end;
+        bool unused;
+
+        memset(t, 0, sizeof *t);
+        switch (pat[i]) {
+        case '\\':
+            if (i + 1 == len)
+                return false;
+            t->kind = NU__TOK_LIT_RAW;
+            t->ch = pat[i + 1];
+            i += 2;
+            break;
+
+        case '?':
+            t->kind = NU__TOK_ANY;
+            i++;
+            break;
+
+        case '[':
+            end = nu__class_scan(pat + i, -1, flags, &unused);
+            if (end == NULL)
+                return false;
+            t->kind = NU__TOK_CLASS;
+            t->offset = (uint16_t)i;
+            i = (size_t)(end - pat) + 1;
+            break;
+
+        case '*': {
+            size_t start = i;
+
+            while (pat[i] == '*')
+                i++;
+            t->kind = NU__TOK_STAR;
+            if (!(flags & NU_GLOB_PATHNAME)) {
+                t->slash_ok = 1;
+            } else if (nu__star_is_component(pat, start, i)) {
+                t->slash_ok = 1;
+                t->zero_dir = pat[i] == '/';
+            }
+            break;
+        }
+
+        default:
+            t->kind = NU__TOK_LIT;
+            t->ch = (uint8_t)nu__fold(pat[i], flags);
+            i++;
+            break;
+        }
+    }
+
+    g->words = (g->ntok + 1 + 63) / 64;
+    memset(g->star, 0, sizeof g->star);
+    memset(g->zero_dir, 0, sizeof g->zero_dir);
+    for (size_t k = 0; k < g->ntok; k++) {
+        if (g->toks[k].kind != NU__TOK_STAR)
+            continue;
+        nu__bit_set(g->star, k);
+        if (g->toks[k].zero_dir)
+            nu__bit_set(g->zero_dir, k);
+    }
+    return true;
+}
+
+/* Fill the transition masks of byte c: consume (token k matches c and
+ * moves to k+1) and absorb (STAR token k stays at k on c). */
+static void nu__glob_masks(const nu_glob_prog_t *g, unsigned char c,
+                           uint64_t *consume, uint64_t *absorb)
+{
+    int t = nu__fold(c, g->flags);
+    bool slash_blocked = (g->flags & NU_GLOB_PATHNAME) && c == '/';
+
+    memset(consume, 0, g->words * sizeof *consume);
+    memset(absorb, 0, g->words * sizeof *absorb);
+
+    for (size_t k = 0; k < g->ntok; k++) {
+        const nu_glob_tok_t *tok = &g->toks[k];
+        bool hit = false;
+
+        switch (tok->kind) {
+        case NU__TOK_LIT:
+        case NU__TOK_LIT_RAW:
+            hit = t == tok->ch;
+            break;
+        case NU__TOK_ANY:
+            hit = !slash_blocked;
+            break;
+        case NU__TOK_CLASS:
+            nu__class_scan(g->pattern + tok->offset, t, g->flags, &hit);
+            hit = hit && !slash_blocked;
+            break;
+        case NU__TOK_STAR:
+            if (tok->slash_ok || c != '/')
+                nu__bit_set(absorb, k);
+            continue;
+        }
+        if (hit)
+            nu__bit_set(consume, k);
+    }
+}
+
+/* out = in << shift (shift is 1 or 2) across words. */
+static void nu__bits_shl_or(uint64_t *out, const uint64_t *in, size_t words,
+                            unsigned shift)
+{
+    uint64_t carry = 0;
+
+    for (size_t w = 0; w < words; w++) {
+        uint64_t v = in[w];
+        out[w] |= (v << shift) | carry;
+        carry = v >> (64 - shift);
+    }
+}
+
+/* Follow the no-input edges of STAR tokens until nothing changes. */
+static void nu__glob_closure(const nu_glob_prog_t *g, uint64_t *s)
+{
+    uint64_t before[NU__GLOB_WORDS];
+    uint64_t tmp[NU__GLOB_WORDS];
+
+    do {
+        memcpy(before, s, g->words * sizeof *s);
+
+        for (size_t w = 0; w < g->words; w++)
+            tmp[w] = s[w] & g->star[w];
+        nu__bits_shl_or(s, tmp, g->words, 1);
+
+        for (size_t w = 0; w < g->words; w++)
+            tmp[w] = s[w] & g->zero_dir[w];
+        nu__bits_shl_or(s, tmp, g->words, 2);
+    } while (memcmp(before, s, g->words * sizeof *s) != 0);
+}
+
+/* Advance state over byte c; returns false when no state is left. */
+static bool nu__glob_step(const nu_glob_prog_t *g, uint64_t *state,
+                          const uint64_t *consume, const uint64_t *absorb)
+{
+    uint64_t moved[NU__GLOB_WORDS];
+    uint64_t next[NU__GLOB_WORDS] = { 0 };
+    bool alive = false;
+
+    for (size_t w = 0; w < g->words; w++) {
+        moved[w] = state[w] & consume[w];
+        next[w] = state[w] & absorb[w];
+    }
+    nu__bits_shl_or(next, moved, g->words, 1);
+    nu__glob_closure(g, next);
+
+    for (size_t w = 0; w < g->words; w++) {
+        state[w] = next[w];
+        alive = alive || next[w] != 0;
+    }
+    return alive;
+}
+
+/* nu__glob_closure for automata that fit one word. */
+static uint64_t nu__glob_closure1(const nu_glob_prog_t *g, uint64_t s)
+{
+    uint64_t before;
+
+    do {
+        before = s;
+        s |= (s & g->star[0]) << 1;
+        s |= (s & g->zero_dir[0]) << 2;
+    } while (s != before);
+    return s;
+}
+
+/* nu__glob_run for automata that fit one word: patterns of up to 63
+ * tokens, which is every pattern a policy is likely to contain. */
+static bool nu__glob_run1(const nu_glob_prog_t *g, const char *text,
+                          size_t len, bool accept_at_slash)
+{
+    uint64_t consume[256];
+    uint64_t absorb[256];
+    uint8_t cached[256] = { 0 };
+    uint64_t accept = (uint64_t)1 << g->ntok;
+    uint64_t state = nu__glob_closure1(g, 1);
+
+    for (size_t pos = 0; pos < len; pos++) {
+        unsigned char c = (unsigned char)text[pos];
+
+        if (accept_at_slash && c == '/' && (state & accept))
+            return true;
+
+        if (!cached[c]) {
+            nu__glob_masks(g, c, &consume[c], &absorb[c]);
+            cached[c] = 1;
+        }
+
+        state = ((state & consume[c]) << 1) | (state & absorb[c]);
+        state = nu__glob_closure1(g, state);
+        if (state == 0)
+            return false;
+    }
+    return (state & accept) != 0;
+}
+
+/*
+ * Run the automaton over text[0..len).  Returns true when the whole text
+ * matches, or, with accept_at_slash, when the text before some '/'
+ * matches (the pattern names a parent directory of the path).
+ */
+static bool nu__glob_run(const nu_glob_prog_t *g, const char *text, size_t len,
+                         bool accept_at_slash)
+{
+    uint64_t state[NU__GLOB_WORDS] = { 0 };
+    uint64_t small_cache[2 * 256];
+    uint64_t *cache = small_cache;
+    uint8_t cached[256] = { 0 };
+    bool result = false;
+
+    if (g->words == 1)
+        return nu__glob_run1(g, text, len, accept_at_slash);
+
+    if (g->words > 1) {
+        cache = malloc(2 * 256 * g->words * sizeof *cache);
+        if (cache == NULL)
+            return false;
+    }
+
+    nu__bit_set(state, 0);
+    nu__glob_closure(g, state);
+
+    for (size_t pos = 0; pos < len; pos++) {
+        unsigned char c = (unsigned char)text[pos];
+        uint64_t *consume = cache + (size_t)c * 2 * g->words;
+        uint64_t *absorb = consume + g->words;
+
+        if (accept_at_slash && c == '/' && nu__bit_get(state, g->ntok)) {
+            result = true;
+            goto out;
+        }
+
+        if (!cached[c]) {
+            nu__glob_masks(g, c, consume, absorb);
+            cached[c] = 1;
+        }
+
+        if (!nu__glob_step(g, state, consume, absorb))
+            goto out;
+    }
+    result = nu__bit_get(state, g->ntok);
+
+out:
+    if (cache != small_cache)
+        free(cache);
+    return result;
+}
+
+/* Count '/'-separated segments of text[0..len) up to limit + 1. */
+static size_t nu__segments(const char *text, size_t len)
+{
+    size_t n = 1;
+
+    for (size_t i = 0; i < len && n <= NU_PATH_MAX_SEGMENTS; i++) {
+        if (text[i] == '/')
+            n++;
+    }
+    return n;
+}
+
+static bool nu__text_ok(const char *text, size_t *len_out)
+{
+    size_t len = strnlen(text, NU_PATH_MAX + 1);
+
+    if (len > NU_PATH_MAX)
+        return false;
+    if (nu__segments(text, len) > NU_PATH_MAX_SEGMENTS)
+        return false;
+    *len_out = len;
+    return true;
+}
+
+bool nu_glob_valid(const char *pattern)
+{
+    nu_glob_prog_t *g;
+    bool ok;
+
+    if (pattern == NULL)
+        return false;
+    g = malloc(sizeof *g);
+    if (g == NULL)
+        return false;
+    ok = nu__glob_compile(g, pattern, NU_GLOB_PATHNAME);
+    free(g);
+    return ok;
+}
+
+bool nu_glob_match(const char *pattern, const char *text, int flags)
+{
+    nu_glob_prog_t g;
+    size_t len;
+
+    if (pattern == NULL || text == NULL || !nu__text_ok(text, &len))
+        return false;
+    if (!nu__glob_compile(&g, pattern, flags))
+        return false;
+    return nu__glob_run(&g, text, len, false);
+}
+
+/*
+ * Strip the gitignore decorations from pattern into buf: a leading '/'
+ * (anchors the pattern) and a trailing unescaped '/' (names a directory).
+ * Returns false when the pattern is too long.
+ */
+static bool nu__path_pattern(const char *pattern, char *buf, size_t size,
+                             bool *anchored)
+{
+    size_t len = strnlen(pattern, NU_GLOB_PATTERN_MAX + 1);
+
+    if (len > NU_GLOB_PATTERN_MAX || len >= size)
+        return false;
+
+    *anchored = false;
+    if (pattern[0] == '/') {
+        *anchored = true;
+        pattern++;
+        len--;
+    }
+    memcpy(buf, pattern, len);
+    buf[len] = '\0';
+
+    if (len > 0 && buf[len - 1] == '/' && (len < 2 || buf[len - 2] != '\\'))
+        buf[--len] = '\0';
+
+    if (strchr(buf, '/') != NULL)
+        *anchored = true;
+    return true;
+}
+
+bool nu_glob_match_path(const char *pattern, const char *path)
+{
+    char stripped[NU_GLOB_PATTERN_MAX + 1];
+    nu_glob_prog_t g;
+    bool anchored;
+    size_t len;
+
+    if (pattern == NULL || path == NULL || !nu__text_ok(path, &len))
+        return false;
+    if (!nu__path_pattern(pattern, stripped, sizeof stripped, &anchored))
+        return false;
+    if (!nu__glob_compile(&g, stripped, NU_GLOB_PATHNAME))
+        return false;
+
+    if (anchored)
+        return nu__glob_run(&g, path, len, true);
+
+    /* No slash: match the name of the path or of any parent directory. */
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && path[i] != '/')
+            continue;
+        if (nu__glob_run(&g, path + start, i - start, false))
+            return true;
+        start = i + 1;
+    }
+    return false;
+}
