@@ -40,6 +40,7 @@
 #include "audit_private.h"
 #include "nucleus/home.h"
 #include "nucleus/json.h"
+#include "nucleus/log.h"
 
 struct nu__audit_job {
     nu_audit_record_t rec;     /* fields owned by the job */
@@ -813,6 +814,9 @@ static int nu__write_checkpoint(nu__txn_t *t, int64_t *seq_out)
 
     rc = nu__write_event(t, &r, time);
     if (rc == NU_OK) {
+        free(a->anchor);
+        a->anchor = r.args;
+        r.args = NULL;
         a->last_cp_seq = r.seq;
         a->oldest_unanchored = -1;
         if (seq_out != NULL)
@@ -874,10 +878,20 @@ static int nu__commit_batch(nu_audit_t *a, nu__audit_job_t *batch,
             goto cleanup;
     }
 
-    if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(a->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         rc = nu__audit_db_err(err, a->db, "commit events");
+        goto cleanup;
+    }
+
+    /* The anchor is written after the commit, so it never runs ahead of
+     * the log; losing it in a crash only leaves an older anchor. */
+    if (a->anchor != NULL && nu__audit_save_anchor(a, a->anchor) != NU_OK)
+        nu_log(NU_LOG_WARN, "audit", "cannot save the checkpoint anchor "
+               "under '%s/audit'", a->home);
 
 cleanup:
+    free(a->anchor);
+    a->anchor = NULL;
     sqlite3_finalize(t.insert_event);
     sqlite3_finalize(t.insert_node);
     if (rc != NU_OK) {

@@ -44,6 +44,7 @@ struct nu_audit {
     nu_merkle_frontier_t frontier;
     int64_t last_cp_seq;
     int64_t oldest_unanchored;   /* epoch seconds of event last_cp_seq+1 */
+    char *anchor;                /* newest checkpoint args of the batch */
 };
 
 /* Canonical checkpoint body that the signature covers. */
@@ -77,5 +78,14 @@ json_t *nu__audit_latest_checkpoint(nu_audit_t *a, int64_t *seq,
 
 /* Parse an RFC 3339 UTC time to epoch seconds; -1 when malformed. */
 int64_t nu__audit_parse_time(const char *s);
+
+/* Save checkpoint args as $home/audit/checkpoint.json (atomic rename),
+ * the anchor that lets verify detect a log cut back to a valid prefix. */
+int nu__audit_save_anchor(nu_audit_t *a, const char *args_json);
+
+/* Verify the database; anchor_path NULL uses the saved anchor if any. */
+int nu__audit_verify_db(nu_audit_t *a, const nu_audit_trust_t *trust,
+                        const char *anchor_path, nu_audit_report_t *rep,
+                        nu_err_t *err);
 
 #endif
