@@ -160,8 +160,8 @@ int nu_strset_union(nu_strset_t *out, const nu_strset_t *a,
 /* TOP: every capability always, no obligations, every path, every command,
  * unlimited budget and time, every network destination. */
 void nu_perm_init_top(nu_perm_t *p);
-/* BOTTOM: everything never, all obligations, EMPTY allow sets, zero
- * budget, empty time window. */
+/* BOTTOM: everything never, all obligations, EMPTY allow sets, TOP block
+ * sets (block everything), zero budget and ttl, empty time window. */
 void nu_perm_init_bottom(nu_perm_t *p);
 void nu_perm_free(nu_perm_t *p);
 int nu_perm_copy(nu_perm_t *dst, const nu_perm_t *src);
@@ -242,7 +242,8 @@ bool nu_perm_host_trusted(const nu_perm_t *p, const char *host);
  * ".." and repeated slashes resolved; "" is the workspace root.  Returns
  * NU_OK, NU_EPERM when the path leaves the workspace, NU_ELIMIT when it
  * exceeds NU_PATH_MAX bytes or NU_PATH_MAX_SEGMENTS segments, NU_EINVAL
- * for NUL or empty input. */
+ * for NUL or empty input, NU_ERANGE when out (size bytes) is too small;
+ * strlen(path) + 1 bytes always suffice. */
 #define NU_PATH_MAX 4096
 #define NU_PATH_MAX_SEGMENTS 256
 int nu_path_normalize(const char *path, char *out, size_t size);

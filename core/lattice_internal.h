@@ -1,0 +1,54 @@
+/*
+ * lattice_internal.h - definitions shared by the lattice source files
+ * (lattice.c, lattice_json.c, lattice_check.c); not part of the API.
+ */
+#ifndef NUCLEUS_LATTICE_INTERNAL_H
+#define NUCLEUS_LATTICE_INTERNAL_H
+
+#include <stddef.h>
+
+#include "nucleus/lattice.h"
+
+/* One set-valued field of nu_perm_t.  Allow-like sets (allow, domains,
+ * trusted) grant more as they grow; block-like sets grant less. */
+typedef struct nu_perm_set_field {
+    const char *component; /* "paths" */
+    const char *key;       /* "allow" */
+    size_t offset;         /* of the nu_strset_t inside nu_perm_t */
+    bool is_block;
+} nu_perm_set_field_t;
+
+#define NU__PERM_SET_COUNT 8
+extern const nu_perm_set_field_t nu__perm_set_fields[NU__PERM_SET_COUNT];
+
+static inline nu_strset_t *nu__perm_set(nu_perm_t *p, size_t i)
+{
+    return (nu_strset_t *)((char *)p + nu__perm_set_fields[i].offset);
+}
+
+static inline const nu_strset_t *nu__perm_set_const(const nu_perm_t *p,
+                                                     size_t i)
+{
+    return (const nu_strset_t *)((const char *)p +
+                                 nu__perm_set_fields[i].offset);
+}
+
+/* Is the validity window empty (never valid)? */
+static inline bool nu__time_empty(const nu_timewin_t *t)
+{
+    return t->not_before >= t->not_after;
+}
+
+/* Rewrite an empty window as the canonical empty window [0, 0). */
+void nu__time_canonicalize(nu_timewin_t *t);
+
+/* Initialize every set of p to EMPTY and every scalar to BOTTOM, so that
+ * nu_perm_free is safe whatever happens next. */
+void nu__perm_init_sets_empty(nu_perm_t *p);
+
+/* Validators used by nu_perm_from_json (lattice_check.c). */
+bool nu__net_entry_valid(const char *entry);    /* "CIDR:port", "CIDR" */
+bool nu__domain_pattern_valid(const char *pattern);
+bool nu__cmdrule_valid(const char *rule);
+
+#endif
