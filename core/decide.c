@@ -426,6 +426,9 @@ static int nu__step5_file_tool(nu__decide_t *d)
     rc = nu__check_path(d, "path", d->path, access);
     if (rc != NU__NEXT)
         return rc;
+
+    /* NOTE: glob and grep check their root only.  Matches below it under a
+     * block pattern must be filtered by the code that runs the search. */
     if (d->req.tool == NU__TOOL_GLOB)
         return nu__check_pattern(d, "pattern", d->req.pattern);
     if (d->req.tool == NU__TOOL_GREP)

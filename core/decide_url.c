@@ -17,10 +17,11 @@
  *      rejected; an IPv4-mapped address (::ffff:a.b.c.d) becomes the IPv4
  *      address.
  *   5. Otherwise the host is lowercased and one trailing dot removed.  When
- *      its last label is a number (digits, or 0x plus hex digits) the whole
- *      host must be an IPv4 address in the inet_aton forms that WHATWG
- *      also accepts: 1 to 4 parts, each decimal, octal (leading 0) or hex
- *      (0x), the last part filling the remaining bytes.  It is printed as
+ *      its last label is a number (digits, or 0x plus hex digits), the
+ *      whole host must be an IPv4 address in an inet_aton form, which
+ *      WHATWG accepts too.  That is 1 to 4 parts, each decimal, octal
+ *      (leading 0) or hex (0x), the last part filling the remaining
+ *      bytes.  It is printed as
  *      dotted decimal, so 2130706433, 0177.1 and 0x7f.0.0.1 all become
  *      127.0.0.1.
  *   6. Anything else must be a DNS name: labels of [a-z0-9_-], none empty,

@@ -1,10 +1,10 @@
 /*
  * decide_validate.c - step 1 of the pipeline: request shape and sizes.
  *
- * Every tool has a fixed table of fields.  A call is valid when it is an
- * object whose "tool" names a known tool, every other key is a field of
- * that tool, every required field is present, and every value has the
- * field's type and stays within its limits.  Unknown keys are rejected
+ * Every tool has a fixed table of fields.  A valid call is an object whose
+ * "tool" names a known tool.  Every other key is a field of that tool,
+ * every required field is present, and every value has the field's type
+ * and stays within its limits.  Unknown keys are rejected
  * rather than ignored: a field this version does not know is a field it
  * cannot check.
  *
