@@ -28,6 +28,7 @@
  * otherwise it waits until a leader has committed (or failed) its job.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +240,16 @@ static int nu__open_db(nu_audit_t *a, nu_err_t *err)
         return nu_err_set(err, NU_ENOENT, "audit: cannot open '%s': no such "
                           "file (nothing has been logged yet, or pass --home "
                           "DIR / --db FILE)", a->path);
+    /* Create the file ourselves so that it starts out private (SQLite
+     * would create it 0644). */
+    if (!a->opts.read_only) {
+        int fd = open(a->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+        if (fd < 0)
+            return nu_err_errno(err, errno, "audit: cannot create '%s'",
+                                a->path);
+        close(fd);
+    }
     if (sqlite3_open_v2(a->path, &a->db, flags, NULL) != SQLITE_OK)
         return nu__audit_db_err(err, a->db, "open the audit database");
 

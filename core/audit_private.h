@@ -83,9 +83,5 @@ int64_t nu__audit_parse_time(const char *s);
  * the anchor that lets verify detect a log cut back to a valid prefix. */
 int nu__audit_save_anchor(nu_audit_t *a, const char *args_json);
 
-/* Verify the database; anchor_path NULL uses the saved anchor if any. */
-int nu__audit_verify_db(nu_audit_t *a, const nu_audit_trust_t *trust,
-                        const char *anchor_path, nu_audit_report_t *rep,
-                        nu_err_t *err);
 
 #endif

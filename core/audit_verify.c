@@ -365,7 +365,7 @@ static int nu__resolve_trust(const char *home, const nu_audit_trust_t *trust,
     return NU_OK;
 }
 
-int nu__audit_verify_db(nu_audit_t *a, const nu_audit_trust_t *trust,
+int nu_audit_verify_anchor(nu_audit_t *a, const nu_audit_trust_t *trust,
                         const char *anchor_path, nu_audit_report_t *rep,
                         nu_err_t *err)
 {
@@ -428,5 +428,5 @@ cleanup:
 int nu_audit_verify(nu_audit_t *a, const nu_audit_trust_t *trust,
                     nu_audit_report_t *rep, nu_err_t *err)
 {
-    return nu__audit_verify_db(a, trust, NULL, rep, err);
+    return nu_audit_verify_anchor(a, trust, NULL, rep, err);
 }

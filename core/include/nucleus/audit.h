@@ -256,9 +256,8 @@ int nu_audit_verifier_resume(nu_audit_verifier_t *v, int64_t first_seq,
  * then holds bad_seq and reason; later calls keep returning NU_EDENIED). */
 int nu_audit_verifier_add(nu_audit_verifier_t *v, const nu_audit_record_t *r);
 
-/* Finish: fill report.  Returns NU_OK when everything verified, NU_EDENIED
- * otherwise.  expected_next is the seq the verifier expects to be missing
- * when the data source ended early (pass 0 if unknown). */
+/* Finish: fill report.  Returns NU_OK when everything verified,
+ * NU_EDENIED otherwise. */
 int nu_audit_verifier_finish(nu_audit_verifier_t *v, nu_audit_report_t *rep);
 
 void nu_audit_verifier_free(nu_audit_verifier_t *v);
@@ -273,6 +272,15 @@ void nu_audit_verifier_fail(nu_audit_verifier_t *v, int64_t seq,
  * database cannot be read at all. */
 int nu_audit_verify(nu_audit_t *a, const nu_audit_trust_t *trust,
                     nu_audit_report_t *rep, nu_err_t *err);
+
+/* Like nu_audit_verify, and also require the log to reach the signed
+ * checkpoint saved in checkpoint_path (its args object as JSON) with the
+ * same root.  checkpoint_path NULL uses $home/audit/checkpoint.json, which
+ * the writer refreshes after every checkpoint, when it exists.  This
+ * catches a log cut back to an earlier, internally valid prefix. */
+int nu_audit_verify_anchor(nu_audit_t *a, const nu_audit_trust_t *trust,
+                           const char *checkpoint_path,
+                           nu_audit_report_t *rep, nu_err_t *err);
 
 /* The local node public key PEM for the database's home (malloc'd), or
  * NULL with err filled. */
