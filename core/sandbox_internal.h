@@ -1,0 +1,112 @@
+/*
+ * sandbox_internal.h - shared between the sandbox_*.c files and podinit.c.
+ */
+#ifndef NUCLEUS_SANDBOX_INTERNAL_H
+#define NUCLEUS_SANDBOX_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "nucleus/error.h"
+#include "nucleus/sandbox.h"
+
+/* argv[0] and argv[1] of the pod init; the constructor in podinit.c runs
+ * the init instead of main when it sees both. */
+#define NU_PODINIT_ARGV0 "nucleus-podinit"
+#define NU_PODINIT_ARGV1 "--nucleus-podinit-v1"
+
+/* File descriptors of the init after exec (docs/sandbox.md lists them):
+ * 0, 1, 2 are /dev/null inside the pod, 3 is the host stream. */
+#define NU_PODINIT_FD 3
+
+/* Capacity of the fixed arrays in a launch plan. */
+#define NU__PLAN_MAX_BINDS 64
+#define NU__PLAN_MAX_MASKS 1024
+#define NU__PLAN_MAX_ENV 128
+
+/* Everything the cloned child needs, prepared by the host before clone so
+ * that the child allocates nothing (the host may be multi-threaded). */
+typedef struct nu__plan {
+    int sock_fd;             /* child's end of the stream */
+    int sync_fd;             /* read end: one byte once cgroups are set */
+    int exec_fd;             /* sealed memfd holding the init program */
+    bool userns;
+    bool cgroupns;
+    uid_t uid;               /* uid and gid mapped to themselves */
+    gid_t gid;
+    char base[64];           /* where the new root tmpfs is built */
+    const char *workspace;
+    const char *rootfs;
+    const char *binds[NU__PLAN_MAX_BINDS];
+    size_t nbinds;
+    const char *block[NU__PLAN_MAX_MASKS];
+    size_t nblock;
+    const char *write_block[NU__PLAN_MAX_MASKS];
+    size_t nwrite_block;
+    bool mount_sys;
+    const char *hostname;
+    nu_sandbox_limits_t limits;
+    uint64_t nproc_limit;    /* RLIMIT_NPROC, 0 = leave as is */
+    char tmp_opts[64];       /* tmpfs mount options */
+    char run_opts[64];
+    char *const *envp;
+} nu__plan_t;
+
+/* Run in the child of clone: build the pod and exec the init.  Never
+ * returns; on failure it writes an error frame to plan->sock_fd and exits
+ * with status 1. */
+void nu__sandbox_child(const nu__plan_t *plan) __attribute__((noreturn));
+
+/* Return a sealed memfd (O_CLOEXEC) holding the init program, creating it
+ * on first use; the descriptor is shared by all pods of the process. */
+int nu__sandbox_init_fd(const char *init_path, nu_err_t *err);
+
+/* --- cgroups and rlimits (sandbox_limits.c) --- */
+
+#define NU__CG_MAX 4
+typedef struct nu__cgroup {
+    char paths[NU__CG_MAX][512];  /* one directory per hierarchy */
+    size_t count;
+    int version;                  /* 1, 2, or 0 when none */
+} nu__cgroup_t;
+
+/* Create the pod's cgroups named name and write the limits.  Leaves cg
+ * with count 0 (no error) when no writable hierarchy exists. */
+int nu__cgroup_create(nu__cgroup_t *cg, const char *name,
+                      const nu_sandbox_limits_t *limits, nu_err_t *err);
+int nu__cgroup_attach(const nu__cgroup_t *cg, pid_t pid, nu_err_t *err);
+/* Kill what is left and remove the directories (retrying while busy). */
+void nu__cgroup_destroy(nu__cgroup_t *cg);
+/* The name prefix of this process's pod cgroups: "<pid>.<starttime>". */
+int nu__cgroup_owner_tag(char *out, size_t size);
+
+/* Apply the pod's rlimits to the calling process (child, before exec).
+ * Returns 0 or -errno. */
+int nu__rlimits_apply(const nu_sandbox_limits_t *limits,
+                      uint64_t nproc_limit);
+
+/* --- hardening inside the init (sandbox_harden.c) --- */
+
+/* Verify that no capability is left (effective, permitted, inheritable,
+ * bounding, ambient), then set no_new_privs and PR_SET_DUMPABLE 0,
+ * restrict the file system with Landlock and install the seccomp filter.
+ * *landlock_abi (OUT) is the ABI enforced, 0 when the kernel has none;
+ * warn receives a message when Landlock was skipped.  Returns NU_OK or
+ * NU_ESANDBOX. */
+int nu__harden(bool require_landlock, int *landlock_abi, char *warn,
+               size_t warn_size, nu_err_t *err);
+
+/* The Landlock ABI version of the running kernel, 0 when unavailable. */
+int nu__landlock_abi(void);
+
+/* Build the seccomp filter into a libseccomp context and load it.  Exposed
+ * for nucleus doctor, which checks that libseccomp can build it. */
+int nu__seccomp_install(bool load, nu_err_t *err);
+
+/* The pod init's main loop (podinit.c), reading requests from fd. */
+int nu__podinit_main(int fd);
+extern const int nu__podinit_linked;
+
+#endif
