@@ -615,3 +615,9 @@ fail:
     unlinkat(dirfd, tmp, 0);
     return rc;
 }
+
+int nu_identity_read_file(const char *path, char **out, size_t *len,
+                          nu_err_t *err)
+{
+    return nu__id_read_file(AT_FDCWD, path, out, len, err);
+}

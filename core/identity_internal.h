@@ -105,5 +105,8 @@ typedef struct nu__cert_spec {
 int nu__id_write_cert(const nu__cert_spec_t *spec, unsigned char **der,
                       size_t *der_len, nu_err_t *err);
 
+/* Describe the most important mbedTLS certificate verification flag. */
+const char *nu__id_flag_reason(uint32_t flags);
+
 /* The subject name of the CA of trust domain td. */
 void nu__id_ca_subject(const char *td, char *out, size_t size);

@@ -208,8 +208,7 @@ fail:
 
 /* ---- verification ----------------------------------------------------------- */
 
-/* Name the most important mbedTLS verification flag. */
-static const char *nu__flag_reason(uint32_t flags)
+const char *nu__id_flag_reason(uint32_t flags)
 {
     if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
         return "certificate has expired";
@@ -255,7 +254,7 @@ int nu_svid_verify(mbedtls_x509_crt *chain, const nu_bundle_set_t *bundles,
                                               NULL, &flags, NULL, NULL);
     if (rc != 0)
         return nu_err_set(err, NU_EDENIED, "svid: cannot verify '%s': %s",
-                          id.id, flags != 0 ? nu__flag_reason(flags)
+                          id.id, flags != 0 ? nu__id_flag_reason(flags)
                                             : "chain verification failed");
     if (out != NULL)
         *out = id;

@@ -98,6 +98,12 @@ void nu_svid_free(nu_svid_t *svid);
 
 /* ---- PEM input ----------------------------------------------------------- */
 
+/* Read a whole file of at most 1 MiB (a PEM bundle, a key, bundle JSON) into
+ * a malloc'd NUL-terminated buffer; *len gets its length.  Returns NU_OK,
+ * NU_ENOENT, NU_ELIMIT or another errno-derived code. */
+int nu_identity_read_file(const char *path, char **out, size_t *len,
+                          nu_err_t *err);
+
 /* Append the CERTIFICATE blocks of pem (len bytes) to chain, which the caller
  * has initialized.  Other block types are skipped.  A certificate with bytes
  * after its DER encoding is rejected (mbedTLS alone would accept it).

@@ -1,0 +1,366 @@
+/*
+ * identity_mtls.c - mTLS with SPIFFE peer verification (contract in mtls.h).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/ssl.h>
+
+#include "identity_internal.h"
+#include "nucleus/mtls.h"
+
+struct nu_mtls_config {
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt own_chain;
+    mbedtls_pk_context own_key;
+    mbedtls_x509_crt roots;
+    char trust_domain[NU_TRUST_DOMAIN_MAX + 1];
+    int timeout_ms;
+};
+
+struct nu_mtls_conn {
+    mbedtls_ssl_context ssl;
+    const nu_mtls_config_t *cfg;
+    int fd;
+    nu_spiffeid_t peer;
+    char reject[NU_ERR_MAX];        /* why the verify callback rejected */
+};
+
+static const int nu__suites[] = {
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    0,
+};
+
+static const mbedtls_ecp_group_id nu__curves[] = {
+    MBEDTLS_ECP_DP_SECP256R1,
+    MBEDTLS_ECP_DP_NONE,
+};
+
+/* ---- transport ---------------------------------------------------------- */
+
+static int nu__bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    nu_mtls_conn_t *c = ctx;
+
+    for (;;) {
+        ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+        if (n >= 0)
+            return (int)n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return MBEDTLS_ERR_SSL_WANT_WRITE;
+        return MBEDTLS_ERR_NET_SEND_FAILED;
+    }
+}
+
+static int nu__bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    nu_mtls_conn_t *c = ctx;
+    struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+
+    for (;;) {
+        int ready = poll(&pfd, 1, c->cfg->timeout_ms > 0 ? c->cfg->timeout_ms
+                                                         : -1);
+        ssize_t n;
+
+        if (ready < 0 && errno == EINTR)
+            continue;
+        if (ready < 0)
+            return MBEDTLS_ERR_NET_RECV_FAILED;
+        if (ready == 0)
+            return MBEDTLS_ERR_SSL_TIMEOUT;
+        n = recv(c->fd, buf, len, 0);
+        if (n >= 0)
+            return (int)n;
+        if (errno == EINTR)
+            continue;
+        if (errno == ECONNRESET)
+            return MBEDTLS_ERR_NET_CONN_RESET;
+        return MBEDTLS_ERR_NET_RECV_FAILED;
+    }
+}
+
+/* ---- peer verification ---------------------------------------------------- */
+
+/* Called by mbedTLS for each certificate of the peer's path, from the trust
+ * anchor (highest depth) down to the leaf (depth 0).  Returning 0 with a
+ * flag set fails the handshake with that flag. */
+static int nu__verify_peer(void *ctx, mbedtls_x509_crt *crt, int depth,
+                           uint32_t *flags)
+{
+    nu_mtls_conn_t *c = ctx;
+    nu_spiffeid_t id;
+    nu_err_t err;
+
+    if (depth > 0) {
+        if (!crt->ca_istrue ||
+            ((crt->ext_types & MBEDTLS_X509_EXT_KEY_USAGE) &&
+             !(crt->key_usage & MBEDTLS_X509_KU_KEY_CERT_SIGN))) {
+            snprintf(c->reject, sizeof c->reject, "signing certificate at "
+                     "depth %d is not a CA with keyCertSign", depth);
+            *flags |= MBEDTLS_X509_BADCERT_OTHER;
+        }
+        return 0;
+    }
+
+    if (nu_svid_check_chain(crt, &id, &err) != NU_OK) {
+        snprintf(c->reject, sizeof c->reject, "%s", err.msg);
+        *flags |= MBEDTLS_X509_BADCERT_OTHER;
+    } else if (!nu_spiffeid_member_of(&id, c->cfg->trust_domain)) {
+        snprintf(c->reject, sizeof c->reject, "peer SPIFFE ID '%.200s' is not in "
+                 "the expected trust domain '%.200s'", id.id,
+                 c->cfg->trust_domain);
+        *flags |= MBEDTLS_X509_BADCERT_OTHER;
+    }
+    if (*flags != 0 && c->reject[0] == '\0')
+        snprintf(c->reject, sizeof c->reject, "%s",
+                 nu__id_flag_reason(*flags));
+    return 0;
+}
+
+/* ---- configuration ------------------------------------------------------- */
+
+static int nu__load_material(nu_mtls_config_t *cfg, const char *cert_pem,
+                             const char *key_pem, const char *bundle_pem,
+                             const char *expected_td, nu_err_t *err)
+{
+    nu_spiffeid_t own;
+    int rc;
+
+    rc = nu_x509_parse_certs(cert_pem, strlen(cert_pem), &cfg->own_chain, err);
+    if (rc == 0)
+        rc = nu_err_set(err, NU_EPARSE, "mtls: our SVID holds no certificate");
+    if (rc >= 0)
+        rc = nu_svid_check_chain(&cfg->own_chain, &own, err);
+    if (rc == NU_OK)
+        rc = nu_x509_parse_key(key_pem, strlen(key_pem), &cfg->own_key, err);
+    if (rc == NU_OK)
+        rc = nu_svid_check_key(&cfg->own_chain, &cfg->own_key, err);
+    if (rc == NU_OK)
+        rc = nu_x509_parse_certs(bundle_pem, strlen(bundle_pem), &cfg->roots,
+                                 err);
+    if (rc == 0)
+        rc = nu_err_set(err, NU_EPARSE, "mtls: the trust bundle holds no "
+                        "certificate");
+    if (rc < 0)
+        return rc;
+
+    if (expected_td == NULL)
+        expected_td = own.trust_domain;
+    return nu_spiffeid_parse_trust_domain(expected_td, cfg->trust_domain, err);
+}
+
+static int nu__setup_conf(nu_mtls_config_t *cfg, nu_mtls_role_t role,
+                          nu_err_t *err)
+{
+    mbedtls_ssl_config *conf = &cfg->conf;
+    int rc = mbedtls_ssl_config_defaults(conf, role == NU_MTLS_SERVER
+                                         ? MBEDTLS_SSL_IS_SERVER
+                                         : MBEDTLS_SSL_IS_CLIENT,
+                                         MBEDTLS_SSL_TRANSPORT_STREAM,
+                                         MBEDTLS_SSL_PRESET_DEFAULT);
+
+    if (rc != 0)
+        return nu__id_mbed_err(err, NU_ECRYPTO, rc, "mtls: cannot configure "
+                               "TLS");
+    mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                 MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                 MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_ciphersuites(conf, nu__suites);
+    mbedtls_ssl_conf_curves(conf, nu__curves);
+    mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_rng(conf, nu__id_random, NULL);
+    mbedtls_ssl_conf_ca_chain(conf, &cfg->roots, NULL);
+    rc = mbedtls_ssl_conf_own_cert(conf, &cfg->own_chain, &cfg->own_key);
+    if (rc != 0)
+        return nu__id_mbed_err(err, NU_ECRYPTO, rc, "mtls: cannot use our "
+                               "SVID");
+    return NU_OK;
+}
+
+int nu_mtls_config_new(nu_mtls_role_t role, const char *cert_pem,
+                       const char *key_pem, const char *bundle_pem,
+                       const char *expected_td, int timeout_ms,
+                       nu_mtls_config_t **out, nu_err_t *err)
+{
+    nu_mtls_config_t *cfg = calloc(1, sizeof *cfg);
+    int rc;
+
+    if (cfg == NULL)
+        return nu_err_set(err, NU_ENOMEM, "mtls: out of memory");
+    mbedtls_ssl_config_init(&cfg->conf);
+    mbedtls_x509_crt_init(&cfg->own_chain);
+    mbedtls_pk_init(&cfg->own_key);
+    mbedtls_x509_crt_init(&cfg->roots);
+    cfg->timeout_ms = timeout_ms;
+
+    rc = nu__load_material(cfg, cert_pem, key_pem, bundle_pem, expected_td,
+                           err);
+    if (rc == NU_OK)
+        rc = nu__setup_conf(cfg, role, err);
+    if (rc != NU_OK) {
+        nu_mtls_config_free(cfg);
+        return rc;
+    }
+    *out = cfg;
+    return NU_OK;
+}
+
+int nu_mtls_config_from_dir(nu_mtls_role_t role, const char *dir,
+                            const char *expected_td, int timeout_ms,
+                            nu_mtls_config_t **out, nu_err_t *err)
+{
+    char *cert = NULL, *key = NULL, *bundle = NULL;
+    int rc = nu_svid_read_dir(dir, &cert, &key, &bundle, err);
+
+    if (rc == NU_OK)
+        rc = nu_mtls_config_new(role, cert, key, bundle, expected_td,
+                                timeout_ms, out, err);
+    if (key != NULL)
+        mbedtls_platform_zeroize(key, strlen(key));
+    free(cert);
+    free(key);
+    free(bundle);
+    return rc;
+}
+
+void nu_mtls_config_free(nu_mtls_config_t *cfg)
+{
+    if (cfg == NULL)
+        return;
+    mbedtls_ssl_config_free(&cfg->conf);
+    mbedtls_x509_crt_free(&cfg->own_chain);
+    mbedtls_pk_free(&cfg->own_key);
+    mbedtls_x509_crt_free(&cfg->roots);
+    free(cfg);
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+static int nu__handshake_error(nu_mtls_conn_t *c, int rc, nu_err_t *err)
+{
+    uint32_t flags = mbedtls_ssl_get_verify_result(&c->ssl);
+
+    if (c->reject[0] != '\0')
+        return nu_err_set(err, NU_EDENIED, "mtls: peer certificate rejected: "
+                          "%s", c->reject);
+    if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED && flags != 0 &&
+        flags != (uint32_t)-1)
+        return nu_err_set(err, NU_EDENIED, "mtls: peer certificate rejected: "
+                          "%s", nu__id_flag_reason(flags));
+    if (rc == MBEDTLS_ERR_SSL_TIMEOUT)
+        return nu_err_set(err, NU_ETIMEDOUT, "mtls: handshake timed out after "
+                          "%d ms", c->cfg->timeout_ms);
+    return nu__id_mbed_err(err, NU_EPROTO, rc, "mtls: handshake failed");
+}
+
+int nu_mtls_handshake(const nu_mtls_config_t *cfg, int fd,
+                      nu_mtls_conn_t **out, nu_err_t *err)
+{
+    nu_mtls_conn_t *c = calloc(1, sizeof *c);
+    const mbedtls_x509_crt *peer;
+    int rc;
+
+    if (c == NULL)
+        return nu_err_set(err, NU_ENOMEM, "mtls: out of memory");
+    c->cfg = cfg;
+    c->fd = fd;
+    mbedtls_ssl_init(&c->ssl);
+    rc = mbedtls_ssl_setup(&c->ssl, &cfg->conf);
+    if (rc != 0) {
+        rc = nu__id_mbed_err(err, NU_ECRYPTO, rc, "mtls: cannot set up TLS");
+        goto fail;
+    }
+    mbedtls_ssl_set_verify(&c->ssl, nu__verify_peer, c);
+    mbedtls_ssl_set_bio(&c->ssl, c, nu__bio_send, nu__bio_recv, NULL);
+
+    do
+        rc = mbedtls_ssl_handshake(&c->ssl);
+    while (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE);
+    if (rc != 0) {
+        rc = nu__handshake_error(c, rc, err);
+        goto fail;
+    }
+
+    /* The callback checked the leaf; take the ID through the one parser. */
+    peer = mbedtls_ssl_get_peer_cert(&c->ssl);
+    if (peer == NULL) {
+        rc = nu_err_set(err, NU_EDENIED, "mtls: peer sent no certificate");
+        goto fail;
+    }
+    rc = nu_svid_leaf_id(peer, &c->peer, err);
+    if (rc != NU_OK)
+        goto fail;
+    *out = c;
+    return NU_OK;
+
+fail:
+    mbedtls_ssl_free(&c->ssl);
+    free(c);
+    return rc;
+}
+
+const nu_spiffeid_t *nu_mtls_peer_id(const nu_mtls_conn_t *conn)
+{
+    return &conn->peer;
+}
+
+const char *nu_mtls_ciphersuite(const nu_mtls_conn_t *conn)
+{
+    return mbedtls_ssl_get_ciphersuite(&conn->ssl);
+}
+
+ssize_t nu_mtls_read(nu_mtls_conn_t *conn, void *buf, size_t len,
+                     nu_err_t *err)
+{
+    int rc;
+
+    do
+        rc = mbedtls_ssl_read(&conn->ssl, buf, len);
+    while (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE);
+    if (rc >= 0)
+        return rc;
+    if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
+        return 0;
+    if (rc == MBEDTLS_ERR_SSL_TIMEOUT)
+        return nu_err_set(err, NU_ETIMEDOUT, "mtls: read timed out");
+    return nu__id_mbed_err(err, NU_EIO, rc, "mtls: cannot read from %s",
+                           conn->peer.id);
+}
+
+int nu_mtls_write(nu_mtls_conn_t *conn, const void *buf, size_t len,
+                  nu_err_t *err)
+{
+    const unsigned char *p = buf;
+
+    while (len > 0) {
+        int rc = mbedtls_ssl_write(&conn->ssl, p, len);
+        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+            continue;
+        if (rc < 0)
+            return nu__id_mbed_err(err, NU_EIO, rc, "mtls: cannot write to %s",
+                                   conn->peer.id);
+        p += rc;
+        len -= (size_t)rc;
+    }
+    return NU_OK;
+}
+
+void nu_mtls_close(nu_mtls_conn_t *conn)
+{
+    if (conn == NULL)
+        return;
+    (void)mbedtls_ssl_close_notify(&conn->ssl);
+    mbedtls_ssl_free(&conn->ssl);
+    free(conn);
+}
