@@ -272,14 +272,25 @@ static const nu_op_t nu__tool_ops[] = {
     [NU__TOOL_WEB_FETCH] = NU_OP_WEB_FETCH,
 };
 
+/* Normalize a path argument; an absent or empty one is the workspace
+ * root. */
+static int nu__normalize(const char *path, char *out, size_t size)
+{
+    if (path[0] == '\0') {
+        out[0] = '\0';
+        return NU_OK;
+    }
+    return nu_path_normalize(path, out, size);
+}
+
 static int nu__step2_classify(nu__decide_t *d)
 {
     d->out->operation = nu__tool_ops[d->req.tool];
     d->out->ops = NU_OPSET(d->out->operation);
 
-    d->path_rc = nu_path_normalize(d->req.path, d->path, sizeof d->path);
+    d->path_rc = nu__normalize(d->req.path, d->path, sizeof d->path);
     if (d->req.tool == NU__TOOL_RUN) {
-        d->cwd_rc = nu_path_normalize(d->req.cwd, d->cwd, sizeof d->cwd);
+        d->cwd_rc = nu__normalize(d->req.cwd, d->cwd, sizeof d->cwd);
         int rc = nu__classify_run(d);
         if (rc != NU_OK)
             return rc;
