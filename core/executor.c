@@ -277,6 +277,8 @@ int nu__exec_set_bytes(json_t *obj, const char *field,
     const char *enc;
 
     snprintf(enc_field, sizeof enc_field, "%s_encoding", field);
+    if (data == NULL)
+        data = (const unsigned char *)"";
 
     if (nu__utf8_valid(data, len)) {
         value = json_stringn((const char *)data, len);

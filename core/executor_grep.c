@@ -99,7 +99,10 @@ static void nu__line(const unsigned char *buf, const size_t *starts, size_t nlin
                      size_t len, size_t i, size_t *start, size_t *end)
 {
     *start = starts[i];
-    *end = i + 1 < nlines ? starts[i + 1] - 1 : len;
+    if (i + 1 < nlines)
+        *end = starts[i + 1] - 1;
+    else
+        *end = len > 0 && buf[len - 1] == '\n' ? len - 1 : len;
     if (*end > *start && buf[*end - 1] == '\r')
         (*end)--;
 }
@@ -115,7 +118,10 @@ static size_t *nu__index_lines(const unsigned char *buf, size_t len, size_t *nli
     if (len > 0 && buf[len - 1] == '\n')
         count--; /* no empty line after a final newline */
 
-    starts = malloc(count * sizeof *starts);
+    if (len == 0)
+        count = 0; /* an empty file has no lines */
+
+    starts = malloc((count ? count : 1) * sizeof *starts);
     if (starts == NULL)
         return NULL;
     starts[0] = 0;
