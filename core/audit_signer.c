@@ -217,7 +217,7 @@ cleanup:
 
 static int nu__write_public(const char *path, const char *pem, nu_err_t *err)
 {
-    char tmp[4200];
+    char tmp[4300];
     FILE *f;
 
     snprintf(tmp, sizeof tmp, "%s.%ld", path, (long)getpid());
