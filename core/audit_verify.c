@@ -370,10 +370,10 @@ int nu_audit_verify_anchor(nu_audit_t *a, const nu_audit_trust_t *trust,
                         nu_err_t *err)
 {
     nu_audit_verifier_t *v = NULL;
-    nu_audit_trust_t t;
+    nu_audit_trust_t t = { 0 };
     sqlite3_stmt *st = NULL;
     char *owned = NULL, path[4300];
-    int rc, step;
+    int rc, step = SQLITE_DONE;
 
     rc = nu__resolve_trust(a->home, trust, &t, &owned, err);
     if (rc == NU_OK)
