@@ -36,6 +36,7 @@ typedef struct nu__grep {
     const char *pattern;
     const char *glob;      /* file filter, or NULL */
     const char *base_rel;  /* directory searched, "." for the root */
+    const json_t *exclude; /* patterns hidden from the walk, or NULL */
     int hidden;
     size_t context;
     size_t max;
@@ -302,6 +303,8 @@ static int nu__grep_visit(void *arg, int parent_fd, const char *name, const char
 
     if (!g->hidden && name[0] == '.')
         return 0;
+    if (nu__excluded(g->exclude, g->base_rel, rel))
+        return 0;
     if (S_ISDIR(st->st_mode))
         return 1;
     if (!S_ISREG(st->st_mode))
@@ -335,6 +338,8 @@ static int nu__grep_args(nu__grep_t *g, const json_t *args, const char **path,
         rc = nu__exec_arg_string("grep", args, "glob", 0, &g->glob, g->err);
     if (rc == NU_OK && g->glob != NULL)
         rc = nu__glob_check("grep", g->glob, g->err);
+    if (rc == NU_OK)
+        rc = nu__exclude_arg("grep", args, &g->exclude, g->err);
     if (rc == NU_OK)
         rc = nu__exec_arg_uint("grep", args, "context", 0, g->ex->cfg.max_grep_context,
                                &context, g->err);

@@ -97,6 +97,16 @@ int nu__glob_match(const char *pattern, const char *path);
  * the walk should descend into it. */
 int nu__glob_match_prefix(const char *pattern, const char *dir);
 
+/* Exclusion patterns ("exclude" of glob and grep), which the host fills
+ * with its blocked paths so that recursive tools never reach them.  A
+ * pattern without '/' matches any path component; one with '/' is
+ * anchored at the workspace root and also covers everything below a
+ * matching directory.  nu__exclude_arg validates the argument (NULL when
+ * absent); nu__excluded tests base_rel + "/" + rel against it. */
+int nu__exclude_arg(const char *tool, const json_t *args, const json_t **out,
+                    nu_err_t *err);
+int nu__excluded(const json_t *exclude, const char *base_rel, const char *rel);
+
 /* Check that a glob pattern is relative, has no "." or ".." components
  * and is at most 4095 bytes; NU_EINVAL otherwise. */
 int nu__glob_check(const char *tool, const char *pattern, nu_err_t *err);

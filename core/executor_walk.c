@@ -59,22 +59,22 @@ static int nu__hidden(const char *name)
  * runs out before the pattern counts as a match (something below it
  * may still match). */
 static int nu__match_parts(const char *const *pat, size_t np, const char *const *path,
-                           size_t nc, int prefix)
+                           size_t nc, int prefix, int dots)
 {
     while (np > 0) {
         if (strcmp(pat[0], "**") == 0) {
             /* "**" absorbs k leading components, none of them hidden. */
             for (size_t k = 0; k <= nc; k++) {
-                if (k > 0 && nu__hidden(path[k - 1]))
+                if (k > 0 && !dots && nu__hidden(path[k - 1]))
                     return 0;
-                if (nu__match_parts(pat + 1, np - 1, path + k, nc - k, prefix))
+                if (nu__match_parts(pat + 1, np - 1, path + k, nc - k, prefix, dots))
                     return 1;
             }
             return prefix && nc == 0;
         }
         if (nc == 0)
             return prefix;
-        if (fnmatch(pat[0], path[0], FNM_PERIOD) != 0)
+        if (fnmatch(pat[0], path[0], dots ? 0 : FNM_PERIOD) != 0)
             return 0;
         pat++, np--;
         path++, nc--;
@@ -82,7 +82,7 @@ static int nu__match_parts(const char *const *pat, size_t np, const char *const 
     return nc == 0;
 }
 
-static int nu__match(const char *pattern, const char *path, int prefix)
+static int nu__match(const char *pattern, const char *path, int prefix, int dots)
 {
     nu__parts_t pat, parts;
     int matched = 0;
@@ -90,7 +90,7 @@ static int nu__match(const char *pattern, const char *path, int prefix)
     if (nu__split(pattern, &pat) < 0)
         return 0;
     if (nu__split(path, &parts) == 0) {
-        matched = nu__match_parts(pat.items, pat.n, parts.items, parts.n, prefix);
+        matched = nu__match_parts(pat.items, pat.n, parts.items, parts.n, prefix, dots);
         free(parts.buf);
     }
     free(pat.buf);
@@ -99,12 +99,93 @@ static int nu__match(const char *pattern, const char *path, int prefix)
 
 int nu__glob_match(const char *pattern, const char *path)
 {
-    return nu__match(pattern, path, 0);
+    return nu__match(pattern, path, 0, 0);
 }
 
 int nu__glob_match_prefix(const char *pattern, const char *dir)
 {
-    return nu__match(pattern, dir, 1);
+    return nu__match(pattern, dir, 1, 0);
+}
+
+/* One exclusion pattern against a workspace-relative path.  Without a
+ * '/', the pattern matches any single component; with one, it is anchored
+ * at the root and matches the path or any of its parents.  A trailing '/'
+ * ("secrets/") is dropped, so it also matches files of that name, and
+ * leading dots need no explicit match: exclusion errs on the side of
+ * hiding. */
+static int nu__excluded_by(const char *pattern, const char *path)
+{
+    char pat[PATH_MAX], buf[PATH_MAX];
+    size_t plen = strlen(pattern), len = strlen(path);
+
+    if (plen >= sizeof pat || len >= sizeof buf)
+        return 1;
+    memcpy(pat, pattern, plen + 1);
+    while (plen > 1 && pat[plen - 1] == '/')
+        pat[--plen] = '\0';
+    memcpy(buf, path, len + 1);
+
+    if (strchr(pat, '/') == NULL) {
+        char *save = NULL;
+        for (char *c = strtok_r(buf, "/", &save); c != NULL; c = strtok_r(NULL, "/", &save))
+            if (fnmatch(pat, c, 0) == 0)
+                return 1;
+        return 0;
+    }
+
+    for (;;) {
+        char *slash;
+        if (nu__match(pat, buf, 0, 1))
+            return 1;
+        slash = strrchr(buf, '/');
+        if (slash == NULL)
+            return 0;
+        *slash = '\0';
+    }
+}
+
+int nu__excluded(const json_t *exclude, const char *base_rel, const char *rel)
+{
+    char full[PATH_MAX];
+    size_t i;
+    json_t *p;
+
+    if (json_array_size(exclude) == 0)
+        return 0;
+    if (strcmp(base_rel, ".") == 0)
+        snprintf(full, sizeof full, "%s", rel);
+    else if ((size_t)snprintf(full, sizeof full, "%s/%s", base_rel, rel) >= sizeof full)
+        return 1;
+
+    json_array_foreach(exclude, i, p) {
+        if (nu__excluded_by(json_string_value(p), full))
+            return 1;
+    }
+    return 0;
+}
+
+int nu__exclude_arg(const char *tool, const json_t *args, const json_t **out, nu_err_t *err)
+{
+    json_t *v = json_object_get(args, "exclude");
+    size_t i;
+    json_t *p;
+
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return NU_OK;
+    if (!json_is_array(v))
+        return nu_err_set(err, NU_EINVAL,
+                          "%s: cannot use argument 'exclude': expected a list of glob "
+                          "patterns", tool);
+    json_array_foreach(v, i, p) {
+        if (!json_is_string(p) || json_string_length(p) == 0 ||
+            strlen(json_string_value(p)) != json_string_length(p))
+            return nu_err_set(err, NU_EINVAL,
+                              "%s: cannot use exclude[%zu]: expected a non-empty string "
+                              "without NUL", tool, i);
+    }
+    *out = v;
+    return NU_OK;
 }
 
 int nu__glob_check(const char *tool, const char *pattern, nu_err_t *err)
@@ -280,6 +361,7 @@ int nu__exec_walk(const nu_resolved_t *base, size_t max_entries,
 typedef struct nu__glob_ctx {
     const char *pattern;
     const char *base_rel;  /* "." or the base directory */
+    const json_t *exclude; /* patterns hidden from the walk, or NULL */
     json_t *matches;
     size_t max;
     int truncated;
@@ -290,6 +372,8 @@ static int nu__glob_visit(void *arg, int parent_fd, const char *name, const char
 {
     nu__glob_ctx_t *g = arg;
 
+    if (nu__excluded(g->exclude, g->base_rel, rel))
+        return 0;
     if (nu__glob_match(g->pattern, rel)) {
         json_t *s;
 
@@ -358,6 +442,8 @@ int nu_exec_glob(nu_executor_t *ex, const json_t *args, json_t **result,
         rc = nu__exec_arg_string("glob", args, "path", 0, &path, err);
     if (rc == NU_OK)
         rc = nu__glob_check("glob", pattern, err);
+    if (rc == NU_OK)
+        rc = nu__exclude_arg("glob", args, &g.exclude, err);
     if (rc == NU_OK)
         rc = nu__exec_resolve(ex, "glob", path != NULL ? path : ".",
                               NU_RESOLVE_FOLLOW_FINAL, &base, err);

@@ -462,6 +462,22 @@ static int nu__check_request(const char *path, nu_err_t *err)
     return NU_OK;
 }
 
+/* A path ending in '/' names a directory, as in POSIX path resolution. */
+static int nu__check_trailing_slash(const char *path, nu_resolved_t *out, nu_err_t *err)
+{
+    struct stat st;
+
+    if (path[strlen(path) - 1] != '/' || !out->exists)
+        return NU_OK;
+    if (fstatat(out->dir_fd, out->name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        !S_ISDIR(st.st_mode)) {
+        nu_resolved_free(out);
+        return nu_err_set(err, NU_ENOENT,
+                          "path: cannot resolve '%s': not a directory", path);
+    }
+    return NU_OK;
+}
+
 int nu_resolve(int root_fd, const char *root_prefix, const char *path,
                int flags, nu_resolved_t *out, nu_err_t *err)
 {
@@ -490,6 +506,8 @@ int nu_resolve(int root_fd, const char *root_prefix, const char *path,
     rc = nu__walk_start(&w, path, err);
     if (rc == NU_OK)
         rc = nu__walk_run(&w, flags, out, err);
+    if (rc == NU_OK)
+        rc = nu__check_trailing_slash(path, out, err);
 
     nu__walk_free(&w);
     return rc;

@@ -298,6 +298,46 @@ static void test_grep_skips_linked_outside(void **state)
     json_decref(r);
 }
 
+static void test_glob_exclude(void **state)
+{
+    static const char *const expected[] = { "src/main.c" };
+    static const char *const no_lib_dir[] = { "src", "src/blob.bin", "src/main.c" };
+    json_t *r = ws_ok(*state, "{\"tool\":\"glob\",\"pattern\":\"**/*.c\","
+                              "\"exclude\":[\"lib.c\"]}");
+
+    assert_matches(r, expected, 1);
+    json_decref(r);
+
+    r = ws_ok(*state, "{\"tool\":\"glob\",\"pattern\":\"src/**\","
+                      "\"exclude\":[\"src/lib/\"]}");
+    assert_matches(r, no_lib_dir, 3);
+    json_decref(r);
+
+    ws_fails(*state, "{\"tool\":\"glob\",\"pattern\":\"*\",\"exclude\":\"lib\"}",
+             "invalid_request");
+    ws_fails(*state, "{\"tool\":\"glob\",\"pattern\":\"*\",\"exclude\":[\"\"]}",
+             "invalid_request");
+}
+
+static void test_grep_exclude(void **state)
+{
+    json_t *r = ws_ok(*state, "{\"tool\":\"grep\",\"pattern\":\"TODO\",\"hidden\":true,"
+                              "\"exclude\":[\".git\",\"src/lib\"]}");
+    json_t *m = json_object_get(r, "matches");
+
+    assert_int_equal(json_array_size(m), 1);
+    assert_string_equal(str_field(json_array_get(m, 0), "file"), "README.md");
+    json_decref(r);
+
+    /* Patterns are matched against workspace paths, whatever the base. */
+    r = ws_ok(*state, "{\"tool\":\"grep\",\"pattern\":\"lib\",\"path\":\"src/lib\","
+                      "\"exclude\":[\"src/lib/*.h\"]}");
+    m = json_object_get(r, "matches");
+    assert_int_equal(json_array_size(m), 1);
+    assert_string_equal(str_field(json_array_get(m, 0), "file"), "src/lib/lib.c");
+    json_decref(r);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -310,6 +350,7 @@ int main(void)
         T(test_glob_does_not_follow_links),
         T(test_glob_truncated),
         T(test_glob_errors),
+        T(test_glob_exclude),
         T(test_grep_finds_lines),
         T(test_grep_hidden_on_request),
         T(test_grep_anchors_per_line),
@@ -321,6 +362,7 @@ int main(void)
         T(test_grep_catastrophic_pattern),
         T(test_grep_errors),
         T(test_grep_skips_linked_outside),
+        T(test_grep_exclude),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

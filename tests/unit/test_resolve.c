@@ -200,6 +200,7 @@ static void test_resolve_missing_final(void **state)
     expect_code(f, "new.txt", NU_RESOLVE_FOLLOW_FINAL, NU_ENOENT);
     expect_code(f, "missing/new.txt", NU_RESOLVE_MAY_NOT_EXIST, NU_ENOENT);
     expect_code(f, "a/b.txt/c", NU_RESOLVE_MAY_NOT_EXIST, NU_ENOENT);
+    expect_code(f, "a/b.txt/", NU_RESOLVE_FOLLOW_FINAL, NU_ENOENT);
 
     assert_int_equal(nu_resolve(f->root_fd, "/workspace", "new.txt",
                                 NU_RESOLVE_MAY_NOT_EXIST, &r, &err), NU_OK);
