@@ -282,8 +282,26 @@ static int nu__cmd_verify(const nu__audit_args_t *o)
         rc = nu_audit_verify_export(in, &t.trust, NULL, &rep, &err);
         fclose(in);
     } else {
-        if (nu__open(o, 1, &a) != 0)
+        nu_audit_options_t opts = { 0 };
+
+        opts.home = o->home;
+        opts.db_path = o->db;
+        opts.read_only = 1;
+        rc = nu_audit_open(&opts, &a, &err);
+        if (rc == NU_EDB) {
+            /* A file that SQLite cannot read as our schema is damage that
+             * verification reports, not a usage problem. */
+            memset(&rep, 0, sizeof rep);
+            rep.bad_seq = 1;
+            snprintf(rep.reason, sizeof rep.reason, "cannot read the "
+                     "database: %.200s", err.msg);
+            status = nu__print_report(NU_EDENIED, &rep);
             goto cleanup;
+        }
+        if (rc != NU_OK) {
+            fprintf(stderr, "%s\n", err.msg);
+            goto cleanup;
+        }
         rc = nu_audit_verify_anchor(a, &t.trust, o->checkpoint_file, &rep,
                                     &err);
     }
