@@ -423,7 +423,7 @@ static int nu__check_signature(const nu__jwt_key_t *key, const char *token,
 {
     mbedtls_ecp_keypair *ec = mbedtls_pk_ec(key->pk);
     unsigned char hash[32];
-    uint8_t sig[65];
+    uint8_t sig[160];
     mbedtls_mpi r, s;
     ssize_t n = nu__b64url_decode(sig64, strlen(sig64), sig, sizeof sig);
     int rc;
