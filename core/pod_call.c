@@ -1,0 +1,461 @@
+/*
+ * pod_call.c - the tool-call pipeline: the one path from a front end to the
+ * executor.
+ *
+ * Steps 1-8 are nu_profile_eval (decide.h and policy.h).  This file adds
+ * what needs session state:
+ *
+ *   a. symlink-safe resolution: the call's path (or run's cwd) is resolved
+ *      inside the workspace on the host; when it names another file than
+ *      the lexical path (a symlink), the call is decided again with the
+ *      resolved path and the stricter decision wins.  A path that resolves
+ *      outside the workspace is path_denied.
+ *   9. approvals: grant (consumed once) -> approve hook -> callback ->
+ *      pending;
+ *  10. budget reservation, the "decision" audit event (committed before
+ *      anything runs: no audit, no execution), execution, settlement;
+ *  11. redaction of the result, exposure update, the "tool_call" audit
+ *      event with the result digest.
+ *
+ * Audit events on the way: "decision" for every call (allow, deny or
+ * approval_required), "approval_request", "approval_grant" and
+ * "approval_deny" for step 9, "tool_call" after execution, "policy_error"
+ * when the check hook failed.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nucleus/executor.h"
+#include "nucleus/json.h"
+#include "nucleus/log.h"
+#include "pod_internal.h"
+
+static void nu__result_deny(nu_call_result_t *out, nu_kind_t kind, int step,
+                            const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void nu__result_deny(nu_call_result_t *out, nu_kind_t kind, int step,
+                            const char *fmt, ...)
+{
+    va_list ap;
+
+    out->decision.verdict = NU_DECISION_DENY;
+    out->decision.kind = kind;
+    out->decision.step = step;
+    va_start(ap, fmt);
+    vsnprintf(out->decision.reason, sizeof out->decision.reason, fmt, ap);
+    va_end(ap);
+}
+
+/* The argument that names a file or directory for path resolution. */
+static const char *nu__path_arg(const json_t *call)
+{
+    const char *tool = json_string_value(json_object_get(call, "tool"));
+
+    if (tool == NULL)
+        return NULL;
+    if (strcmp(tool, "read") == 0 || strcmp(tool, "write") == 0 ||
+        strcmp(tool, "edit") == 0 || strcmp(tool, "glob") == 0 ||
+        strcmp(tool, "grep") == 0)
+        return "path";
+    if (strcmp(tool, "run") == 0)
+        return "cwd";
+    return NULL;
+}
+
+static int nu__verdict_rank(nu_verdict_t v)
+{
+    return v == NU_DECISION_DENY ? 2 : v == NU_DECISION_APPROVAL ? 1 : 0;
+}
+
+/*
+ * Resolve the call's path inside the workspace and, when it differs from
+ * what the agent wrote, decide again on the resolved path.  On return
+ * *exec_call is the call to execute (a new reference: the original, or a
+ * copy naming the resolved path).
+ */
+static void nu__resolve_and_recheck(nu_pod_t *pod, const nu_perm_t *perm,
+                                    const json_t *call,
+                                    const nu_decide_ctx_t *dctx,
+                                    const nu_policy_ctx_t *pctx,
+                                    nu_call_result_t *out, json_t **exec_call)
+{
+    const char *key = nu__path_arg(call);
+    const char *path = key ? json_string_value(json_object_get(call, key)) : NULL;
+    char lexical[NU_PATH_MAX];
+    char *rel = NULL;
+    nu_decision_t again;
+    nu_err_t err;
+    int rc;
+
+    *exec_call = json_incref((json_t *)call);
+    if (path == NULL)
+        return;
+
+    rc = nu_resolve_path(pod->workspace_fd, "/workspace", path, &rel, &err);
+    if (rc == NU_EDENIED) {
+        nu__result_deny(out, NU_KIND_PATH_DENIED, 5, "%s", err.msg);
+        return;
+    }
+    if (rc != NU_OK)
+        return;     /* missing parents and the like: the executor reports */
+
+    if (nu_path_normalize(path, lexical, sizeof lexical) == NU_OK &&
+        (strcmp(lexical, rel) == 0 ||
+         (lexical[0] == '\0' && strcmp(rel, ".") == 0))) {
+        free(rel);
+        return;
+    }
+
+    json_t *copy = json_deep_copy(call);
+    if (copy == NULL || json_object_set_new(copy, key, json_string(rel)) != 0) {
+        json_decref(copy);
+        free(rel);
+        nu__result_deny(out, NU_KIND_INTERNAL, 0, "%s", "out of memory");
+        return;
+    }
+    free(rel);
+
+    (void)perm;
+    nu_profile_eval(pod->profile, copy, dctx, pctx, &again, NULL);
+    if (nu__verdict_rank(again.verdict) > nu__verdict_rank(out->decision.verdict)) {
+        char key_copy[NU_APPROVAL_KEY_MAX];
+        memcpy(key_copy, out->decision.approval_key, sizeof key_copy);
+        out->decision = again;
+        /* The agent names the call it made, so keep that call's key. */
+        if (again.verdict == NU_DECISION_APPROVAL && key_copy[0] != '\0')
+            memcpy(out->decision.approval_key, key_copy, sizeof key_copy);
+        else if (again.verdict == NU_DECISION_APPROVAL)
+            nu_approval_key(again.operation, call, out->decision.approval_key);
+    }
+
+    json_decref(*exec_call);
+    *exec_call = copy;
+}
+
+static int nu__audit_decision(nu_pod_t *pod, const json_t *call,
+                              const nu_call_result_t *out, nu_err_t *err)
+{
+    const nu_decision_t *d = &out->decision;
+    const char *tool = json_string_value(json_object_get(call, "tool"));
+
+    return nu__pod_audit(pod, "decision", tool, nu_op_name(d->operation), call,
+                         nu_verdict_name(d->verdict),
+                         d->kind != NU_KIND_NONE ? nu_kind_name(d->kind) : NULL,
+                         d->reason[0] ? d->reason : NULL, NULL, NULL, err);
+}
+
+/* Record a pipeline failure in the result and log it. */
+static int nu__fail_io(nu_pod_t *pod, nu_call_result_t *out, const nu_err_t *err)
+{
+    nu_log(NU_LOG_ERROR, "pod", "%s: audit log failed, call not executed: %s",
+           pod->id, err->msg);
+    nu__result_deny(out, NU_KIND_IO_ERROR, 11,
+                    "audit log unavailable, the call was not executed: %.400s",
+                    err->msg);
+    return NU_EIO;
+}
+
+static json_t *nu__approval_request(const nu_call_result_t *out,
+                                    const json_t *call)
+{
+    return json_pack("{s:s, s:s, s:O, s:s}", "operation",
+                     nu_op_name(out->decision.operation), "approval_key",
+                     out->decision.approval_key, "call", call, "reason",
+                     out->decision.reason);
+}
+
+/*
+ * Step 9.  Returns true when the call may run.  The pod lock is not held
+ * on entry or exit: hooks and callbacks run without it.
+ */
+static bool nu__resolve_approval(nu_pod_t *pod, const json_t *call,
+                                 const nu_decide_ctx_t *dctx,
+                                 const nu_policy_ctx_t *pctx,
+                                 nu_call_result_t *out, int *rc)
+{
+    const char *key = out->decision.approval_key;
+    nu_approve_t answer = NU_APPROVE_ASK;
+    const char *source = "";
+    json_t *request;
+    nu_err_t err, hook_err;
+
+    pthread_mutex_lock(&pod->lock);
+    bool granted = nu__approval_consume(pod, key, dctx->now, out->approved_by,
+                                        sizeof out->approved_by);
+    pthread_mutex_unlock(&pod->lock);
+    if (granted) {
+        snprintf(out->approved_by, sizeof out->approved_by, "grant");
+        return true;
+    }
+
+    request = nu__approval_request(out, call);
+    if (request == NULL) {
+        nu__result_deny(out, NU_KIND_INTERNAL, 9, "%s", "out of memory");
+        return false;
+    }
+    nu_redact_json(&pod->redactor, request);
+
+    if (nu_profile_has_approve(pod->profile)) {
+        if (nu_profile_approve(pod->profile, request, dctx, pctx, &answer,
+                               &hook_err) != NU_OK) {
+            answer = NU_APPROVE_DENY;
+            source = "hook error";
+        } else {
+            source = "hook";
+        }
+    }
+    if (answer == NU_APPROVE_ASK && pod->approve != NULL) {
+        answer = pod->approve(pod, request, pod->approve_userdata);
+        source = "callback";
+    }
+
+    pthread_mutex_lock(&pod->lock);
+    if (answer == NU_APPROVE_APPROVE) {
+        json_t *args = json_pack("{s:s, s:i, s:s}", "approval_key", key,
+                                 "count", 1, "source", source);
+        *rc = nu__pod_audit(pod, "approval_grant", NULL, NULL, args, "approve",
+                            NULL, NULL, NULL, NULL, &err);
+        json_decref(args);
+        snprintf(out->approved_by, sizeof out->approved_by, "%s", source);
+        nu__approval_remove_pending(pod, key);
+        pod->grants_issued++;
+    } else if (answer == NU_APPROVE_DENY) {
+        *rc = nu__pod_audit(pod, "approval_deny", NULL, NULL, request, "deny",
+                            "approval_denied", NULL, NULL, NULL, &err);
+        nu__approval_remove_pending(pod, key);
+        pod->denials++;
+        out->decision.verdict = NU_DECISION_DENY;
+        out->decision.kind = NU_KIND_APPROVAL_DENIED;
+        out->decision.step = 9;
+        if (strcmp(source, "hook error") == 0)
+            snprintf(out->decision.reason, sizeof out->decision.reason,
+                     "the approve hook failed: %.400s", hook_err.msg);
+        else
+            snprintf(out->decision.reason, sizeof out->decision.reason,
+                     "approval denied by the %s", source);
+    } else {
+        *rc = nu__approval_add_pending(pod, key, nu_op_name(out->decision.operation),
+                                       call, out->decision.reason, dctx->now);
+        if (*rc == NU_OK)
+            *rc = nu__pod_audit(pod, "approval_request", NULL,
+                                nu_op_name(out->decision.operation), request,
+                                "approval_required", "approval_required",
+                                out->decision.reason, NULL, NULL, &err);
+    }
+    pthread_mutex_unlock(&pod->lock);
+    json_decref(request);
+
+    if (*rc != NU_OK) {
+        nu__fail_io(pod, out, &err);
+        return false;
+    }
+    return answer == NU_APPROVE_APPROVE;
+}
+
+/* Drop glob and grep matches that name blocked paths: the sandbox masks
+ * their content, and their names are private too. */
+static void nu__filter_matches(const nu_perm_t *perm, json_t *result)
+{
+    json_t *matches = json_object_get(result, "matches");
+    size_t i = 0;
+
+    if (!json_is_array(matches))
+        return;
+    while (i < json_array_size(matches)) {
+        json_t *m = json_array_get(matches, i);
+        const char *path = json_is_string(m) ? json_string_value(m)
+                         : json_string_value(json_object_get(m, "file"));
+        char norm[NU_PATH_MAX];
+
+        if (path != NULL && nu_path_normalize(path, norm, sizeof norm) == NU_OK &&
+            !nu_perm_check_path(perm, norm, NU_ACCESS_READ, NULL))
+            json_array_remove(matches, i);
+        else
+            i++;
+    }
+}
+
+/* Steps 10 and 11 for an allowed call.  The pod lock is not held. */
+static int nu__execute(nu_pod_t *pod, const nu_perm_t *perm,
+                       const json_t *call, const json_t *exec_call,
+                       nu_call_result_t *out)
+{
+    nu_budget_t cost = { 0.0, 0, 0, 1 };
+    char digest[NU_SHA256_HEX_LEN + 1];
+    json_t *result = NULL;
+    nu_err_t err;
+    int rc;
+
+    /* Reserve and record the decision before anything runs. */
+    pthread_mutex_lock(&pod->lock);
+    if (!nu__ledger_reserve(&pod->ledger, &cost)) {
+        pthread_mutex_unlock(&pod->lock);
+        nu__result_deny(out, NU_KIND_BUDGET_EXHAUSTED, 10, "%s",
+                        "the pod's tool-call or USD budget is exhausted");
+        return NU_OK;
+    }
+    rc = nu__audit_decision(pod, call, out, &err);
+    if (rc != NU_OK) {
+        nu__ledger_settle(&pod->ledger, &cost, &(nu_budget_t){ 0, 0, 0, 0 });
+        pthread_mutex_unlock(&pod->lock);
+        return nu__fail_io(pod, out, &err);
+    }
+    pthread_mutex_unlock(&pod->lock);
+
+    rc = nu_sandbox_tool(pod->sandbox, exec_call, &result, &err);
+    out->executed = true;
+
+    /* Settle, redact, update the exposure and record the result. */
+    pthread_mutex_lock(&pod->lock);
+    nu__ledger_settle(&pod->ledger, &cost, &cost);
+
+    if (result == NULL) {
+        pthread_mutex_unlock(&pod->lock);
+        nu__result_deny(out, NU_KIND_SANDBOX_ERROR, 10, "%s",
+                        rc != NU_OK ? err.msg : "no result from the pod");
+        out->decision.verdict = NU_DECISION_ALLOW;
+        return rc != NU_OK ? rc : NU_ESANDBOX;
+    }
+    nu_redact_json(&pod->redactor, result);
+    nu__filter_matches(perm, result);
+
+    bool ok = json_is_true(json_object_get(result, "ok"));
+    if (ok)
+        pod->exposure |= out->decision.legs;
+    else {
+        int kind = nu_kind_parse(json_string_value(json_object_get(result, "kind"))
+                                 ? json_string_value(json_object_get(result, "kind"))
+                                 : "internal");
+        out->decision.kind = kind > 0 ? (nu_kind_t)kind : NU_KIND_INTERNAL;
+        const char *msg = json_string_value(json_object_get(result, "error"));
+        snprintf(out->decision.reason, sizeof out->decision.reason, "%s",
+                 msg ? msg : "the tool failed");
+    }
+
+    size_t len;
+    char *text = nu_json_canonical(result, &len, NULL);
+    nu_sha256_hex(text ? text : "", text ? len : 0, digest);
+    free(text);
+
+    const char *tool = json_string_value(json_object_get(call, "tool"));
+    rc = nu__pod_audit(pod, "tool_call", tool, nu_op_name(out->decision.operation),
+                       call, "allow",
+                       ok ? NULL : nu_kind_name(out->decision.kind),
+                       ok ? NULL : out->decision.reason, digest,
+                       &out->audit_seq, &err);
+    pthread_mutex_unlock(&pod->lock);
+
+    if (rc != NU_OK) {
+        /* Executed but not recorded: withhold the result. */
+        json_decref(result);
+        nu__fail_io(pod, out, &err);
+        out->executed = true;
+        return NU_EIO;
+    }
+    out->result = result;
+    return NU_OK;
+}
+
+int nu_pod_call(nu_pod_t *pod, const json_t *call, nu_call_result_t *out)
+{
+    nu_decide_ctx_t dctx = { 0 };
+    nu_policy_ctx_t pctx = { 0 };
+    json_t *exec_call = NULL;
+    nu_perm_t perm;
+    nu_err_t err;
+    int rc = NU_OK;
+
+    memset(out, 0, sizeof *out);
+    nu__result_deny(out, NU_KIND_INTERNAL, 0, "%s", "the call was not decided");
+
+    /* Snapshot the session: the permission and what has been spent. */
+    pthread_mutex_lock(&pod->lock);
+    if (pod->closed) {
+        pthread_mutex_unlock(&pod->lock);
+        nu__result_deny(out, NU_KIND_INVALID_REQUEST, 1, "pod %s is closed",
+                        pod->id);
+        return NU_OK;
+    }
+    rc = nu_perm_copy(&perm, &pod->effective);
+    dctx.exposure = pod->exposure;
+    dctx.egress = nu_pod_has_egress(pod);
+    dctx.now = nu__now();
+    nu__ledger_committed(&pod->ledger, &dctx.spent);
+    pthread_mutex_unlock(&pod->lock);
+    if (rc != NU_OK)
+        return rc;
+
+    /* Steps 1-8, then the symlink-safe re-check. */
+    pctx.pod_id = pod->id;
+    pctx.spiffe_id = pod->spiffe_id;
+    pctx.perm = &perm;
+    nu_profile_eval(pod->profile, call, &dctx, &pctx, &out->decision,
+                    &out->hook_allow_attempt);
+    if (out->decision.verdict != NU_DECISION_DENY)
+        nu__resolve_and_recheck(pod, &perm, call, &dctx, &pctx, out, &exec_call);
+
+    if (out->decision.kind == NU_KIND_POLICY_ERROR) {
+        pthread_mutex_lock(&pod->lock);
+        rc = nu__pod_audit(pod, "policy_error", NULL, NULL, call, "deny",
+                           "policy_error", out->decision.reason, NULL, NULL, &err);
+        pthread_mutex_unlock(&pod->lock);
+        if (rc != NU_OK)
+            goto io_fail;
+    }
+
+    /* Denials are recorded and end here. */
+    if (out->decision.verdict == NU_DECISION_DENY) {
+        pthread_mutex_lock(&pod->lock);
+        rc = nu__audit_decision(pod, call, out, &err);
+        pthread_mutex_unlock(&pod->lock);
+        if (rc != NU_OK)
+            goto io_fail;
+        goto done;
+    }
+
+    /* Step 9. */
+    if (out->decision.verdict == NU_DECISION_APPROVAL) {
+        if (!nu__resolve_approval(pod, call, &dctx, &pctx, out, &rc))
+            goto done;
+        out->decision.verdict = NU_DECISION_ALLOW;
+        out->decision.kind = NU_KIND_NONE;
+    }
+
+    /* Steps 10 and 11. */
+    rc = nu__execute(pod, &perm, call, exec_call, out);
+    goto done;
+
+io_fail:
+    rc = nu__fail_io(pod, out, &err);
+done:
+    json_decref(exec_call);
+    nu_perm_free(&perm);
+    return rc;
+}
+
+void nu_call_result_clear(nu_call_result_t *r)
+{
+    json_decref(r->result);
+    r->result = NULL;
+}
+
+json_t *nu_call_result_to_json(const nu_call_result_t *r)
+{
+    json_t *o = nu_decision_to_json(&r->decision);
+
+    if (o == NULL)
+        return NULL;
+    if (r->executed && r->decision.verdict == NU_DECISION_ALLOW &&
+        r->decision.kind != NU_KIND_NONE) {
+        json_object_set_new(o, "kind", json_string(nu_kind_name(r->decision.kind)));
+        json_object_set_new(o, "reason", json_string(r->decision.reason));
+    }
+    if (r->approved_by[0] != '\0')
+        json_object_set_new(o, "approved_by", json_string(r->approved_by));
+    if (r->result != NULL)
+        json_object_set(o, "result", r->result);
+    return o;
+}
