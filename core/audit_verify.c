@@ -202,6 +202,7 @@ static int nu__check_args(nu_audit_verifier_t *v, const nu_audit_record_t *r)
 int nu_audit_verifier_add(nu_audit_verifier_t *v, const nu_audit_record_t *r)
 {
     uint8_t prev[NU_SHA256_LEN], hash[NU_SHA256_LEN], leaf[NU_SHA256_LEN];
+    char hex[NU_SHA256_HEX_LEN + 1];
     uint8_t *buf;
     char *pre;
     size_t len;
@@ -215,11 +216,13 @@ int nu_audit_verifier_add(nu_audit_verifier_t *v, const nu_audit_record_t *r)
     if (r->seq < v->next_seq)
         return nu__fail(v, r->seq, "event %" PRId64 " appears twice or out of "
                         "order", r->seq);
-    if (r->prev_hash == NULL ||
-        nu_hex_decode(r->prev_hash, prev, sizeof prev) != 0 ||
-        memcmp(prev, v->prev, sizeof prev) != 0)
+    /* Hashes are compared as lowercase hex text: another spelling of the
+     * same bytes is still an edit. */
+    nu_hex_encode(v->prev, sizeof v->prev, hex);
+    if (r->prev_hash == NULL || strcmp(r->prev_hash, hex) != 0)
         return nu__fail(v, r->seq, "prev_hash does not match the hash of "
                         "event %" PRId64, r->seq - 1);
+    memcpy(prev, v->prev, sizeof prev);
     if (r->type == NULL || r->time == NULL)
         return nu__fail(v, r->seq, "event has no type or time");
     if (r->args != NULL && (rc = nu__check_args(v, r)) != NU_OK)
@@ -240,8 +243,8 @@ int nu_audit_verifier_add(nu_audit_verifier_t *v, const nu_audit_record_t *r)
     nu_merkle_leaf_hash(pre, len, leaf);
     free(pre);
 
-    if (r->hash == NULL || nu_hex_decode(r->hash, prev, sizeof prev) != 0 ||
-        memcmp(prev, hash, sizeof hash) != 0)
+    nu_hex_encode(hash, sizeof hash, hex);
+    if (r->hash == NULL || strcmp(r->hash, hex) != 0)
         return nu__fail(v, r->seq, "hash does not match the event's contents");
 
     if (strcmp(r->type, "checkpoint") == 0 &&

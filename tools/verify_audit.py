@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 ZERO_HASH = "0" * 64
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+LOWER_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 COLUMNS = ("seq", "time", "pod", "spiffe_id", "type", "tool", "operation",
            "args", "decision", "kind", "reason", "result_digest",
            "profile_digest", "prev_hash", "hash")
@@ -335,7 +336,7 @@ class Verifier:
         if seq < self.next_seq:
             raise Failure(seq, "event %d appears twice or out of order" % seq)
         prev = event.get("prev_hash")
-        if not isinstance(prev, str) or not HEX64.match(prev) or \
+        if not isinstance(prev, str) or not LOWER_HEX64.match(prev) or \
                 bytes.fromhex(prev) != self.prev:
             raise Failure(seq, "prev_hash does not match the previous hash")
         if event.get("type") is None or event.get("time") is None:
@@ -359,7 +360,7 @@ class Verifier:
 
         digest = sha256(self.prev + preimage)
         stored = event.get("hash")
-        if not isinstance(stored, str) or not HEX64.match(stored) or \
+        if not isinstance(stored, str) or not LOWER_HEX64.match(stored) or \
                 bytes.fromhex(stored) != digest:
             raise Failure(seq, "hash does not match the event's contents")
 
