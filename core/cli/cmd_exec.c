@@ -1,0 +1,371 @@
+/*
+ * cmd_exec.c - nucleus exec: run one command in a new pod.
+ *
+ *   nucleus exec [--profile P] [--workspace DIR] [--timeout S]
+ *                [--memory BYTES] [--pids N] [--file-size BYTES]
+ *                [--env NAME=VALUE]...
+ *                -- CMD [ARG...]
+ *
+ * Steps: load the profile, decide the run call (the lattice, then the
+ * profile's check hook, then its approve hook for an approval), expand the
+ * profile's block and write_block globs over the workspace, create the
+ * pod, run the command through the executor, print its output, close the
+ * pod.  Exit status: the command's own (128+N when killed by signal N),
+ * 124 when it timed out, 125 when Nucleus itself failed, 126 when the
+ * policy denied the call or required an approval nobody gave, 127 when the
+ * command was not found.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbedtls/base64.h>
+
+#include "cli/commands.h"
+#include "nucleus/decide.h"
+#include "nucleus/log.h"
+#include "nucleus/policy.h"
+#include "nucleus/sandbox.h"
+
+#define NU__EXIT_TIMEOUT 124
+#define NU__EXIT_NUCLEUS 125
+#define NU__EXIT_DENIED 126
+#define NU__EXIT_NOT_FOUND 127
+#define NU__MAX_ENV 64
+
+typedef struct nu__exec_args {
+    const char *profile;
+    const char *workspace;
+    uint32_t timeout_ms;
+    uint64_t memory;
+    uint32_t pids;
+    uint64_t file_size;
+    const char *env[NU__MAX_ENV + 1];
+    size_t nenv;
+    char **argv;
+    int argc;
+} nu__exec_args_t;
+
+static void nu__exec_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: nucleus exec [OPTIONS] -- CMD [ARG...]\n\n"
+        "Run one command in a new pod, checked by a profile.\n\n"
+        "  --profile P       profile file or built-in name (default: "
+        "default)\n"
+        "  --workspace DIR   directory mounted at /workspace (default: the "
+        "current directory)\n"
+        "  --timeout S       wall-clock limit in seconds (default: 120)\n"
+        "  --memory BYTES    memory limit; K, M, G suffixes (default: 2G)\n"
+        "  --pids N          process limit (default: 1024)\n"
+        "  --file-size BYTES largest file a process may write (default: "
+        "4G)\n"
+        "  --env NAME=VALUE  add an environment variable (repeatable)\n\n"
+        "exit status: the command's; 124 timeout, 125 Nucleus failed, 126 "
+        "denied, 127 not found\n");
+}
+
+/* Parse "512M"-style sizes. */
+static int nu__parse_size(const char *text, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(text, &end, 10);
+    if (errno != 0 || end == text || text[0] == '-')
+        return -1;
+    switch (*end) {
+    case 'K': case 'k': v <<= 10; end++; break;
+    case 'M': case 'm': v <<= 20; end++; break;
+    case 'G': case 'g': v <<= 30; end++; break;
+    default: break;
+    }
+    if (*end != '\0' || v == 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int nu__parse_exec_args(int argc, char **argv, nu__exec_args_t *a)
+{
+    static const struct option options[] = {
+        { "profile", required_argument, NULL, 'p' },
+        { "workspace", required_argument, NULL, 'w' },
+        { "timeout", required_argument, NULL, 't' },
+        { "memory", required_argument, NULL, 'm' },
+        { "pids", required_argument, NULL, 'n' },
+        { "file-size", required_argument, NULL, 'f' },
+        { "env", required_argument, NULL, 'e' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    uint64_t value;
+    int c;
+
+    memset(a, 0, sizeof *a);
+    a->profile = "default";
+    a->timeout_ms = 120000;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+        switch (c) {
+        case 'p': a->profile = optarg; break;
+        case 'w': a->workspace = optarg; break;
+        case 't':
+            if (nu__parse_size(optarg, &value) != 0 || value > 86400) {
+                fprintf(stderr, "nucleus exec: invalid --timeout '%s': give "
+                        "seconds from 1 to 86400\n", optarg);
+                return NU_EXIT_USAGE;
+            }
+            a->timeout_ms = (uint32_t)value * 1000;
+            break;
+        case 'm':
+            if (nu__parse_size(optarg, &a->memory) != 0) {
+                fprintf(stderr, "nucleus exec: invalid --memory '%s': give "
+                        "bytes, optionally with K, M or G\n", optarg);
+                return NU_EXIT_USAGE;
+            }
+            break;
+        case 'n':
+            if (nu__parse_size(optarg, &value) != 0 || value > 1000000) {
+                fprintf(stderr, "nucleus exec: invalid --pids '%s': give a "
+                        "count from 1 to 1000000\n", optarg);
+                return NU_EXIT_USAGE;
+            }
+            a->pids = (uint32_t)value;
+            break;
+        case 'f':
+            if (nu__parse_size(optarg, &a->file_size) != 0) {
+                fprintf(stderr, "nucleus exec: invalid --file-size '%s': "
+                        "give bytes, optionally with K, M or G\n", optarg);
+                return NU_EXIT_USAGE;
+            }
+            break;
+        case 'e':
+            if (strchr(optarg, '=') == NULL || a->nenv == NU__MAX_ENV) {
+                fprintf(stderr, "nucleus exec: invalid --env '%s': give "
+                        "NAME=VALUE (at most %d)\n", optarg, NU__MAX_ENV);
+                return NU_EXIT_USAGE;
+            }
+            a->env[a->nenv++] = optarg;
+            break;
+        case 'h':
+            nu__exec_usage(stdout);
+            return NU_EXIT_OK;
+        default:
+            nu__exec_usage(stderr);
+            return NU_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "nucleus exec: missing command (put it after "
+                "'--')\n");
+        return NU_EXIT_USAGE;
+    }
+    a->argv = argv + optind;
+    a->argc = argc - optind;
+    return -1;  /* go on */
+}
+
+/* The decision step: 0 to run, or the exit status to stop with. */
+static int nu__exec_decide(nu_profile_t *profile, const json_t *call)
+{
+    nu_decide_ctx_t dctx = { .now = (int64_t)time(NULL) };
+    nu_policy_ctx_t pctx = { 0 };
+    nu_decision_t decision;
+    nu_approve_t answer = NU_APPROVE_ASK;
+    json_t *request;
+    nu_err_t err;
+
+    nu_profile_eval(profile, call, &dctx, &pctx, &decision, NULL);
+    if (decision.verdict == NU_DECISION_ALLOW)
+        return 0;
+    if (decision.verdict == NU_DECISION_DENY) {
+        fprintf(stderr, "nucleus exec: denied (%s): %s\n",
+                nu_kind_name(decision.kind), decision.reason);
+        return NU__EXIT_DENIED;
+    }
+
+    request = json_pack("{s:s,s:s,s:O,s:s}", "operation",
+                        nu_op_name(decision.operation), "approval_key",
+                        decision.approval_key, "call", call, "reason",
+                        decision.reason);
+    if (request != NULL &&
+        nu_profile_approve(profile, request, &dctx, &pctx, &answer,
+                           &err) != NU_OK)
+        answer = NU_APPROVE_DENY;
+    json_decref(request);
+    if (answer == NU_APPROVE_APPROVE)
+        return 0;
+    fprintf(stderr, "nucleus exec: denied (approval_required): %s; nobody "
+            "can approve it here (approval key %s)\n", decision.reason,
+            decision.approval_key);
+    return NU__EXIT_DENIED;
+}
+
+/* Write a result field (utf-8 or base64) to out. */
+static void nu__print_stream(const json_t *result, const char *field,
+                             FILE *out)
+{
+    char key[64];
+    const char *text = json_string_value(json_object_get(result, field));
+    const char *encoding;
+    size_t len;
+
+    if (text == NULL)
+        return;
+    snprintf(key, sizeof key, "%s_encoding", field);
+    encoding = json_string_value(json_object_get(result, key));
+    len = strlen(text);
+
+    if (encoding != NULL && strcmp(encoding, "base64") == 0) {
+        unsigned char *raw = malloc(len);
+        size_t n = 0;
+        if (raw != NULL && mbedtls_base64_decode(raw, len, &n,
+                                                 (const unsigned char *)text,
+                                                 len) == 0)
+            fwrite(raw, 1, n, out);
+        free(raw);
+    } else {
+        fwrite(text, 1, len, out);
+    }
+    fflush(out);
+}
+
+/* Map the run result to the exit status. */
+static int nu__exec_status(const json_t *result)
+{
+    const char *kind = json_string_value(json_object_get(result, "kind"));
+    const char *error = json_string_value(json_object_get(result, "error"));
+    json_t *code = json_object_get(result, "exit_code");
+    json_t *sig = json_object_get(result, "signal");
+
+    if (json_is_true(json_object_get(result, "timed_out")) ||
+        (kind != NULL && strcmp(kind, "timeout") == 0)) {
+        fprintf(stderr, "nucleus exec: %s\n", error != NULL ? error :
+                "the command timed out");
+        return NU__EXIT_TIMEOUT;
+    }
+    if (kind != NULL && strcmp(kind, "not_found") == 0) {
+        fprintf(stderr, "nucleus exec: %s\n", error != NULL ? error :
+                "command not found");
+        return NU__EXIT_NOT_FOUND;
+    }
+    if (json_is_integer(sig) && json_integer_value(sig) > 0)
+        return 128 + (int)json_integer_value(sig);
+    if (json_is_integer(code))
+        return (int)json_integer_value(code);
+    fprintf(stderr, "nucleus exec: %s\n", error != NULL ? error :
+            "the pod returned no exit status");
+    return NU__EXIT_NUCLEUS;
+}
+
+static int nu__exec_in_pod(const nu__exec_args_t *a, const nu_perm_t *perm,
+                           json_t *call)
+{
+    nu_sandbox_opts_t opts;
+    nu_sandbox_t *sb = NULL;
+    char **block = NULL;
+    char **write_block = NULL;
+    char cwd[PATH_MAX];
+    const char *env[NU__MAX_ENV + 8];
+    json_t *result = NULL;
+    nu_err_t err = { 0 };
+    int status = NU__EXIT_NUCLEUS;
+    size_t n = 0;
+
+    nu_sandbox_opts_init(&opts);
+    if (a->workspace == NULL && getcwd(cwd, sizeof cwd) == NULL) {
+        fprintf(stderr, "nucleus exec: cannot read the current directory: "
+                "%s (pass --workspace)\n", strerror(errno));
+        return NU__EXIT_NUCLEUS;
+    }
+    opts.workspace = a->workspace != NULL ? a->workspace : cwd;
+    if (opts.workspace[0] != '/' && realpath(opts.workspace, cwd) != NULL)
+        opts.workspace = cwd;
+    opts.limits.memory_bytes = a->memory;
+    opts.limits.pids = a->pids;
+    opts.limits.file_size_bytes = a->file_size;
+    opts.timeout_ms = a->timeout_ms;
+    if (a->nenv > 0) {
+        env[n++] = "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
+        env[n++] = "HOME=/workspace";
+        env[n++] = "LANG=C.UTF-8";
+        for (size_t i = 0; i < a->nenv; i++)
+            env[n++] = a->env[i];
+        env[n] = NULL;
+        opts.env = env;
+    }
+
+    if (nu_sandbox_collect(opts.workspace, perm, 0, &block, &write_block,
+                           &err) != NU_OK) {
+        fprintf(stderr, "nucleus exec: %s\n", err.msg);
+        return NU__EXIT_NUCLEUS;
+    }
+    opts.block_paths = (const char *const *)block;
+    opts.write_block_paths = (const char *const *)write_block;
+
+    if (nu_sandbox_create(&opts, &sb, &err) != NU_OK) {
+        fprintf(stderr, "nucleus exec: %s\n", err.msg);
+        goto out;
+    }
+
+    json_object_set_new(call, "timeout", json_integer(a->timeout_ms));
+    if (nu_sandbox_tool(sb, call, &result, &err) != NU_OK) {
+        fprintf(stderr, "nucleus exec: %s\n", err.msg);
+        goto out;
+    }
+    nu__print_stream(result, "stdout", stdout);
+    nu__print_stream(result, "stderr", stderr);
+    status = nu__exec_status(result);
+
+out:
+    json_decref(result);
+    nu_sandbox_close(sb);
+    nu_sandbox_free_list(block);
+    nu_sandbox_free_list(write_block);
+    return status;
+}
+
+int nu_cmd_exec(int argc, char **argv)
+{
+    nu__exec_args_t args;
+    nu_profile_t *profile = NULL;
+    json_t *call = NULL;
+    nu_err_t err = { 0 };
+    int status;
+
+    status = nu__parse_exec_args(argc, argv, &args);
+    if (status >= 0)
+        return status;
+
+    if (nu_profile_load(&profile, args.profile, NULL, &err) != NU_OK) {
+        fprintf(stderr, "nucleus exec: cannot load profile '%s': %s\n",
+                args.profile, err.msg);
+        return NU__EXIT_NUCLEUS;
+    }
+
+    call = json_pack("{s:s,s:[]}", "tool", "run", "argv");
+    for (int i = 0; call != NULL && i < args.argc; i++)
+        json_array_append_new(json_object_get(call, "argv"),
+                              json_string(args.argv[i]));
+    if (call == NULL) {
+        fprintf(stderr, "nucleus exec: out of memory\n");
+        status = NU__EXIT_NUCLEUS;
+        goto out;
+    }
+
+    status = nu__exec_decide(profile, call);
+    if (status == 0)
+        status = nu__exec_in_pod(&args, nu_profile_perm(profile), call);
+
+out:
+    json_decref(call);
+    nu_profile_free(profile);
+    return status;
+}

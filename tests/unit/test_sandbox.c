@@ -1,0 +1,321 @@
+/*
+ * test_sandbox.c - pod lifecycle, requests, masks and option checks of the
+ * namespace sandbox, against real namespaces.
+ *
+ * The test program itself links libnucleus, so it serves as the pod init
+ * (see podinit.c).  Tests that need user namespaces or root skip with a
+ * message when the host lacks them.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "nucleus/sandbox.h"
+
+typedef struct fixture {
+    char workspace[64];
+    nu_sandbox_t *sb;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+
+    snprintf(f->workspace, sizeof f->workspace, "/tmp/nu-sbtest-XXXXXX");
+    if (mkdtemp(f->workspace) == NULL)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    char cmd[128];
+
+    nu_sandbox_close(f->sb);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->workspace);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[256];
+    FILE *fp;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void create_pod(fixture_t *f, const char *const *block,
+                       const char *const *write_block)
+{
+    nu_sandbox_opts_t opts;
+    nu_err_t err = { 0 };
+    int rc;
+
+    nu_sandbox_opts_init(&opts);
+    opts.workspace = f->workspace;
+    opts.block_paths = block;
+    opts.write_block_paths = write_block;
+    rc = nu_sandbox_create(&opts, &f->sb, &err);
+    if (rc == NU_ENOTSUP || (rc == NU_ESANDBOX && geteuid() != 0 &&
+                             strstr(err.msg, "namespace") != NULL))
+        skip();
+    if (rc != NU_OK)
+        fail_msg("create failed: %s", err.msg);
+}
+
+/* Run argv (NULL-terminated) in the pod; returns the result object. */
+static json_t *run(fixture_t *f, const char *shell_command)
+{
+    json_t *call = json_pack("{s:s,s:[s,s,s]}", "tool", "run", "argv",
+                             "/bin/sh", "-c", shell_command);
+    json_t *result = NULL;
+    nu_err_t err = { 0 };
+
+    assert_int_equal(nu_sandbox_tool(f->sb, call, &result, &err), NU_OK);
+    json_decref(call);
+    assert_non_null(result);
+    return result;
+}
+
+static const char *field(const json_t *obj, const char *name)
+{
+    const char *s = json_string_value(json_object_get(obj, name));
+    return s != NULL ? s : "";
+}
+
+static void test_sandbox_ping_reports_pid_1(void **state)
+{
+    fixture_t *f = *state;
+    json_t *call = json_pack("{s:s}", "tool", "ping");
+    json_t *result = NULL;
+    nu_err_t err;
+
+    create_pod(f, NULL, NULL);
+    assert_int_equal(nu_sandbox_state(f->sb), NU_SANDBOX_READY);
+    assert_true(nu_sandbox_pid(f->sb) > 1);
+    assert_int_equal(nu_sandbox_tool(f->sb, call, &result, &err), NU_OK);
+    assert_true(json_is_true(json_object_get(result, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(result, "pid")), 1);
+    json_decref(call);
+    json_decref(result);
+}
+
+static void test_sandbox_run_sees_workspace(void **state)
+{
+    fixture_t *f = *state;
+    json_t *result;
+
+    write_file(f->workspace, "hello.txt", "hello from the host\n");
+    create_pod(f, NULL, NULL);
+    result = run(f, "cat /workspace/hello.txt; echo made > /workspace/out");
+    assert_string_equal(field(result, "stdout"), "hello from the host\n");
+    assert_int_equal(json_integer_value(json_object_get(result,
+                                                        "exit_code")), 0);
+    json_decref(result);
+
+    /* The write went through to the host directory. */
+    char path[128];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/out", f->workspace);
+    assert_int_equal(stat(path, &st), 0);
+}
+
+static void test_sandbox_init_is_confined(void **state)
+{
+    fixture_t *f = *state;
+    json_t *result;
+
+    create_pod(f, NULL, NULL);
+    result = run(f, "grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' "
+                 "/proc/self/status | tr -s '\\t' ' '");
+    assert_string_equal(field(result, "stdout"),
+                        "CapEff: 0000000000000000\n"
+                        "CapBnd: 0000000000000000\n"
+                        "CapAmb: 0000000000000000\n"
+                        "NoNewPrivs: 1\n"
+                        "Seccomp: 2\n");
+    json_decref(result);
+}
+
+static void test_sandbox_masks_block_and_write_block(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const block[] = { ".env", "secrets", NULL };
+    static const char *const write_block[] = { "Makefile", NULL };
+    char dir[128];
+    json_t *result;
+
+    write_file(f->workspace, ".env", "TOKEN=abc\n");
+    write_file(f->workspace, "Makefile", "all:\n");
+    snprintf(dir, sizeof dir, "%s/secrets", f->workspace);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    write_file(dir, "key", "private\n");
+
+    create_pod(f, block, write_block);
+    result = run(f, "cat /workspace/.env; ls /workspace/secrets; "
+                 "echo x >> /workspace/Makefile || echo readonly; "
+                 "cat /workspace/Makefile");
+    assert_string_equal(field(result, "stdout"), "readonly\nall:\n");
+    json_decref(result);
+}
+
+static void test_sandbox_collect_expands_globs(void **state)
+{
+    fixture_t *f = *state;
+    char dir[128];
+    char **block = NULL;
+    char **write_block = NULL;
+    nu_perm_t perm;
+    nu_err_t err;
+
+    snprintf(dir, sizeof dir, "%s/sub", f->workspace);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    write_file(dir, ".env", "x");
+    write_file(f->workspace, "id_rsa", "x");
+    write_file(f->workspace, ".bashrc", "x");
+    write_file(f->workspace, "main.c", "x");
+
+    nu_perm_init_top(&perm);
+    assert_int_equal(nu_strset_add(&perm.paths.block, ".env"), NU_OK);
+    assert_int_equal(nu_strset_add(&perm.paths.block, "id_rsa"), NU_OK);
+    assert_int_equal(nu_strset_add(&perm.paths.write_block, ".bashrc"),
+                     NU_OK);
+
+    assert_int_equal(nu_sandbox_collect(f->workspace, &perm, 0, &block,
+                                        &write_block, &err), NU_OK);
+    assert_non_null(block[0]);
+    assert_non_null(block[1]);
+    assert_null(block[2]);
+    assert_true((strcmp(block[0], "sub/.env") == 0 &&
+                 strcmp(block[1], "id_rsa") == 0) ||
+                (strcmp(block[1], "sub/.env") == 0 &&
+                 strcmp(block[0], "id_rsa") == 0));
+    assert_string_equal(write_block[0], ".bashrc");
+    assert_null(write_block[1]);
+
+    nu_sandbox_free_list(block);
+    nu_sandbox_free_list(write_block);
+    nu_perm_free(&perm);
+}
+
+static void test_sandbox_kill_marks_dead(void **state)
+{
+    fixture_t *f = *state;
+    json_t *call = json_pack("{s:s}", "tool", "ping");
+    json_t *result = NULL;
+    nu_err_t err;
+
+    create_pod(f, NULL, NULL);
+    assert_int_equal(nu_sandbox_kill(f->sb, SIGKILL), NU_OK);
+    assert_int_not_equal(nu_sandbox_tool(f->sb, call, &result, &err), NU_OK);
+    assert_string_equal(field(result, "kind"), "sandbox_error");
+    assert_int_equal(nu_sandbox_state(f->sb), NU_SANDBOX_DEAD);
+    json_decref(call);
+    json_decref(result);
+}
+
+static void test_sandbox_rejects_bad_options(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const dotdot[] = { "../etc", NULL };
+    static const char *const absolute[] = { "/etc/passwd", NULL };
+    nu_sandbox_opts_t opts;
+    nu_sandbox_t *sb = NULL;
+    nu_err_t err;
+
+    nu_sandbox_opts_init(&opts);
+    opts.workspace = "relative/dir";
+    assert_int_equal(nu_sandbox_create(&opts, &sb, &err), NU_EINVAL);
+    assert_non_null(strstr(err.msg, "absolute"));
+
+    opts.workspace = "/nonexistent/nucleus-workspace";
+    assert_int_equal(nu_sandbox_create(&opts, &sb, &err), NU_ENOENT);
+
+    opts.workspace = f->workspace;
+    opts.block_paths = dotdot;
+    assert_int_equal(nu_sandbox_create(&opts, &sb, &err), NU_EINVAL);
+    assert_non_null(strstr(err.msg, "'..'"));
+
+    opts.block_paths = absolute;
+    assert_int_equal(nu_sandbox_create(&opts, &sb, &err), NU_EINVAL);
+    assert_null(sb);
+}
+
+static void test_sandbox_reports_init_failure(void **state)
+{
+    fixture_t *f = *state;
+    static const char *const env[] = { "NOEQUALS", NULL };
+    nu_sandbox_opts_t opts;
+    nu_sandbox_t *sb = NULL;
+    nu_err_t err;
+
+    nu_sandbox_opts_init(&opts);
+    opts.workspace = f->workspace;
+    opts.env = env;
+    assert_int_equal(nu_sandbox_create(&opts, &sb, &err), NU_EINVAL);
+    assert_non_null(strstr(err.msg, "NAME=value"));
+
+    /* A rootfs without the init's libraries: the child's exec fails and
+     * its error frame reaches us. */
+    opts.env = NULL;
+    opts.rootfs = f->workspace;
+    assert_int_equal(nu_sandbox_create(&opts, &sb, &err), NU_ESANDBOX);
+    assert_non_null(strstr(err.msg, "sandbox: cannot"));
+    assert_null(sb);
+}
+
+static void test_sandbox_close_leaves_no_process(void **state)
+{
+    fixture_t *f = *state;
+    pid_t pid;
+
+    create_pod(f, NULL, NULL);
+    pid = nu_sandbox_pid(f->sb);
+    nu_sandbox_close(f->sb);
+    f->sb = NULL;
+    assert_int_equal(kill(pid, 0), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_sandbox_ping_reports_pid_1,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_run_sees_workspace,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_init_is_confined,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_sandbox_masks_block_and_write_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_collect_expands_globs,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_kill_marks_dead, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_rejects_bad_options,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_reports_init_failure,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_close_leaves_no_process,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
