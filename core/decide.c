@@ -438,8 +438,8 @@ static int nu__step5_file_tool(nu__decide_t *d)
     if (rc != NU__NEXT)
         return rc;
 
-    /* NOTE: glob and grep check their root only.  Matches below it under a
-     * block pattern must be filtered by the code that runs the search. */
+    /* Glob and grep check their root only.  The executor filters matches
+     * below it when the caller passes the block set as "exclude". */
     if (d->req.tool == NU__TOOL_GLOB)
         return nu__check_pattern(d, "pattern", d->req.pattern);
     if (d->req.tool == NU__TOOL_GREP)
