@@ -43,9 +43,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lattice_internal.h"
 #include "nucleus/glob.h"
-#include "nucleus/lattice.h"
 
+/* The literal kinds come first: "kind <= NU__TOK_LIT_RAW" tests for one. */
 enum {
     NU__TOK_LIT,
     NU__TOK_LIT_RAW,
@@ -70,6 +71,9 @@ typedef struct nu_glob_prog {
     int flags;
     size_t ntok;
     size_t words;
+    size_t lit_prefix; /* leading LIT/LIT_RAW tokens */
+    size_t lit_suffix; /* trailing LIT/LIT_RAW tokens, when not all are */
+    bool star_chain;   /* a no-input edge lands on another STAR */
     uint64_t star[NU__GLOB_WORDS];
     uint64_t zero_dir[NU__GLOB_WORDS];
     nu_glob_tok_t toks[NU_GLOB_PATTERN_MAX];
@@ -288,15 +292,34 @@ static bool nu__glob_compile(nu_glob_prog_t *g, const char *pattern, int flags)
         }
     }
 
+    g->lit_prefix = 0;
+    while (g->lit_prefix < g->ntok && g->toks[g->lit_prefix].kind <= NU__TOK_LIT_RAW)
+        g->lit_prefix++;
+    g->lit_suffix = 0;
+    if (g->lit_prefix < g->ntok) {
+        /* Stop before a '/' that a ZERO_DIR star may skip. */
+        for (size_t k = g->ntok - 1; g->toks[k].kind <= NU__TOK_LIT_RAW; k--) {
+            if (g->toks[k - 1].zero_dir)
+                break;
+            g->lit_suffix++;
+        }
+    }
+
     g->words = (g->ntok + 1 + 63) / 64;
     memset(g->star, 0, sizeof g->star);
     memset(g->zero_dir, 0, sizeof g->zero_dir);
+    g->star_chain = false;
     for (size_t k = 0; k < g->ntok; k++) {
         if (g->toks[k].kind != NU__TOK_STAR)
             continue;
         nu__bit_set(g->star, k);
-        if (g->toks[k].zero_dir)
+        if (k + 1 < g->ntok && g->toks[k + 1].kind == NU__TOK_STAR)
+            g->star_chain = true;
+        if (g->toks[k].zero_dir) {
             nu__bit_set(g->zero_dir, k);
+            if (k + 2 < g->ntok && g->toks[k + 2].kind == NU__TOK_STAR)
+                g->star_chain = true;
+        }
     }
     return true;
 }
@@ -397,6 +420,12 @@ static uint64_t nu__glob_closure1(const nu_glob_prog_t *g, uint64_t s)
 {
     uint64_t before;
 
+    /* Without chains, one pass reaches every target. */
+    if (!g->star_chain) {
+        s |= (s & g->star[0]) << 1;
+        return s | (s & g->zero_dir[0]) << 2;
+    }
+
     do {
         before = s;
         s |= (s & g->star[0]) << 1;
@@ -414,6 +443,8 @@ static bool nu__glob_run1(const nu_glob_prog_t *g, const char *text,
     uint64_t absorb[256];
     uint8_t cached[256] = { 0 };
     uint64_t accept = (uint64_t)1 << g->ntok;
+    uint64_t star = g->star[0];
+    uint64_t zero_dir = g->zero_dir[0];
     uint64_t state = nu__glob_closure1(g, 1);
 
     for (size_t pos = 0; pos < len; pos++) {
@@ -428,11 +459,53 @@ static bool nu__glob_run1(const nu_glob_prog_t *g, const char *text,
         }
 
         state = ((state & consume[c]) << 1) | (state & absorb[c]);
-        state = nu__glob_closure1(g, state);
+        if (g->star_chain) {
+            state = nu__glob_closure1(g, state);
+        } else {
+            state |= (state & star) << 1;
+            state |= (state & zero_dir) << 2;
+        }
         if (state == 0)
             return false;
     }
     return (state & accept) != 0;
+}
+
+/* Does literal token k match byte c? */
+static bool nu__lit_match(const nu_glob_prog_t *g, size_t k, unsigned char c)
+{
+    return nu__fold(c, g->flags) == g->toks[k].ch;
+}
+
+/*
+ * Quick necessary conditions from the literal tokens at both ends of the
+ * pattern: most path checks fail here without running the automaton.
+ * With accept_at_slash only the prefix is checked, since the match may
+ * end at any '/'.
+ */
+static bool nu__glob_precheck(const nu_glob_prog_t *g, const char *text,
+                              size_t len, bool accept_at_slash)
+{
+    const unsigned char *t = (const unsigned char *)text;
+
+    if (g->lit_prefix == g->ntok && !accept_at_slash && len != g->ntok)
+        return false;
+    if (len < g->lit_prefix)
+        return false;
+    for (size_t k = 0; k < g->lit_prefix; k++) {
+        if (!nu__lit_match(g, k, t[k]))
+            return false;
+    }
+
+    if (accept_at_slash || g->lit_suffix == 0)
+        return true;
+    if (len < g->lit_prefix + g->lit_suffix)
+        return false;
+    for (size_t k = 0; k < g->lit_suffix; k++) {
+        if (!nu__lit_match(g, g->ntok - 1 - k, t[len - 1 - k]))
+            return false;
+    }
+    return true;
 }
 
 /*
@@ -449,10 +522,13 @@ static bool nu__glob_run(const nu_glob_prog_t *g, const char *text, size_t len,
     uint8_t cached[256] = { 0 };
     bool result = false;
 
-    if (g->words == 1)
+    if (!(g->flags & NU__GLOB_NO_PRECHECK) &&
+        !nu__glob_precheck(g, text, len, accept_at_slash))
+        return false;
+    if (g->words == 1 && !(g->flags & NU__GLOB_WIDE))
         return nu__glob_run1(g, text, len, accept_at_slash);
 
-    if (g->words > 1) {
+    if (g->words > 1 || (g->flags & NU__GLOB_WIDE)) {
         cache = malloc(2 * 256 * g->words * sizeof *cache);
         if (cache == NULL)
             return false;
@@ -505,7 +581,9 @@ static bool nu__text_ok(const char *text, size_t *len_out)
 
     if (len > NU_PATH_MAX)
         return false;
-    if (nu__segments(text, len) > NU_PATH_MAX_SEGMENTS)
+    /* A text of n bytes has at most n + 1 segments. */
+    if (len >= NU_PATH_MAX_SEGMENTS &&
+        nu__segments(text, len) > NU_PATH_MAX_SEGMENTS)
         return false;
     *len_out = len;
     return true;
@@ -568,19 +646,21 @@ static bool nu__path_pattern(const char *pattern, char *buf, size_t size,
     return true;
 }
 
-bool nu_glob_match_path(const char *pattern, const char *path)
+int nu__glob_match_path_checked(const char *pattern, const char *path)
 {
     char stripped[NU_GLOB_PATTERN_MAX + 1];
     nu_glob_prog_t g;
     bool anchored;
     size_t len;
 
-    if (pattern == NULL || path == NULL || !nu__text_ok(path, &len))
-        return false;
+    if (pattern == NULL)
+        return -1;
     if (!nu__path_pattern(pattern, stripped, sizeof stripped, &anchored))
-        return false;
+        return -1;
     if (!nu__glob_compile(&g, stripped, NU_GLOB_PATHNAME))
-        return false;
+        return -1;
+    if (path == NULL || !nu__text_ok(path, &len))
+        return 0;
 
     if (anchored)
         return nu__glob_run(&g, path, len, true);
@@ -591,8 +671,13 @@ bool nu_glob_match_path(const char *pattern, const char *path)
         if (i < len && path[i] != '/')
             continue;
         if (nu__glob_run(&g, path + start, i - start, false))
-            return true;
+            return 1;
         start = i + 1;
     }
-    return false;
+    return 0;
+}
+
+bool nu_glob_match_path(const char *pattern, const char *path)
+{
+    return nu__glob_match_path_checked(pattern, path) == 1;
 }

@@ -79,7 +79,7 @@ static bool nu__path_blocked(const nu_strset_t *block, const char *path,
         const char *pattern = block->items[i];
 
         /* An invalid pattern would match nothing; deny instead. */
-        if (!nu_glob_valid(pattern) || nu_glob_match_path(pattern, path)) {
+        if (nu__glob_match_path_checked(pattern, path) != 0) {
             *rule = pattern;
             return true;
         }

@@ -46,6 +46,15 @@ void nu__time_canonicalize(nu_timewin_t *t);
  * nu_perm_free is safe whatever happens next. */
 void nu__perm_init_sets_empty(nu_perm_t *p);
 
+/* Extra nu_glob_match flags that switch off the fast paths, so that tests
+ * and fuzzers can compare them with the general automaton. */
+#define NU__GLOB_NO_PRECHECK 0x100 /* skip the literal prefix/suffix test */
+#define NU__GLOB_WIDE 0x200        /* use the multi-word automaton */
+
+/* nu_glob_match_path, telling an invalid pattern apart: 1 match, 0 no
+ * match, -1 invalid pattern (glob.c). */
+int nu__glob_match_path_checked(const char *pattern, const char *path);
+
 /* Validators used by nu_perm_from_json (lattice_check.c). */
 bool nu__net_entry_valid(const char *entry);    /* "CIDR:port", "CIDR" */
 bool nu__domain_pattern_valid(const char *pattern);

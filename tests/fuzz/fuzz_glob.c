@@ -2,14 +2,16 @@
  * fuzz_glob.c - libFuzzer target for the glob matcher.
  *
  * Input: one flags byte, then pattern and text separated by the first
- * NUL byte.  Beyond memory safety it checks two properties: a pattern
- * without special characters matches exactly the equal text, and an
- * invalid pattern matches nothing.
+ * NUL byte.  Beyond memory safety it checks that the fast paths (literal
+ * prechecks, the one-word automaton) agree with the general automaton,
+ * that a pattern without special characters matches exactly the equal
+ * text, and that an invalid pattern matches nothing.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lattice_internal.h"
 #include "nucleus/glob.h"
 
 #ifndef NU_FUZZ_ENTRY
@@ -35,6 +37,11 @@ int NU_FUZZ_ENTRY(const uint8_t *data, size_t size)
     const char *text = buf + strlen(buf) + (strlen(buf) < size - 1 ? 1 : 0);
 
     bool match = nu_glob_match(pattern, text, flags);
+    if (nu_glob_match(pattern, text, flags | NU__GLOB_NO_PRECHECK) != match ||
+        nu_glob_match(pattern, text, flags | NU__GLOB_WIDE) != match ||
+        nu_glob_match(pattern, text,
+                      flags | NU__GLOB_WIDE | NU__GLOB_NO_PRECHECK) != match)
+        abort();
     bool valid = nu_glob_valid(pattern);
     if (!valid && match)
         abort();
