@@ -257,7 +257,7 @@ static int nu__parse_scheme(const char *url, nu_url_t *out, const char **rest,
 int nu_url_parse(const char *url, nu_url_t *out, nu_err_t *err)
 {
     char authority[NU_URL_HOST_MAX + 16];
-    const char *rest;
+    const char *rest = NULL;
     int rc;
 
     memset(out, 0, sizeof *out);
