@@ -1,0 +1,108 @@
+#!/bin/sh
+# Pods leave nothing behind: after 200 pods created and closed, and 20
+# whose owner was killed with SIGKILL while a command ran, no pod process,
+# mount, cgroup or temporary directory remains.  Output is TAP.
+set -u
+
+if [ -z "${NU_BIN:-}" ] || [ ! -x "$NU_BIN" ]; then
+    echo "skip: NU_BIN is not set to the nucleus binary"
+    exit 77
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "skip: checking cgroup cleanup needs root (run as root)"
+    exit 77
+fi
+
+work=$(mktemp -d /tmp/nu-cleanup-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+ws=$work/ws
+mkdir -p "$ws"
+
+n=0
+failed=0
+check() {
+    n=$((n + 1))
+    if [ "$1" = 0 ]; then
+        echo "ok $n - $2"
+    else
+        echo "not ok $n - $2${3:+: $3}"
+        failed=$((failed + 1))
+    fi
+}
+
+# The pods' cgroup directories live in "nucleus" below our own cgroup of
+# each v1 hierarchy (and of the v2 tree when it is delegated).
+cgroup_leftovers() {
+    count=0
+    while IFS=: read -r _ controllers path; do
+        for c in memory pids cpu; do
+            case ",$controllers," in *,"$c",*) ;; *) continue ;; esac
+            dir=/sys/fs/cgroup/$c${path%/}/nucleus
+            [ -d "$dir" ] || continue
+            count=$((count + $(find "$dir" -mindepth 1 -maxdepth 1 -type d | wc -l)))
+        done
+    done </proc/self/cgroup
+    echo "$count"
+}
+
+pod_processes() {
+    pgrep -f '^nucleus-podinit' | wc -l
+}
+
+mounts_before=$(wc -l </proc/self/mountinfo)
+pods_before=$(pod_processes)
+cgroups_before=$(cgroup_leftovers)
+tmp_before=$(find /tmp -maxdepth 1 -name 'nucleus-*' | wc -l)
+
+errors=0
+i=0
+while [ $i -lt 200 ]; do
+    "$NU_BIN" exec --profile local_dev --workspace "$ws" -- /bin/true \
+        2>>"$work/errors" || errors=$((errors + 1))
+    i=$((i + 1))
+done
+check "$errors" "200_pods_created_and_closed" "$errors failed: $(head -c 300 "$work/errors")"
+
+# Kill 20 owners while their pods run a command.
+killed=0
+i=0
+while [ $i -lt 20 ]; do
+    "$NU_BIN" exec --profile local_dev --workspace "$ws" -- /bin/sleep 313 &
+    owner=$!
+    # Wait until the command runs: owner -> pod init -> sleep.
+    t=0
+    while [ $t -lt 100 ]; do
+        init=$(pgrep -P "$owner" | head -n 1)
+        if [ -n "$init" ] && pgrep -P "$init" >/dev/null; then
+            break
+        fi
+        sleep 0.02
+        t=$((t + 1))
+    done
+    [ -n "$init" ] && killed=$((killed + 1))
+    kill -9 "$owner"
+    wait "$owner" 2>/dev/null
+    i=$((i + 1))
+done
+check "$((20 - killed))" "20_owners_killed_with_running_pods" "only $killed pods started"
+
+# PR_SET_PDEATHSIG acts at once, but give the kernel a moment to reap.
+t=0
+while [ $t -lt 100 ] && { [ "$(pod_processes)" -gt "$pods_before" ] ||
+                          pgrep -f '^/bin/sleep 313' >/dev/null; }; do
+    sleep 0.05
+    t=$((t + 1))
+done
+check "$(( $(pod_processes) - pods_before ))" "no_pod_init_left"
+check "$(pgrep -f '^/bin/sleep 313' | wc -l)" "no_pod_command_left"
+check "$(( $(wc -l </proc/self/mountinfo) - mounts_before ))" "no_mount_left_on_host"
+
+# Killed owners left their cgroups; the next pod creation removes them.
+echo "# cgroups left by killed owners before the sweep: $(( $(cgroup_leftovers) - cgroups_before ))"
+"$NU_BIN" exec --profile local_dev --workspace "$ws" -- /bin/true
+check "$(( $(cgroup_leftovers) - cgroups_before ))" "stale_cgroups_swept"
+check "$(( $(find /tmp -maxdepth 1 -name 'nucleus-*' | wc -l) - tmp_before ))" \
+    "no_temporary_directory_left"
+
+echo "1..$n"
+[ "$failed" -eq 0 ]
