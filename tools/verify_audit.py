@@ -237,8 +237,13 @@ class Trust:
             raise ValueError("certificate chain does not lead to the bundle")
         leaf = chain[0]
         when = cp["time"][:19]
-        start = leaf.not_valid_before.strftime("%Y-%m-%dT%H:%M:%S")
-        end = leaf.not_valid_after.strftime("%Y-%m-%dT%H:%M:%S")
+        # not_valid_before_utc replaced not_valid_before in cryptography 42.
+        start = getattr(leaf, "not_valid_before_utc", None) or \
+            leaf.not_valid_before
+        end = getattr(leaf, "not_valid_after_utc", None) or \
+            leaf.not_valid_after
+        start = start.strftime("%Y-%m-%dT%H:%M:%S")
+        end = end.strftime("%Y-%m-%dT%H:%M:%S")
         if not start <= when <= end:
             raise ValueError("checkpoint time is outside the certificate's "
                              "validity")

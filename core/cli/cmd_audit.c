@@ -31,6 +31,7 @@ typedef struct nu__audit_args {
     const char *output;
     const char *signer_key;
     const char *signer_chain;
+    const char *reason;
     int64_t since;
     int64_t tail;
     int64_t from;
@@ -94,6 +95,7 @@ static int nu__parse(int argc, char **argv, nu__audit_args_t *o)
         { "-o", offsetof(nu__audit_args_t, output) },
         { "--signer-key", offsetof(nu__audit_args_t, signer_key) },
         { "--signer-chain", offsetof(nu__audit_args_t, signer_chain) },
+        { "--reason", offsetof(nu__audit_args_t, reason) },
     };
     static const struct { const char *name; size_t off; } int_opts[] = {
         { "--since", offsetof(nu__audit_args_t, since) },
@@ -653,7 +655,8 @@ static void *nu__load_thread(void *arg)
         ev.operation = "read";
         ev.args = args;
         ev.decision = "allow";
-        ev.reason = "profile allows reads";
+        ev.reason = l->o->reason != NULL ? l->o->reason
+                                         : "profile allows reads";
         ev.result_digest = digest;
         rc = nu_audit_append(l->a, &ev, red, 1, &seq, &err);
         json_decref(args);
@@ -687,7 +690,8 @@ static int nu__cmd_append_test(const nu__audit_args_t *o)
     if (o->npositional != 1 || nu__int_arg("N", o->positional[0], &n) != 0 ||
         threads > 1024) {
         fprintf(stderr, "usage: nucleus audit append-test N [--threads T "
-                "(at most 1024)] [--every EVENTS] [--power] [--print-seq]\n");
+                "(at most 1024)] [--every EVENTS] [--power] [--print-seq] "
+                "[--reason TEXT] [--signer-key PEM [--signer-chain PEM]]\n");
         return NU_EXIT_USAGE;
     }
     if (o->signer_key != NULL &&
