@@ -297,7 +297,9 @@ int nu_profile_eval(nu_profile_t *profile, const json_t *call,
         ctx = *dctx;
     nu__labels(profile, &ctx);
 
-    rc = nu_decide(&profile->perm, call, &ctx, out);
+    rc = nu_decide(pctx != NULL && pctx->perm != NULL ? pctx->perm
+                                                      : &profile->perm,
+                   call, &ctx, out);
     if (rc != NU_OK || profile->check_ref == LUA_NOREF ||
         !nu__hook_applies(out))
         return rc;
@@ -310,6 +312,7 @@ int nu_profile_eval(nu_profile_t *profile, const json_t *call,
     e.allow_attempt = hook_allow_attempt;
 
     L = nu__policy_state(profile->policy);
+    nu__policy_set_where(profile->policy, profile->check_where);
     lua_pushcfunction(L, nu__eval_protected);
     lua_pushlightuserdata(L, &e);
     if (nu__policy_call(profile->policy, 1, 0, &e.err) != NU_OK)
@@ -374,6 +377,7 @@ int nu_profile_approve(nu_profile_t *profile, const json_t *request,
     e.answer = answer;
 
     L = nu__policy_state(profile->policy);
+    nu__policy_set_where(profile->policy, profile->approve_where);
     lua_pushcfunction(L, nu__approve_protected);
     lua_pushlightuserdata(L, &e);
     rc = nu__policy_call(profile->policy, 1, 0, &e.err);

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include <dirent.h>
+#include <mbedtls/base64.h>
 
 #include "nucleus/log.h"
 #include "nucleus/proto.h"
@@ -776,6 +777,39 @@ out:
     return rc;
 }
 
+/* The pod sends read content as a raw blob ("content_encoding": "blob");
+ * the pipeline's result carries it in JSON: as text when it is UTF-8
+ * without NUL, as base64 otherwise. */
+static int nu__blob_into_json(json_t *result, const uint8_t *blob, size_t len)
+{
+    const char *enc = json_string_value(json_object_get(result,
+                                                        "content_encoding"));
+    json_t *text;
+
+    if (enc == NULL || strcmp(enc, "blob") != 0)
+        return NU_OK;
+
+    text = memchr(blob, '\0', len) == NULL
+         ? json_stringn((const char *)(len ? (const char *)blob : ""), len)
+         : NULL;
+    if (text != NULL) {
+        json_object_set_new(result, "content", text);
+        json_object_set_new(result, "content_encoding", json_string("utf-8"));
+        return NU_OK;
+    }
+
+    size_t cap = 4 * ((len + 2) / 3) + 1, out_len = 0;
+    unsigned char *b64 = malloc(cap);
+    if (b64 == NULL || mbedtls_base64_encode(b64, cap, &out_len, blob, len) != 0) {
+        free(b64);
+        return NU_ENOMEM;
+    }
+    json_object_set_new(result, "content", json_stringn((char *)b64, out_len));
+    json_object_set_new(result, "content_encoding", json_string("base64"));
+    free(b64);
+    return NU_OK;
+}
+
 int nu_sandbox_tool(nu_sandbox_t *sb, const json_t *call, json_t **result,
                     nu_err_t *err)
 {
@@ -791,8 +825,11 @@ int nu_sandbox_tool(nu_sandbox_t *sb, const json_t *call, json_t **result,
         return rc;
     }
     json_object_del(frame.json, "id");
+    rc = nu__blob_into_json(frame.json, frame.blob, frame.blob_len);
     *result = json_incref(frame.json);
     nu_frame_free(&frame);
+    if (rc != NU_OK)
+        return nu_err_set(err, rc, "sandbox: out of memory");
     return NU_OK;
 }
 

@@ -131,6 +131,7 @@ static int nu__builtins(lua_State *L)
 }
 
 int luaopen_nucleus_core(lua_State *L);
+void nu__lua_register_pod(lua_State *L);   /* core/lua_pod.c */
 
 int luaopen_nucleus_core(lua_State *L)
 {
@@ -149,5 +150,6 @@ int luaopen_nucleus_core(lua_State *L)
     lua_setfield(L, -2, "eval");
     lua_pushcfunction(L, nu__builtins);
     lua_setfield(L, -2, "builtins");
+    nu__lua_register_pod(L);
     return 1;
 }

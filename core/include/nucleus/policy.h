@@ -149,6 +149,10 @@ const char *const *nu_profile_builtin_names(void);
 typedef struct nu_policy_ctx {
     const char *pod_id;        /* may be NULL */
     const char *spiffe_id;     /* may be NULL */
+    /* The permission to decide with, when it is not the profile's own (a
+     * pod's effective permission after attenuation); NULL = the profile's.
+     * Must be normalized. */
+    const nu_perm_t *perm;
 } nu_policy_ctx_t;
 
 /* Decide a tool call: nu_decide (steps 1-7) and, unless that denied, the
