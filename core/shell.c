@@ -110,6 +110,7 @@ typedef struct nu__wb {
     long eq;                /* index of the first '=' while plain, or -1 */
     int brace_open;
     int brace_sep;
+    int bracket_open;
 } nu__wb_t;
 
 static int nu__parse_list(nu__st_t *st);
@@ -841,7 +842,11 @@ static int nu__scan_word(nu__st_t *st, nu__wb_t *w)
             w->plain = 0;
             rc = nu__scan_backquote(st, &w->buf, &w->flags, 0);
         } else {
-            if (c == '*' || c == '?' || c == '[')
+            if (c == '*' || c == '?')
+                w->flags |= NU_SHELL_W_GLOB;
+            else if (c == '[')
+                w->bracket_open = 1;
+            else if (c == ']' && w->bracket_open)
                 w->flags |= NU_SHELL_W_GLOB;
             else if (c == '{')
                 w->brace_open = 1;
