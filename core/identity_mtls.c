@@ -112,7 +112,14 @@ static int nu__verify_peer(void *ctx, mbedtls_x509_crt *crt, int depth,
         return 0;
     }
 
-    if (nu_svid_check_chain(crt, &id, &err) != NU_OK) {
+    /* A problem mbedTLS found (no path to the bundle, expiry) is reported
+     * first; a signing certificate's problem was recorded above. */
+    if (c->reject[0] != '\0')
+        return 0;
+    if (*flags != 0) {
+        snprintf(c->reject, sizeof c->reject, "%s",
+                 nu__id_flag_reason(*flags));
+    } else if (nu_svid_check_chain(crt, &id, &err) != NU_OK) {
         snprintf(c->reject, sizeof c->reject, "%s", err.msg);
         *flags |= MBEDTLS_X509_BADCERT_OTHER;
     } else if (!nu_spiffeid_member_of(&id, c->cfg->trust_domain)) {
@@ -121,9 +128,6 @@ static int nu__verify_peer(void *ctx, mbedtls_x509_crt *crt, int depth,
                  c->cfg->trust_domain);
         *flags |= MBEDTLS_X509_BADCERT_OTHER;
     }
-    if (*flags != 0 && c->reject[0] == '\0')
-        snprintf(c->reject, sizeof c->reject, "%s",
-                 nu__id_flag_reason(*flags));
     return 0;
 }
 

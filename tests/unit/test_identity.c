@@ -368,22 +368,21 @@ static void test_identity_verify_rejects_expired(void **state)
 
 static void test_identity_pem_rejects_trailing_data(void **state)
 {
-    mbedtls_x509_crt chain;
+    mbedtls_x509_crt chain, good;
+    unsigned char *der;
     nu_svid_t svid;
     nu_err_t err;
-    char *pem, *body;
-    size_t len;
+    char *pem;
 
     (void)state;
     assert_int_equal(nu_ca_issue(g_ca, POD, 0, &svid, &err), NU_OK);
+    parse_chain(svid.cert_pem, &good);
 
-    /* Append "AAAA" (3 zero bytes) to the base64 body. */
-    len = strlen(svid.cert_pem);
-    pem = malloc(len + 8);
-    body = strstr(svid.cert_pem, "-----END");
-    memcpy(pem, svid.cert_pem, (size_t)(body - svid.cert_pem));
-    strcpy(pem + (body - svid.cert_pem), "AAAA\n");
-    strcat(pem, body);
+    /* The same certificate with three zero bytes after its DER encoding,
+     * inside one PEM block (mbedTLS alone would ignore them). */
+    der = calloc(1, good.raw.len + 3);
+    memcpy(der, good.raw.p, good.raw.len);
+    pem = nu__id_cert_pem(der, good.raw.len + 3);
 
     mbedtls_x509_crt_init(&chain);
     assert_int_equal(nu_x509_parse_certs(pem, strlen(pem), &chain, &err),
@@ -394,7 +393,9 @@ static void test_identity_pem_rejects_trailing_data(void **state)
     assert_int_equal(nu_x509_parse_certs("\n", 1, &chain, &err), 0);
 
     mbedtls_x509_crt_free(&chain);
+    mbedtls_x509_crt_free(&good);
     free(pem);
+    free(der);
     nu_svid_free(&svid);
 }
 
