@@ -858,6 +858,53 @@ static void test_decide_step7_every_order(void **state)
     nu_perm_free(&p);
 }
 
+/* The same orders with a git push through run as the exfiltration step:
+ * with egress it touches every leg and is always gated; without egress it
+ * only reads, so nothing is ever gated. */
+static void test_decide_step7_every_order_run(void **state)
+{
+    static const char *const calls[3] = {
+        "{\"tool\":\"read\",\"path\":\"src/a.c\"}",
+        "{\"tool\":\"read\",\"path\":\"inbox/issue.txt\"}",
+        "{\"tool\":\"run\",\"argv\":[\"git\",\"push\",\"origin\",\"x\"]}",
+    };
+    static const int orders[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
+                                     {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    nu_strset_t untrusted;
+    nu_perm_t p;
+    nu_decision_t d;
+
+    (void)state;
+    perm_web(&p);
+    nu_strset_init_empty(&untrusted);
+    add_item(&untrusted, "inbox/");
+
+    for (int egress = 0; egress < 2; egress++) {
+        for (int o = 0; o < 6; o++) {
+            nu_decide_ctx_t ctx = {0};
+            ctx.untrusted_paths = &untrusted;
+            ctx.egress = egress;
+            for (int k = 0; k < 3; k++) {
+                int which = orders[o][k];
+                decide(&p, calls[which], &ctx, &d);
+                bool gated = which == 2 && egress;
+                if (gated) {
+                    assert_int_equal(d.verdict, NU_DECISION_APPROVAL);
+                    assert_int_equal(d.step, 7);
+                    assert_int_equal(d.legs, NU_LEGS_ALL);
+                } else {
+                    assert_int_equal(d.verdict, NU_DECISION_ALLOW);
+                }
+                if (which == 2 && !egress)
+                    assert_int_equal(d.legs, NU_LEG_PRIVATE);
+                ctx.exposure |= d.legs;
+            }
+        }
+    }
+    nu_strset_free(&untrusted);
+    nu_perm_free(&p);
+}
+
 static void test_decide_step7_run_needs_egress(void **state)
 {
     nu_perm_t p;
@@ -1270,6 +1317,7 @@ int main(void)
         cmocka_unit_test(test_decide_step6_obligations),
         cmocka_unit_test(test_decide_step6_normalized_profile),
         cmocka_unit_test(test_decide_step7_every_order),
+        cmocka_unit_test(test_decide_step7_every_order_run),
         cmocka_unit_test(test_decide_step7_run_needs_egress),
         cmocka_unit_test(test_decide_step7_trusted_destinations),
         cmocka_unit_test(test_decide_step7_public_labels),
