@@ -64,6 +64,29 @@ static nu_lpod_t *nu__check_pod(lua_State *L, int idx)
 
 /* --- approval callback ------------------------------------------------ */
 
+/* The interactive prompt a REPL installs; used when a pod has no approve
+ * callback of its own.  Process-wide, like the terminal it talks to. */
+static nu_approve_t (*nu__prompt_fn)(const json_t *request);
+
+void nu__lua_set_prompt(nu_approve_t (*fn)(const json_t *request));
+void nu__lua_set_prompt(nu_approve_t (*fn)(const json_t *request))
+{
+    nu__prompt_fn = fn;
+}
+
+/* The decision of the most recent call made through any pod, for the
+ * REPL's :explain. */
+static nu_decision_t nu__last_decision;
+static bool nu__has_last_decision;
+
+bool nu__lua_last_decision(nu_decision_t *out);
+bool nu__lua_last_decision(nu_decision_t *out)
+{
+    if (nu__has_last_decision)
+        *out = nu__last_decision;
+    return nu__has_last_decision;
+}
+
 static int nu__approve_protected(lua_State *L)
 {
     const json_t *request = lua_touserdata(L, 2);
@@ -83,6 +106,8 @@ static nu_approve_t nu__approve_trampoline(nu_pod_t *pod, const json_t *request,
     const char *s;
 
     (void)pod;
+    if (p->approve_ref == LUA_NOREF && nu__prompt_fn != NULL)
+        return nu__prompt_fn(request);
     if (L == NULL || p->approve_ref == LUA_NOREF)
         return NU_APPROVE_ASK;
 
@@ -369,6 +394,8 @@ static int nu__do_call(lua_State *L, nu_lpod_t *p, json_t *call)
 
     p->last = r.decision;
     p->has_last = true;
+    nu__last_decision = r.decision;
+    nu__has_last_decision = true;
 
     if (r.decision.verdict == NU_DECISION_ALLOW && r.result != NULL &&
         json_is_true(json_object_get(r.result, "ok"))) {
