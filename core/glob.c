@@ -3,10 +3,10 @@
  *
  * Git's wildmatch() (wildmatch.c in git, after Rich $alz's matcher) is a
  * backtracking matcher with pruning.  This file keeps its semantics but
- * not its algorithm: the pattern is compiled into a list of tokens, and
- * the text is run through the equivalent non-deterministic automaton with
- * one bit per token position (a bit-parallel NFA simulation), so a match
- * costs O(tokens / 64 * text) word operations whatever the pattern.
+ * not its algorithm.  The pattern is compiled into a list of tokens, and
+ * the text runs through the equivalent non-deterministic automaton with
+ * one bit per token position (a bit-parallel NFA simulation).  A match
+ * therefore costs O(tokens / 64 * text) word operations for any pattern.
  *
  * Tokens and what they consume, with WM_PATHNAME (NU_GLOB_PATHNAME) set:
  *

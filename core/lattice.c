@@ -23,9 +23,9 @@
  * BOTTOM is below every permission.
  *
  * The time window [not_before, not_after) may be empty ("never valid").
- * Every empty window is stored as [0, 0) so that equality is plain
- * field comparison; the join of windows is the smallest window holding
- * both, which is their least upper bound among windows.
+ * Every empty window is stored as [0, 0), so equality compares fields.
+ * The join of two windows is the smallest window that contains both,
+ * which is their least upper bound among windows.
  *
  * Normalization (the trifecta closure) only adds obligations, so it is
  * deflationary (nu(x) <= x), and applying it twice adds nothing new, so
@@ -250,9 +250,10 @@ static int nu__perm_combine(nu_perm_t *out, const nu_perm_t *a,
     nu__perm_init_sets_empty(out);
 
     for (int op = 0; op < NU_OP_COUNT; op++) {
-        uint8_t x = a->caps[op];
-        uint8_t y = b->caps[op];
-        out->caps[op] = meet ? (x < y ? x : y) : (x > y ? x : y);
+        uint8_t low = a->caps[op] < b->caps[op] ? a->caps[op] : b->caps[op];
+        uint8_t high = a->caps[op] < b->caps[op] ? b->caps[op] : a->caps[op];
+
+        out->caps[op] = meet ? low : high;
     }
     out->obligations = meet ? (a->obligations | b->obligations)
                             : (a->obligations & b->obligations);
@@ -379,8 +380,8 @@ bool nu_perm_equal(const nu_perm_t *a, const nu_perm_t *b)
 bool nu_perm_has_egress(const nu_perm_t *p)
 {
     /* NOTE: egress that reaches only network.trusted destinations still
-     * counts here, so run_bash gets an obligation; the dynamic gate is
-     * where trusted destinations are told apart. */
+     * counts here, so run_bash gets an obligation.  The dynamic trifecta
+     * gate is where trusted destinations are distinguished. */
     return p->network.allow.top || p->network.allow.count > 0 ||
            p->network.domains.top || p->network.domains.count > 0;
 }

@@ -42,8 +42,8 @@ static inline bool nu__time_empty(const nu_timewin_t *t)
 /* Rewrite an empty window as the canonical empty window [0, 0). */
 void nu__time_canonicalize(nu_timewin_t *t);
 
-/* Initialize every set of p to EMPTY and every scalar to BOTTOM, so that
- * nu_perm_free is safe whatever happens next. */
+/* Zero every field of p and make every set EMPTY, so that nu_perm_free
+ * is safe whatever happens next. */
 void nu__perm_init_sets_empty(nu_perm_t *p);
 
 /* Extra nu_glob_match flags that switch off the fast paths, so that tests

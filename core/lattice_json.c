@@ -186,7 +186,8 @@ static bool nu__is_star(const json_t *v)
     return json_is_string(v) && strcmp(json_string_value(v), "*") == 0;
 }
 
-/* Copy the keys of obj that are not in allowed[] into an error. */
+/* Reject the first key of obj that is not in allowed[]; where is the
+ * dotted name of obj ("" for the top level). */
 static int nu__check_keys(const json_t *obj, const char *where,
                           const char *const *allowed, size_t n, nu_err_t *err)
 {

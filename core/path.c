@@ -66,7 +66,7 @@ static int nu__path_segments(const char *path, bool absolute,
 
 int nu_path_normalize(const char *path, char *out, size_t size)
 {
-    /* One extra slot: an absolute path also holds "workspace". */
+    /* One extra slot, because an absolute path also contains "workspace". */
     nu_segment_t segs[NU_PATH_MAX_SEGMENTS + 1];
     bool absolute;
     size_t first = 0;

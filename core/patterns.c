@@ -2,12 +2,13 @@
  * patterns.c - the built-in path pattern sets nucleus.SENSITIVE and
  * nucleus.AUTORUN.
  *
- * Both use the path-rule syntax of nu_glob_match_path: a pattern without a
- * slash matches a file or directory name at any depth, a trailing slash
- * names a directory (everything below it matches), and a pattern with an
- * inner slash is anchored at the workspace root, so those begin with a "**"
- * component to apply at any depth.  The patterns match whether or not the file
- * exists, so an agent cannot create one either.
+ * Both use the path-rule syntax of nu_glob_match_path.  A pattern without
+ * a slash matches a file or directory name at any depth, and a trailing
+ * slash names a directory, so everything below it matches.  A pattern
+ * with an inner slash is anchored at the workspace root, so such patterns
+ * here begin with a "**" component to apply at any depth.  The patterns
+ * match whether or not the file exists, so an agent cannot create one
+ * either.
  *
  * SENSITIVE is meant for paths.block (denied for every access): files
  * that hold credentials, keys or tokens.  Names are chosen narrowly so

@@ -4,9 +4,9 @@
  * Cases:
  *   1. the pattern **, slash, *a*a*a*a*a*b against a 1049-byte path (50
  *      segments of 20 'a's), the pathological shape for backtracking
- *      matchers; once as is (the literal suffix precheck rejects it) and
- *      once with a last segment of 'b's, where the automaton runs over
- *      the whole path;
+ *      matchers.  It runs once as is, where the literal suffix precheck
+ *      rejects it, and once with a last segment of 'b's, where the
+ *      automaton runs over the whole path;
  *   2. git's own performance case (t3070): "*a" x16 against "a" x60 + "b";
  *   3. one nu_perm_check_path against the nucleus.SENSITIVE block list,
  *      averaged over 16 typical workspace paths.

@@ -3,7 +3,7 @@
  * linear-time guarantee.
  *
  * The wildmatch cases are git's own table (t/t3070-wildmatch.sh as JSON
- * Lines), read at run time from $NU_SHARED_DIR/cases/wildmatch; the test
+ * Lines), read at run time from $NU_SHARED_DIR/cases/wildmatch.  The test
  * skips with a message when that directory is absent.
  */
 #include <stdarg.h>

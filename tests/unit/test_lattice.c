@@ -3,9 +3,9 @@
  * normalization, delegation and the canonical JSON form.
  *
  * The generator draws every set-valued field from a small universe of
- * members, so that random pairs overlap often, and gives each field a
- * fair chance of being TOP or EMPTY; budgets, windows and ttl come from
- * small value lists that include unlimited and empty.  Each law runs on
+ * members, so that random pairs overlap often.  Each set is TOP or EMPTY
+ * one time in six.  Budgets, windows and ttl come from small value lists
+ * that include unlimited and empty values.  Each law runs on
  * NU_LAW_ROUNDS random draws with a fixed seed, so a failure reproduces.
  */
 #include <stdarg.h>
@@ -544,8 +544,9 @@ static void test_lattice_normalize_idempotent_deflationary(void **state)
     }
 }
 
-/* A counterexample, kept so that nobody relies on monotonicity: raising
- * web_fetch adds an obligation, so x <= y but nu(x) is not <= nu(y). */
+/* A counterexample that documents why code must not rely on
+ * monotonicity: raising web_fetch adds an obligation, so x <= y but
+ * nu(x) is not <= nu(y). */
 static void test_lattice_normalize_is_not_monotone(void **state)
 {
     nu_perm_t x, y;
