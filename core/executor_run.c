@@ -22,9 +22,9 @@
  *      term_grace_ms later.
  *   5. When the leader has exited, the loop waits up to drain_ms for the
  *      pipes to close (a background process may hold them open), then
- *      kills what is left of the group with SIGKILL.  No process of the
- *      group outlives the call unless it moved to another group or session;
- *      the sandbox's cgroup limits bound those.
+ *      sends SIGKILL to what is left of the group.  A process that moved
+ *      to another group or session escapes this; the sandbox's cgroup
+ *      limits bound those.
  *   6. The leader is detected with waitid(WNOWAIT) and reaped only after
  *      the group kill, so its pid (and thus the group id) cannot be reused
  *      by an unrelated process while the group is signalled.
