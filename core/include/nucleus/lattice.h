@@ -211,13 +211,18 @@ typedef enum { NU_ACCESS_READ = 0, NU_ACCESS_WRITE = 1 } nu_access_t;
 /* Check a normalized workspace-relative path ("src/main.c", no leading
  * slash, no "." or ".." segments; see nu_path_normalize).  Returns true when
  * allowed.  When denied and rule is not NULL, *rule points at the matching
- * block pattern or is NULL when no allow pattern matched. */
+ * block pattern ("*" for a TOP block set) or is NULL when no allow pattern
+ * matched.  Fails closed: a path that is not normalized is denied, and an
+ * invalid block pattern (see nu_glob_valid) denies every path. */
 bool nu_perm_check_path(const nu_perm_t *p, const char *path,
                         nu_access_t access, const char **rule);
 
 /* Check one simple command (argv[0] is the program as written).  Block
  * rules win over allow rules.  When denied and rule is not NULL, *rule
- * points at the matching block rule or is NULL when no allow rule matched. */
+ * points at the matching block rule ("*" for a TOP block set) or is NULL
+ * when no allow rule matched.  An empty argv, or a block rule that cannot
+ * be parsed, denies.  Allow rules match a relative program path with a
+ * slash ("./git") only when they name that exact path. */
 bool nu_perm_check_command(const nu_perm_t *p, int argc, char *const argv[],
                            const char **rule);
 
