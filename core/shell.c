@@ -1078,7 +1078,7 @@ static void nu__skip_blanks(nu__st_t *st)
 {
     for (;;) {
         int c = nu__at(st, 0);
-        if (c == ' ' || c == '\t' || c == '\r') {
+        if (c == ' ' || c == '\t') {
             st->pos++;
         } else if (c == '\\' && nu__at(st, 1) == '\n') {
             st->pos += 2;
