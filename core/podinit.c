@@ -140,9 +140,11 @@ static json_t *nu__handle(nu__podinit_t *pi, const json_t *request,
     if (tool != NULL && strcmp(tool, "ping") == 0)
         return json_pack("{s:b,s:i}", "ok", 1, "pid", (int)getpid());
 
+    /* Read content travels as the response's blob only on request, so
+     * that nu_sandbox_tool callers get the executor's usual JSON. */
     nu_exec_tool(&pi->executor, request, &result,
-                 tool != NULL && strcmp(tool, "read") == 0 ? blob : NULL,
-                 &err);
+                 json_is_true(json_object_get(request, "want_blob")) ? blob :
+                 NULL, &err);
     if (result == NULL)
         result = json_pack("{s:b,s:s,s:s}", "ok", 0, "kind", "internal",
                            "error", "podinit: out of memory");
