@@ -5,8 +5,8 @@
  * a temporary file in the same directory, which is then renamed over the
  * target, so a reader sees the old or the new content and never a mix.
  * A consequence for hard links: when the target has other names
- * (st_nlink > 1), those names keep the old content, and the result says
- * "hardlinks_detached": true.  This is deliberate.  A hard link can make a
+ * (st_nlink > 1), those names keep the old content, and the result
+ * contains "hardlinks_detached": true.  This is deliberate.  A hard link can make a
  * file outside the workspace share its inode with a workspace name, and
  * writing through it would change the outside file; replacing the name
  * cannot.
@@ -257,12 +257,12 @@ static int nu__check_target(const char *tool, const nu_resolved_t *r, struct sta
 }
 
 /* Parse "mode" as an integer (420) or an octal string ("0644"). */
-static int nu__arg_mode(const json_t *args, int *given, mode_t *mode, nu_err_t *err)
+static int nu__arg_mode(const json_t *args, int *present, mode_t *mode, nu_err_t *err)
 {
     json_t *v = json_object_get(args, "mode");
     long value = -1;
 
-    *given = 0;
+    *present = 0;
     if (v == NULL || json_is_null(v))
         return NU_OK;
 
@@ -282,7 +282,7 @@ static int nu__arg_mode(const json_t *args, int *given, mode_t *mode, nu_err_t *
                           "write: cannot use argument 'mode': expected permission bits "
                           "from 0 to 0777 as an integer or an octal string such as "
                           "\"0644\" (set-ID and sticky bits are not allowed)");
-    *given = 1;
+    *present = 1;
     *mode = (mode_t)value;
     return NU_OK;
 }

@@ -5,9 +5,10 @@
  * at line boundaries as in grep(1).  Patterns are compiled in UTF mode
  * with PCRE2_MATCH_INVALID_UTF, so files that are not valid UTF-8 are
  * searched safely instead of being rejected.  Every match runs under a
- * match limit and a depth limit from the executor configuration; a
- * pattern that exceeds them (catastrophic backtracking such as "(a+)+$")
- * fails the whole call with invalid_request instead of hanging.
+ * match limit and a depth limit from the executor configuration.  A
+ * pattern that exceeds them, by catastrophic backtracking such as
+ * "(a+)+$", fails the whole call with invalid_request instead of
+ * hanging.
  *
  * Files are skipped when they are larger than max_grep_file_bytes or
  * binary (a NUL byte in the first 8 KiB, as GNU grep decides).  Hidden

@@ -75,7 +75,7 @@ int nu__base64_decode(const char *text, size_t len, unsigned char **out,
 /* Directory walk used by glob and grep.  Visits entries below the
  * directory (dir_fd, name) in name order, depth first, never following
  * symbolic links.  visit is called for every entry with its path relative
- * to the walk's base; it returns 1 to descend into a directory, 0 to skip
+ * to the walk's base.  It returns 1 to descend into a directory, 0 to skip
  * it, NU__WALK_STOP to end the walk, or a negative error code. */
 #define NU__WALK_STOP 2
 typedef int (*nu__walk_visit_t)(void *ctx, int parent_fd, const char *name,
@@ -87,10 +87,10 @@ int nu__exec_walk(const nu_resolved_t *base, size_t max_entries,
                   nu__walk_visit_t visit, void *ctx, int *capped,
                   nu_err_t *err);
 
-/* Glob matching for the glob tool and grep's "glob" filter: '/' separates
- * components, "**" as a whole component matches any number of them, other
- * components follow fnmatch(3), and a leading '.' must be matched
- * explicitly (so "*" and "**" skip hidden entries). */
+/* Match a glob pattern for the glob tool and grep's "glob" filter.  '/'
+ * separates components, and "**" as a whole component matches any number
+ * of them.  Other components follow fnmatch(3).  A leading '.' must be
+ * matched explicitly, so "*" and "**" skip hidden entries. */
 int nu__glob_match(const char *pattern, const char *path);
 
 /* True when some path below the directory dir could match pattern, so

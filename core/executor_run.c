@@ -5,15 +5,16 @@
  *   1. The arguments, environment and working directory are prepared
  *      before fork, so the child only calls async-signal-safe functions
  *      (the caller may be multi-threaded).
- *   2. The child makes itself a process group leader (the parent also
- *      calls setpgid, closing the race), restores default signal handling
- *      and an empty signal mask, connects stdin (the call's bytes through a
- *      pipe, or /dev/null), stdout and stderr pipes, changes to the working
- *      directory, marks every other descriptor close-on-exec with
- *      close_range(2), and executes the program.  PATH is searched in the
- *      command's own environment, not the caller's.  An exec failure is
- *      reported to the parent as an errno value through a close-on-exec
- *      pipe, and the child exits with 127.
+ *   2. The child makes itself a process group leader, and the parent also
+ *      calls setpgid to close the race.  The child restores default signal
+ *      handling and an empty signal mask, and connects stdin (the call's
+ *      bytes through a pipe, or /dev/null), stdout and stderr.  It changes
+ *      to the working directory, marks every other descriptor
+ *      close-on-exec with close_range(2) and executes the program.  PATH is
+ *      searched in the command's own environment, not the caller's.  An
+ *      exec failure reaches the parent as an errno value through a
+ *      close-on-exec pipe, and the child exits with 127 (126 when the
+ *      program exists but cannot be executed).
  *   3. The parent polls stdout, stderr, the stdin pipe and a pidfd of the
  *      child in one loop, so no pipe can fill up and deadlock.  Output past
  *      max_output_bytes per stream is read and discarded, and the result
@@ -341,8 +342,9 @@ static int nu__run_prepare(nu_executor_t *ex, nu__run_t *r, const json_t *args,
 
 /* --- the child ---------------------------------------------------------- */
 
-/* Execute file with PATH taken from envp; returns only on failure, with
- * errno set to the most telling error (EACCES over ENOENT, as execvp). */
+/* Execute argv[0], searching PATH from envp.  Returns only on failure,
+ * with errno set to EACCES when any candidate was not executable and
+ * ENOENT otherwise, as execvp(3) does. */
 static void nu__child_exec(char **argv, char **envp)
 {
     const char *path = "/usr/local/bin:/usr/bin:/bin";
@@ -607,8 +609,14 @@ static int nu__run_loop(nu_executor_t *ex, nu__run_t *r)
         if (r->pidfd >= 0 && !r->exited)
             p[np++] = (struct pollfd){ .fd = r->pidfd, .events = POLLIN };
 
-        wake = r->exited ? drain_until : r->timed_out ? (kill_at ? kill_at : now + 50)
-                                                      : deadline;
+        if (r->exited)
+            wake = drain_until;
+        else if (!r->timed_out)
+            wake = deadline;
+        else if (kill_at != 0)
+            wake = kill_at;
+        else
+            wake = now + 50; /* SIGKILL sent: wait for the exit */
         wait_ms = wake > now ? (int)(wake - now) : 0;
         if (r->pidfd < 0 && !r->exited && wait_ms > NU__RUN_POLL_FALLBACK_MS)
             wait_ms = NU__RUN_POLL_FALLBACK_MS;

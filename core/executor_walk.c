@@ -1,8 +1,8 @@
 /*
  * executor_walk.c - directory walks, glob matching and the glob tool.
  *
- * Walks never follow symbolic links: a link is reported as an entry but a
- * link to a directory is not descended into, so a walk cannot loop or
+ * Walks never follow symbolic links.  A link is reported as an entry, but
+ * a link to a directory is not descended into, so a walk cannot loop or
  * leave the workspace.  Entries of each directory are visited in byte
  * order of their names.
  */
@@ -107,12 +107,12 @@ int nu__glob_match_prefix(const char *pattern, const char *dir)
     return nu__match(pattern, dir, 1, 0);
 }
 
-/* One exclusion pattern against a workspace-relative path.  Without a
- * '/', the pattern matches any single component; with one, it is anchored
- * at the root and matches the path or any of its parents.  A trailing '/'
- * ("secrets/") is dropped, so it also matches files of that name, and
- * leading dots need no explicit match: exclusion errs on the side of
- * hiding. */
+/* Test one exclusion pattern against a workspace-relative path.  A
+ * pattern without '/' matches any single component.  A pattern with '/' is
+ * anchored at the root and matches the path or any of its parents.  A
+ * trailing '/' ("secrets/") is dropped, so it also matches files of that
+ * name.  Leading dots need no explicit match, because exclusion errs on
+ * the side of hiding. */
 static int nu__excluded_by(const char *pattern, const char *path)
 {
     char pat[PATH_MAX], buf[PATH_MAX];
@@ -277,7 +277,7 @@ nomem:
 
 static int nu__walk_dir(nu__walker_t *w, int dir_fd, size_t rel_len, int depth);
 
-/* Visit one entry of a directory and descend when the visitor asks. */
+/* Visit one entry of a directory, and descend when the visitor returns 1. */
 static int nu__walk_entry(nu__walker_t *w, int dir_fd, const char *name, size_t rel_len,
                           int depth)
 {
@@ -310,7 +310,8 @@ static int nu__walk_entry(nu__walker_t *w, int dir_fd, const char *name, size_t 
     return nu__walk_dir(w, sub, rel_len + name_len, depth + 1);
 }
 
-/* Walk dir_fd (consumed); w->rel holds its path of rel_len bytes. */
+/* Walk dir_fd, which is closed on return.  The first rel_len bytes of
+ * w->rel are its path. */
 static int nu__walk_dir(nu__walker_t *w, int dir_fd, size_t rel_len, int depth)
 {
     char **names = NULL;

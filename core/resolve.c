@@ -13,7 +13,7 @@
  *      component of the resolved path, with the root (not owned) at the
  *      bottom, and the list of components still to visit.
  *   3. "." and empty components are skipped.  ".." pops the stack; popping
- *      the root is an escape and is rejected.  The kernel never sees "..".
+ *      the root is an escape and is rejected.  No ".." reaches the kernel.
  *   4. Any other component is opened relative to the top of the stack with
  *      O_PATH | O_NOFOLLOW (openat2 with RESOLVE_BENEATH |
  *      RESOLVE_NO_SYMLINKS where available), so the kernel follows no link.

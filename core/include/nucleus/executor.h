@@ -1,8 +1,8 @@
 /*
  * executor.h - the in-pod tool executor: read, write, edit, glob, grep, run.
  *
- * The executor performs one tool call against a workspace directory that it
- * holds as an open file descriptor.  It runs wherever the workspace is: in
+ * The executor performs one tool call against a workspace directory, which
+ * it keeps as an open file descriptor.  It runs wherever the workspace is: in
  * the namespace sandbox's pod init (after pivot_root, workspace at
  * /workspace), in the microVM guest agent, and in tests on a temporary
  * directory.  It depends on libc, jansson and PCRE2 only, so that it links
@@ -130,8 +130,8 @@ void nu_executor_close(nu_executor_t *ex);
  * of this file, except on NU_ENOMEM where it may be NULL.  blob_out may be
  * NULL; when it is not, read content goes there (the caller frees it).
  *
- * Returns NU_OK when the tool succeeded, or the negative code of the
- * failure with err filled with the same message as the result's "error":
+ * Returns NU_OK when the tool succeeded.  On failure it returns the
+ * negative code below and fills err with the result's "error" message:
  *   NU_EINVAL    invalid_request (bad arguments, ambiguous edit, grep
  *                pattern that does not compile or hits the match limit)
  *   NU_EDENIED   path_denied (the path leaves the workspace)
@@ -197,8 +197,8 @@ typedef struct nu_resolved {
 
 /* Resolve path beneath root_fd.  root_prefix is the absolute name of the
  * root ("/workspace").  On NU_OK, out is filled and must be released with
- * nu_resolved_free.  On failure out holds nothing to free and err says
- * which component failed.  Returns NU_OK, NU_EDENIED, NU_EINVAL, NU_ENOENT
+ * nu_resolved_free.  On failure out needs no freeing, and err names the
+ * component that failed.  Returns NU_OK, NU_EDENIED, NU_EINVAL, NU_ENOENT
  * (a component is missing, or the final one without
  * NU_RESOLVE_MAY_NOT_EXIST), NU_EIO or NU_ENOMEM. */
 int nu_resolve(int root_fd, const char *root_prefix, const char *path,
