@@ -227,13 +227,13 @@ static int nu__frame_from_parts(const nu_frame_header_t *h,
                                 const uint8_t *body, nu_frame_t *frame,
                                 nu_err_t *err)
 {
+    nu_err_t detail = { 0 };
     json_t *json;
 
-    json = nu_json_parse((const char *)body, h->json_len, err);
+    json = nu_json_parse((const char *)body, h->json_len, &detail);
     if (json == NULL)
         return nu_err_set(err, NU_EPROTO, "proto: cannot read %s frame: "
-                          "%s", nu_frame_type_name(h->type),
-                          err != NULL ? err->msg : "invalid JSON");
+                          "%s", nu_frame_type_name(h->type), detail.msg);
     if (!json_is_object(json)) {
         json_decref(json);
         return nu_err_set(err, NU_EPROTO, "proto: cannot read %s frame: "

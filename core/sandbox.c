@@ -516,6 +516,7 @@ static int nu__handshake(nu_sandbox_t *sb, const nu_sandbox_opts_t *opts,
 {
     json_t *hello = nu__hello_request(sb, opts);
     nu_frame_t frame = { 0 };
+    nu_err_t detail = { 0 };
     const char *warning;
     int rc;
 
@@ -525,12 +526,12 @@ static int nu__handshake(nu_sandbox_t *sb, const nu_sandbox_opts_t *opts,
     json_decref(hello);
     /* A failed write still lets us read the child's error frame. */
 
-    rc = nu_proto_read(sb->sock, &frame, NU__READY_TIMEOUT_MS, err);
+    rc = nu_proto_read(sb->sock, &frame, NU__READY_TIMEOUT_MS, &detail);
     if (rc < 0)
         return nu_err_set(err, rc == NU_ETIMEDOUT ? NU_ETIMEDOUT :
                           NU_ESANDBOX, "sandbox: cannot start pod %s: the "
-                          "init did not report ready (%s)", sb->id,
-                          err != NULL ? err->msg : "no detail");
+                          "init exited or did not report ready (%s)", sb->id,
+                          detail.msg);
 
     if (frame.type == NU_FRAME_ERROR) {
         const char *msg = json_string_value(json_object_get(frame.json,

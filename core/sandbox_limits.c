@@ -398,8 +398,12 @@ int nu__rlimits_apply(const nu_sandbox_limits_t *limits,
 
     if (rc == 0)
         rc = nu__set_limit(RLIMIT_CORE, 0);
+#if !defined(__SANITIZE_ADDRESS__)
+    /* NOTE: sanitizer builds skip RLIMIT_DATA, because AddressSanitizer
+     * reserves terabytes of shadow memory at start-up. */
     if (rc == 0)
         rc = nu__set_limit(RLIMIT_DATA, limits->memory_bytes);
+#endif
     if (rc == 0)
         rc = nu__set_limit(RLIMIT_FSIZE, limits->file_size_bytes);
     if (rc == 0)
