@@ -23,8 +23,8 @@
  *   6. The exec-option table is matched against the arguments.
  *
  * A command that runs others inherits their flags and the most significant
- * of their operations, so a caller that looks only at the outer command
- * still sees what it does.  Nesting depth is bounded by NU_SHELL_MAX_DEPTH
+ * of their operations, so a caller that checks only the outer command
+ * still gets every flag and the strongest operation.  Nesting depth is bounded by NU_SHELL_MAX_DEPTH
  * and the number of reported commands by NU_SHELL_MAX_COMMANDS; past
  * either bound the analysis is NU_CMDF_TOO_COMPLEX.
  */
@@ -76,6 +76,8 @@ static int nu__classify(nu__cls_t *cls, const nu__view_t *parent,
 static int nu__classify_string(nu__cls_t *cls, const nu__view_t *v,
                                const char *text, int dynamic);
 static int nu__h_joined_string(nu__cls_t *cls, const nu__view_t *v, size_t from);
+static int nu__classify_script(nu__cls_t *cls, const nu__view_t *parent,
+                               const nu_shell_script_t *script, unsigned depth);
 static int nu__h_string_option(nu__cls_t *cls, const nu__view_t *v, size_t i);
 
 /* --- the exec-option table ------------------------------------------- */
@@ -499,20 +501,7 @@ static int nu__classify_string(nu__cls_t *cls, const nu__view_t *v,
                    v->base, script.error);
     }
 
-    int rc = 0;
-    for (size_t i = 0; i < script.ncmds && rc == 0; i++) {
-        const nu_shell_cmd_t *c = &script.cmds[i];
-        nu__stdin_t in = { .piped = (c->flags & NU_SHELL_C_PIPE_IN) != 0 };
-        for (size_t j = 0; j < c->nredirs; j++) {
-            nu_shell_redir_kind_t k = c->redirs[j].kind;
-            if ((c->redirs[j].fd <= 0) &&
-                (k == NU_SHELL_R_IN || k == NU_SHELL_R_HEREDOC ||
-                 k == NU_SHELL_R_HERESTRING))
-                in.redir = &c->redirs[j];
-        }
-        rc = nu__classify(cls, v, c->words, c->nwords, c->assigns, c->nassigns,
-                          c->redirs, c->nredirs, &in, v->depth + 1);
-    }
+    int rc = nu__classify_script(cls, v, &script, v->depth + 1);
     nu_shell_script_free(&script);
     return rc;
 }

@@ -245,7 +245,7 @@ static int nu__grow(nu__st_t *st, void **arr, size_t n, size_t *cap,
 }
 
 /* Arrays in nu_shell_cmd_t have no capacity field: their capacity is the
- * smallest power of two from 4 that holds n elements, as nu__grow makes it. */
+ * smallest power of two from 4 that fits n elements, as nu__grow makes it. */
 static size_t nu__cap_of(size_t n)
 {
     size_t cap = 0;
@@ -488,7 +488,12 @@ static int nu__ansi_escape(nu__st_t *st, nu__buf_t *b)
     }
     if (c == 'x' || c == 'u' || c == 'U') {
         st->pos++;
-        int n = nu__read_digits(st, 16, c == 'x' ? 2 : c == 'u' ? 4 : 8, &v);
+        int max = 8;
+        if (c == 'x')
+            max = 2;
+        else if (c == 'u')
+            max = 4;
+        int n = nu__read_digits(st, 16, max, &v);
         if (n == 0) {
             char raw[2] = { '\\', (char)c };
             return nu__buf_put(st, b, raw, 2);
@@ -1171,7 +1176,7 @@ static int nu__is_kw(nu__st_t *st, const char *kw)
            strcmp(st->tok.word.text, kw) == 0;
 }
 
-static int nu__expect_kw(nu__st_t *st, const char *kw, const char *what)
+static int nu__expect_kw(nu__st_t *st, const char *kw, const char *context)
 {
     int k = nu__peek(st);
 
@@ -1180,15 +1185,15 @@ static int nu__expect_kw(nu__st_t *st, const char *kw, const char *what)
     if (!nu__is_kw(st, kw)) {
         if (k == NU__T_WORD)
             return nu__fail(st, NU__FAIL_PARSE, "expected '%s' %s, found '%.40s'",
-                            kw, what, st->tok.word.text);
+                            kw, context, st->tok.word.text);
         return nu__fail(st, NU__FAIL_PARSE, "expected '%s' %s, found '%s'", kw,
-                        what, nu__tok_text[k]);
+                        context, nu__tok_text[k]);
     }
     nu__consume(st);
     return 0;
 }
 
-static int nu__expect(nu__st_t *st, nu__tok_kind_t kind, const char *what)
+static int nu__expect(nu__st_t *st, nu__tok_kind_t kind, const char *context)
 {
     int k = nu__peek(st);
 
@@ -1196,7 +1201,7 @@ static int nu__expect(nu__st_t *st, nu__tok_kind_t kind, const char *what)
         return -1;
     if (k != (int)kind)
         return nu__fail(st, NU__FAIL_PARSE, "expected '%s' %s, found '%s'",
-                        nu__tok_text[kind], what,
+                        nu__tok_text[kind], context,
                         k == NU__T_WORD ? st->tok.word.text : nu__tok_text[k]);
     nu__consume(st);
     return 0;

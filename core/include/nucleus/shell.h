@@ -79,15 +79,15 @@ typedef struct nu_shell_script {
     size_t cap;
     nu_shell_cmd_t *cmds;
     unsigned flags;              /* NU_CMDF_PARSE_ERROR or NU_CMDF_TOO_COMPLEX */
-    char error[160];             /* why, with the byte offset */
+    char error[160];             /* the reason, with the byte offset */
 } nu_shell_script_t;
 
 /* Parse len bytes of src.  depth is the nesting already used by callers
  * that parse strings found inside other commands (sh -c, eval); pass 0.
- * Returns NU_OK with out filled, also for invalid or oversized input: then
- * out->flags says why, and out keeps the commands parsed before the error.
- * Returns NU_ENOMEM (out empty) when memory runs out.  Free out with
- * nu_shell_script_free. */
+ * Returns NU_OK with out filled, also for invalid or oversized input.
+ * Then out->flags and out->error give the reason, and out keeps the
+ * commands parsed before the error.  Returns NU_ENOMEM (out empty) when
+ * memory runs out.  Free out with nu_shell_script_free. */
 int nu_shell_parse(const char *src, size_t len, unsigned depth,
                    nu_shell_script_t *out);
 
