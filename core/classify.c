@@ -619,11 +619,21 @@ static const nu__wrapper_t *nu__find_wrapper(const char *base)
 /* State collected while a wrapper's options are skipped. */
 typedef struct nu__wrap_scan {
     size_t next;                 /* index of the wrapped program */
-    const nu_shell_word_t *split;/* env -S string */
-    const nu_shell_word_t *shell_cmd; /* flock -c / su -c string */
+    const char *split;           /* env -S string */
+    int split_dynamic;           /* the env -S string contains expansions */
     int no_command;              /* command -v, ionice -p: nothing is run */
     int exec_direct;             /* watch -x */
 } nu__wrap_scan_t;
+
+/* Record the env -S string: attached (text) or the word at index i. */
+static void nu__wrap_set_split(const nu__view_t *v, size_t i, const char *text,
+                               nu__wrap_scan_t *s)
+{
+    if (i >= v->n)
+        return;
+    s->split = text != NULL ? text : v->words[i].text;
+    s->split_dynamic = !nu__literal(&v->words[i]);
+}
 
 static void nu__wrap_option(const nu__wrapper_t *w, const nu__view_t *v,
                             size_t *i, nu__wrap_scan_t *s)
@@ -639,7 +649,7 @@ static void nu__wrap_option(const nu__wrapper_t *w, const nu__view_t *v,
                 takes = 1;
         }
         if (takes && strncmp(a, "--split-string", n) == 0)
-            s->split = eq ? NULL : (*i + 1 < v->n ? &v->words[*i + 1] : NULL);
+            nu__wrap_set_split(v, eq ? *i : *i + 1, eq ? eq + 1 : NULL, s);
         *i += (takes && eq == NULL) ? 2 : 1;
         return;
     }
@@ -653,8 +663,9 @@ static void nu__wrap_option(const nu__wrapper_t *w, const nu__view_t *v,
             continue;
         if (a[j] == 'p' && strcmp(w->name, "ionice") == 0)
             s->no_command = 1;
-        if (a[j + 1] == '\0' && a[j] == 'S' && strcmp(w->name, "env") == 0)
-            s->split = *i + 1 < v->n ? &v->words[*i + 1] : NULL;
+        if (a[j] == 'S' && strcmp(w->name, "env") == 0)
+            nu__wrap_set_split(v, a[j + 1] ? *i : *i + 1,
+                               a[j + 1] ? a + j + 1 : NULL, s);
         if (a[j + 1] == '\0')
             (*i)++;
         break;
@@ -676,11 +687,11 @@ static int nu__wrap_assigns(nu__cls_t *cls, const nu__view_t *v, size_t *i,
 
 /* env -S "string": the string is split into words like a shell would. */
 static int nu__wrap_split(nu__cls_t *cls, const nu__view_t *v,
-                          const nu_shell_word_t *split)
+                          const nu__wrap_scan_t *s)
 {
     nu__flag(cls, v, NU_CMDF_SHELL_EVAL);
     nu__reason(cls, NU_CMDF_SHELL_EVAL, "'env -S' splits a string into a command");
-    return nu__classify_string(cls, v, split->text, !nu__literal(split));
+    return nu__classify_string(cls, v, s->split, s->split_dynamic);
 }
 
 static int nu__h_wrapper(nu__cls_t *cls, const nu__view_t *v)
@@ -723,7 +734,7 @@ static int nu__h_wrapper(nu__cls_t *cls, const nu__view_t *v)
     }
 
     if (s.split != NULL)
-        rc = nu__wrap_split(cls, v, s.split);
+        rc = nu__wrap_split(cls, v, &s);
     else if (i < v->n && (strcmp(v->words[i].text, "-c") == 0 ||
                           strcmp(v->words[i].text, "--command") == 0))
         rc = nu__h_string_option(cls, v, i + 1);
