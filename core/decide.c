@@ -250,10 +250,18 @@ static unsigned nu__legs(const nu__decide_t *d)
     case NU__TOOL_WRITE:
     case NU__TOOL_EDIT:
         return 0;
-    case NU__TOOL_RUN:
+    case NU__TOOL_RUN: {
+        unsigned legs = NU_LEG_PRIVATE;
         if (ctx->egress && !nu__egress_only_trusted(d->perm))
-            return NU_LEG_PRIVATE | NU_LEG_UNTRUSTED | NU_LEG_EXFIL;
-        return NU_LEG_PRIVATE;
+            legs |= NU_LEG_UNTRUSTED | NU_LEG_EXFIL;
+        /* git push and PR creation exist to send data out: they count as
+         * exfiltration whether or not this pod can reach the network,
+         * because a remote may be reachable through other means (a
+         * mounted socket, a later egress grant). */
+        if (d->out->ops & (NU_OPSET(NU_OP_GIT_PUSH) | NU_OPSET(NU_OP_CREATE_PR)))
+            legs |= NU_LEG_EXFIL;
+        return legs;
+    }
     case NU__TOOL_WEB_FETCH:
         if (nu_perm_host_trusted(d->perm, d->req.url.host))
             return 0;

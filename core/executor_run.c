@@ -313,6 +313,26 @@ static int nu__run_cwd(nu_executor_t *ex, nu__run_t *r, const json_t *args, nu_e
     return NU_OK;
 }
 
+/* The call's "timeout" is in seconds (a JSON number, fractions allowed),
+ * as everywhere else in the tool-call API; the executor works in
+ * milliseconds. */
+static int nu__run_timeout(nu_executor_t *ex, const json_t *args,
+                           uint64_t *timeout_ms, nu_err_t *err)
+{
+    json_t *v = json_object_get(args, "timeout");
+    double seconds;
+
+    *timeout_ms = ex->cfg.default_timeout_ms;
+    if (v == NULL || json_is_null(v))
+        return NU_OK;
+    seconds = json_number_value(v);
+    if (!json_is_number(v) || !(seconds >= 0) || seconds > 4294967.0)
+        return nu_err_set(err, NU_EINVAL, "run: cannot use argument 'timeout': "
+                          "expected seconds from 0.001 to 4294967");
+    *timeout_ms = (uint64_t)(seconds * 1000.0 + 0.5);
+    return NU_OK;
+}
+
 static int nu__run_prepare(nu_executor_t *ex, nu__run_t *r, const json_t *args,
                            nu_err_t *err)
 {
@@ -321,12 +341,11 @@ static int nu__run_prepare(nu_executor_t *ex, nu__run_t *r, const json_t *args,
 
     rc = nu__run_argv(r, args, err);
     if (rc == NU_OK)
-        rc = nu__exec_arg_uint("run", args, "timeout", ex->cfg.default_timeout_ms,
-                               UINT32_MAX, &r->timeout_ms, err);
+        rc = nu__run_timeout(ex, args, &r->timeout_ms, err);
     if (rc == NU_OK && r->timeout_ms == 0)
         rc = nu_err_set(err, NU_EINVAL,
-                        "run: cannot use timeout 0: give milliseconds from 1 to %llu",
-                        (unsigned long long)max_timeout);
+                        "run: cannot use timeout 0: give seconds from 0.001 to %.3f",
+                        (double)max_timeout / 1000.0);
     if (rc == NU_OK)
         rc = nu__exec_arg_bytes("run", args, "stdin", 0, ex->cfg.max_stdin_bytes,
                                 &r->stdin_data, &r->stdin_len, err);

@@ -147,7 +147,7 @@ static void test_run_stdin(void **state)
 
 static void test_run_stdin_defaults_to_empty(void **state)
 {
-    json_t *r = ws_ok(*state, "{\"tool\":\"run\",\"argv\":[\"cat\"],\"timeout\":5000}");
+    json_t *r = ws_ok(*state, "{\"tool\":\"run\",\"argv\":[\"cat\"],\"timeout\":5}");
 
     assert_string_equal(str_field(r, "stdout"), "");
     json_decref(r);
@@ -167,7 +167,7 @@ static void test_run_large_stdin_no_deadlock(void **state)
     memset(data, 'x', n);
     data[n] = '\0';
     args = json_pack("{s:s, s:[s], s:s, s:i}", "tool", "run", "argv", "cat", "stdin", data,
-                     "timeout", 20000);
+                     "timeout", 20);
     assert_non_null(args);
     assert_int_equal(nu_exec_tool(&w->ex, args, &r, NULL, &err), NU_OK);
     assert_int_equal(json_string_length(json_object_get(r, "stdout")), n);
@@ -309,7 +309,7 @@ static void test_run_not_executable(void **state)
 static void test_run_timeout_kills_group(void **state)
 {
     json_t *r = run_fails(*state, "{\"tool\":\"run\",\"command\":\"sleep 100 & sleep 100\","
-                                  "\"timeout\":500}", "timeout");
+                                  "\"timeout\":0.5}", "timeout");
 
     assert_true(json_is_true(json_object_get(r, "timed_out")));
     assert_true(int_field(r, "duration_ms") >= 500);
@@ -322,7 +322,7 @@ static void test_run_timeout_ignoring_sigterm(void **state)
 {
     json_t *r = run_fails(*state, "{\"tool\":\"run\",\"command\":"
                                   "\"trap '' TERM; echo started; sleep 100\","
-                                  "\"timeout\":300}", "timeout");
+                                  "\"timeout\":0.3}", "timeout");
 
     assert_string_equal(str_field(r, "stdout"), "started\n");
     assert_int_equal(int_field(r, "signal"), 9);
@@ -334,7 +334,7 @@ static void test_run_timeout_ignoring_sigterm(void **state)
 static void test_run_background_process_killed(void **state)
 {
     json_t *r = ws_ok(*state, "{\"tool\":\"run\",\"command\":\"sleep 100 & echo started\","
-                              "\"timeout\":10000}");
+                              "\"timeout\":10}");
 
     assert_string_equal(str_field(r, "stdout"), "started\n");
     assert_true(int_field(r, "duration_ms") < 5000);
