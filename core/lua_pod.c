@@ -91,7 +91,8 @@ static int nu__approve_protected(lua_State *L)
 {
     const json_t *request = lua_touserdata(L, 2);
 
-    /* function at 1 */
+    /* The callback is at 1; call it with the request as a table. */
+    lua_pushvalue(L, 1);
     nu__policy_push_json(L, request, (size_t)1 << 30);
     lua_call(L, 1, 1);
     return 1;
