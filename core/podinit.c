@@ -12,7 +12,7 @@
  *   2. reads the host's hello frame and negotiates the protocol version;
  *   3. hardens itself (sandbox_harden.c): no capabilities left,
  *      no_new_privs, not dumpable, Landlock, seccomp;
- *   4. answers with its own hello: version, Landlock ABI, warnings;
+ *   4. replies with its own hello: version, Landlock ABI, warnings;
  *   5. serves requests one at a time through the executor (executor.h)
  *      until the host closes the stream, reaping orphaned processes
  *      between requests (it is PID 1 of the pod's pid namespace).
@@ -204,12 +204,15 @@ int nu__podinit_main(int fd)
     pi.fd = fd;
     pi.executor.root_fd = -1;
 
-    /* Step 1: the death signal survives exec, but set it again in case
-     * the host was the one that exec'd us; our parent is outside our pid
-     * namespace, so getppid() is 0 while it lives. */
+    /* Step 1: the death signal survives this exec, and setting it again
+     * makes the init independent of how it was started.  A host that died
+     * before the signal was armed has closed its end of the stream. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != 0)
-        return 1;
+    {
+        struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP)) != 0)
+            return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     if (nu__podinit_start(&pi, &err) < 0 || nu__podinit_ready(&pi, &err) < 0) {

@@ -28,7 +28,7 @@
  *   3. The JSON part must parse (strictly: no duplicate keys, no NUL) to an
  *      object; anything else is a framing error.
  *   4. There is no resynchronization.  On a framing error the reader sends
- *      nothing more and closes the stream; the other side sees EOF.
+ *      nothing more and closes the stream, so the peer reads EOF.
  *   5. Requests carry a numeric "id"; the response and any output frames
  *      for that request carry the same id.  Version 1 allows one request in
  *      flight per stream.

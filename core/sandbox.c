@@ -223,10 +223,13 @@ out:
     if (src >= 0)
         close(src);
     pthread_mutex_unlock(&nu__init_lock);
-    if (fd < 0 && err != NULL && err->code == 0)
-        return nu_err_set(err, NU_ESANDBOX, "sandbox: cannot load the pod "
-                          "init");
-    return fd < 0 ? (err != NULL ? err->code : NU_ESANDBOX) : fd;
+    if (fd >= 0)
+        return fd;
+    if (err == NULL)
+        return NU_ESANDBOX;
+    if (err->code == 0)
+        nu_err_set(err, NU_ESANDBOX, "sandbox: cannot load the pod init");
+    return err->code;
 }
 
 /* --- options ------------------------------------------------------- */

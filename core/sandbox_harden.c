@@ -4,8 +4,8 @@
  * Landlock, seccomp.  Every command the init starts inherits all of it.
  *
  * Seccomp.  The filter (libseccomp, default allow) rejects the system
- * calls an unprivileged process needs only to attack the kernel or to
- * leave the sandbox: namespace creation (clone with CLONE_NEW* flags,
+ * calls that an unprivileged process needs only to attack the kernel or to
+ * leave the sandbox.  They are namespace creation (clone with CLONE_NEW* flags,
  * unshare, setns; clone3 gets ENOSYS so that libc falls back to clone,
  * whose flags the filter can see), the mount family, pivot_root, chroot,
  * ptrace and process_vm_*, the kernel keyring, bpf, perf_event_open,
@@ -92,7 +92,7 @@ int nu__landlock_abi(void)
     return abi < 0 ? 0 : (int)abi;
 }
 
-/* The file system rights a kernel of the given ABI knows. */
+/* The file system rights that a kernel of the given ABI supports. */
 static uint64_t nu__ll_fs_rights(int abi)
 {
     uint64_t rights = NU__LL_READ | NU__LL_WRITE;
@@ -236,7 +236,7 @@ static int nu__seccomp_rules(scmp_filter_ctx ctx)
     for (size_t i = 0; rc == 0 && nu__denied_syscalls[i] != NULL; i++)
         rc = nu__deny(ctx, nu__denied_syscalls[i], EPERM);
 
-    /* clone: the first argument holds the flags on x86_64. */
+    /* clone: the first argument contains the flags on x86_64. */
     for (size_t i = 0; rc == 0 && i < sizeof ns_flags / sizeof ns_flags[0];
          i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone),
@@ -260,8 +260,8 @@ static int nu__seccomp_rules(scmp_filter_ctx ctx)
 
 /* personality may only set the default domain or query (0xffffffff).
  * libseccomp accepts one comparison per argument in a rule, so this is a
- * second, hand-written filter; the kernel applies the strictest result of
- * all filters, and the libseccomp filter has already killed foreign
+ * second, hand-written filter.  The kernel applies the strictest result of
+ * all filters, and the libseccomp filter already kills foreign
  * architectures. */
 static int nu__personality_filter(void)
 {

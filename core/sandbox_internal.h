@@ -13,7 +13,7 @@
 #include "nucleus/sandbox.h"
 
 /* argv[0] and argv[1] of the pod init; the constructor in podinit.c runs
- * the init instead of main when it sees both. */
+ * the init instead of main when it finds both. */
 #define NU_PODINIT_ARGV0 "nucleus-podinit"
 #define NU_PODINIT_ARGV1 "--nucleus-podinit-v1"
 

@@ -2,7 +2,7 @@
  * sandbox_masks.c - expand a permission's block and write_block globs into
  * the workspace paths that a pod hides or makes read-only.
  *
- * The walk runs on the host before the pod starts, so it sees the files
+ * The walk runs on the host before the pod starts, so it finds the files
  * that exist at creation.  A file created later under a blocked name is
  * not masked by the mount namespace; the executor's path check (on the
  * resolved path) and the pipeline's path rules still deny the tool call,

@@ -72,8 +72,8 @@ static int nu__try_unshare(void *arg)
     return unshare(flags) == 0 ? 0 : errno;
 }
 
-/* A user namespace created by an unprivileged uid (nobody, when we are
- * root), which is what pods of non-root callers need. */
+/* Create a user namespace as an unprivileged uid (65534 when we are
+ * root), as pods of non-root callers do. */
 static int nu__try_unprivileged_userns(void *arg)
 {
     (void)arg;

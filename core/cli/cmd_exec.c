@@ -6,11 +6,11 @@
  *                [--env NAME=VALUE]...
  *                -- CMD [ARG...]
  *
- * Steps: load the profile, decide the run call (the lattice, then the
- * profile's check hook, then its approve hook for an approval), expand the
- * profile's block and write_block globs over the workspace, create the
- * pod, run the command through the executor, print its output, close the
- * pod.  Exit status: the command's own (128+N when killed by signal N),
+ * Steps: load the profile and decide the run call (the lattice, then the
+ * profile's check hook, then its approve hook for an approval).  Expand
+ * the profile's block and write_block globs over the workspace, create the
+ * pod and run the command through the executor.  Print its output and
+ * close the pod.  Exit status: the command's own (128+N when killed by signal N),
  * 124 when it timed out, 125 when Nucleus itself failed, 126 when the
  * policy denied the call or required an approval nobody gave, 127 when the
  * command was not found.
@@ -202,8 +202,9 @@ static int nu__exec_decide(nu_profile_t *profile, const json_t *call)
     json_decref(request);
     if (answer == NU_APPROVE_APPROVE)
         return 0;
-    fprintf(stderr, "nucleus exec: denied (approval_required): %s; nobody "
-            "can approve it here (approval key %s)\n", decision.reason,
+    fprintf(stderr, "nucleus exec: denied (approval_required): %s (approval "
+            "key %s); nucleus exec cannot ask for approvals, so use a "
+            "profile whose approve hook grants it\n", decision.reason,
             decision.approval_key);
     return NU__EXIT_DENIED;
 }

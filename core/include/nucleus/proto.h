@@ -92,7 +92,7 @@ int nu_proto_write(int fd, uint8_t version, uint8_t type, const json_t *json,
 
 /* Read one frame from fd, waiting at most timeout_ms for the whole frame
  * (-1 waits forever).  Returns NU_OK with *frame filled, NU_EIO when the
- * peer closed the stream (err says "closed" for a clean end between
+ * peer closed the stream (err contains "closed" for a clean end between
  * frames), NU_ETIMEDOUT, or NU_EPROTO; after anything but NU_OK and
  * NU_ETIMEDOUT before the first byte, close fd. */
 int nu_proto_read(int fd, nu_frame_t *frame, int timeout_ms, nu_err_t *err);

@@ -2,9 +2,9 @@
  * sandbox.h - the namespace sandbox ("ns" isolation tier).
  *
  * A sandbox is one long-lived pod init process in new user, mount, pid,
- * net, ipc, uts and cgroup namespaces, with a root file system assembled
- * from read-only host directories, the workspace read-write at /workspace,
- * private /tmp and /run, a minimal /dev and a fresh /proc.  Before it
+ * net, ipc, uts and cgroup namespaces.  Its root file system is assembled
+ * from read-only host directories, with the workspace read-write at
+ * /workspace, private /tmp and /run, a minimal /dev and a fresh /proc.  Before it
  * reads its first request the init has dropped every capability (bounding
  * and ambient sets included), set no_new_privs and PR_SET_DUMPABLE 0, and
  * installed Landlock and a seccomp filter; the commands it starts inherit
@@ -117,8 +117,8 @@ void nu_sandbox_opts_init(nu_sandbox_opts_t *opts);
  * owns the pod; free it with nu_sandbox_close.  Returns NU_EINVAL (missing
  * or non-directory workspace or rootfs, bad option), NU_ENOTSUP (the host
  * lacks a mechanism the options require, such as user namespaces for a
- * non-root caller), NU_ESANDBOX (the pod failed to start; err carries the
- * init's own message), NU_ETIMEDOUT or NU_ENOMEM. */
+ * non-root caller), NU_ESANDBOX (the pod failed to start, and err contains
+ * the init's own message), NU_ETIMEDOUT or NU_ENOMEM. */
 int nu_sandbox_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
                       nu_err_t *err);
 
