@@ -1294,7 +1294,7 @@ static int nu__parse_redirect(nu__st_t *st, nu_shell_cmd_t *c)
     nu__consume(st);
 
     if (r.kind == NU_SHELL_R_HEREDOC) {
-        size_t slot;
+        size_t slot = 0;
         if (nu__add_pending(st, &r.target, strip_tabs, &slot) != 0) {
             nu__word_free(&r.target);
             return -1;
