@@ -1391,53 +1391,50 @@ fail:
     return -1;
 }
 
-/* [[ ... ]]: operators inside are words of the test. */
+/* Add a copy of text as a word of c (an operator inside [[ ]]). */
+static int nu__push_text(nu__st_t *st, nu_shell_cmd_t *c, const char *text)
+{
+    nu_shell_word_t w = { strdup(text), 0 };
+    int rc;
+
+    if (w.text == NULL)
+        return nu__nomem(st);
+    rc = nu__push_word(st, c, &c->words, &c->nwords, &w);
+    nu__word_free(&w);
+    return rc;
+}
+
+/* [[ ... ]]: operators inside are words of the test, up to "]]". */
 static int nu__parse_cond(nu__st_t *st)
 {
     nu_shell_cmd_t c = { 0 };
+    char num[16];
+    int rc = 0;
 
-    for (;;) {
+    while (rc == 0) {
         int k = nu__peek(st);
-        int done = k == NU__T_WORD && nu__is_kw(st, "]]");
-        if (k < 0)
-            goto fail;
-        if (k == NU__T_EOF) {
-            nu__fail(st, NU__FAIL_PARSE, "missing ']]'");
-            goto fail;
-        }
-        if (k == NU__T_NEWLINE) {
+        if (k < 0) {
+            rc = -1;
+        } else if (k == NU__T_EOF) {
+            rc = nu__fail(st, NU__FAIL_PARSE, "missing ']]'");
+        } else if (k == NU__T_NEWLINE) {
             nu__consume(st);
-            continue;
-        }
-        if (k != NU__T_WORD) {
-            nu_shell_word_t w = { strdup(k == NU__T_IONUM ? "" : nu__tok_text[k]), 0 };
-            if (k == NU__T_IONUM) {
-                char num[16];
-                free(w.text);
-                snprintf(num, sizeof num, "%d", st->tok.ionum);
-                w.text = strdup(num);
-            }
+        } else if (k == NU__T_WORD) {
+            int last = c.nwords > 0 && nu__is_kw(st, "]]");
+            rc = nu__take_word(st, &c, 0);
+            if (rc == 0 && last)
+                break;
+        } else {
+            snprintf(num, sizeof num, "%d", st->tok.ionum);
+            rc = nu__push_text(st, &c, k == NU__T_IONUM ? num : nu__tok_text[k]);
             nu__consume(st);
-            if (w.text == NULL) {
-                nu__nomem(st);
-                goto fail;
-            }
-            int rc = nu__push_word(st, &c, &c.words, &c.nwords, &w);
-            nu__word_free(&w);
-            if (rc != 0)
-                goto fail;
-            continue;
         }
-        if (nu__take_word(st, &c, 0) != 0)
-            goto fail;
-        if (done && c.nwords > 1)
-            break;
+    }
+    if (rc != 0) {
+        nu__cmd_free(&c);
+        return -1;
     }
     return nu__emit(st, &c);
-
-fail:
-    nu__cmd_free(&c);
-    return -1;
 }
 
 static int nu__parse_if(nu__st_t *st)
