@@ -43,12 +43,19 @@
 #include "nucleus/json.h"
 #include "nucleus/log.h"
 
+/* Extra batches a leader commits for others before returning. */
+#define NU__LEADER_ROUNDS 8
+
+/* Longest time a leader waits for other appenders to queue (ns). */
+#define NU__GATHER_NS 300000L
+
 struct nu__audit_job {
     nu_audit_record_t rec;     /* fields owned by the job */
     int checkpoint_only;       /* an explicit nu_audit_checkpoint call */
     int done;
     int rc;
     nu_err_t err;
+    pthread_cond_t cv;         /* signalled when done or asked to lead */
     nu__audit_job_t *next;
 };
 
@@ -284,7 +291,7 @@ int nu_audit_open(const nu_audit_options_t *opts, nu_audit_t **out,
         a->opts.busy_timeout_ms = 10000;
     pthread_mutex_init(&a->db_mu, NULL);
     pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cv, NULL);
+    pthread_cond_init(&a->queued_cv, NULL);
 
     rc = nu__resolve_paths(a, err);
     if (rc == NU_OK)
@@ -330,10 +337,13 @@ void nu_audit_close(nu_audit_t *a)
 {
     if (a == NULL)
         return;
+    sqlite3_finalize(a->insert_event);
+    sqlite3_finalize(a->insert_node);
+    sqlite3_finalize(a->select_tail);
     if (a->db != NULL)
         sqlite3_close(a->db);
     nu_audit_signer_free(&a->own_signer);
-    pthread_cond_destroy(&a->cv);
+    pthread_cond_destroy(&a->queued_cv);
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->db_mu);
     free(a);
@@ -649,16 +659,20 @@ static int nu__load_tail(nu__txn_t *t)
     char hash[NU_SHA256_HEX_LEN + 1] = "";
     int rc = NU_OK;
 
-    if (sqlite3_prepare_v2(a->db, "SELECT seq, hash FROM events ORDER BY seq "
-                           "DESC LIMIT 1", -1, &st, NULL) != SQLITE_OK)
+    if (a->select_tail == NULL &&
+        sqlite3_prepare_v3(a->db, "SELECT seq, hash FROM events ORDER BY seq "
+                           "DESC LIMIT 1", -1, SQLITE_PREPARE_PERSISTENT,
+                           &a->select_tail, NULL) != SQLITE_OK)
         return nu__audit_db_err(t->err, a->db, "read the chain tail");
+    st = a->select_tail;
     if (sqlite3_step(st) == SQLITE_ROW) {
         size = sqlite3_column_int64(st, 0);
         snprintf(hash, sizeof hash, "%s",
                  sqlite3_column_text(st, 1) ? (const char *)
                  sqlite3_column_text(st, 1) : "");
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    st = NULL;
 
     if (a->cache_valid && a->size == size && strcmp(a->last_hash, hash) == 0)
         return NU_OK;
@@ -860,14 +874,20 @@ static int nu__commit_batch(nu_audit_t *a, nu__audit_job_t *batch,
     rc = nu__exec(a, "BEGIN IMMEDIATE", err);
     if (rc != NU_OK)
         return rc;
-    if (sqlite3_prepare_v2(a->db, "INSERT INTO events(" NU__AUDIT_COLUMNS
-                           ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
-                           &t.insert_event, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(a->db, "INSERT INTO tree(node, hash) VALUES(?, ?)",
-                           -1, &t.insert_node, NULL) != SQLITE_OK) {
+    if ((a->insert_event == NULL &&
+         sqlite3_prepare_v3(a->db, "INSERT INTO events(" NU__AUDIT_COLUMNS
+                            ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
+                            SQLITE_PREPARE_PERSISTENT, &a->insert_event,
+                            NULL) != SQLITE_OK) ||
+        (a->insert_node == NULL &&
+         sqlite3_prepare_v3(a->db, "INSERT INTO tree(node, hash) VALUES(?, ?)",
+                            -1, SQLITE_PREPARE_PERSISTENT, &a->insert_node,
+                            NULL) != SQLITE_OK)) {
         rc = nu__audit_db_err(err, a->db, "prepare the append");
         goto cleanup;
     }
+    t.insert_event = a->insert_event;
+    t.insert_node = a->insert_node;
     rc = nu__load_tail(&t);
     if (rc != NU_OK)
         goto cleanup;
@@ -903,8 +923,6 @@ static int nu__commit_batch(nu_audit_t *a, nu__audit_job_t *batch,
 cleanup:
     free(a->anchor);
     a->anchor = NULL;
-    sqlite3_finalize(t.insert_event);
-    sqlite3_finalize(t.insert_node);
     if (rc != NU_OK) {
         sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
         a->cache_valid = 0;
@@ -912,29 +930,69 @@ cleanup:
     return rc;
 }
 
+/* Before committing, the leader waits a moment until every appender
+ * inside nu_audit_append has queued its event (self is 1 when the
+ * leader's own job is already done), so that one commit serves all of
+ * them.  The wait ends at NU__GATHER_NS at the latest; it only adds
+ * latency, never weakens durability. */
+static void nu__gather(nu_audit_t *a, int self)
+{
+    struct timespec deadline;
+
+    if (a->queued >= a->inside - self)
+        return;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += NU__GATHER_NS;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    while (a->queued < a->inside - self)
+        if (pthread_cond_timedwait(&a->queued_cv, &a->mu, &deadline) != 0)
+            break;
+}
+
 /* Queue job and wait until some leader (maybe this thread) has committed
- * or failed it. */
+ * or failed it.  Each waiter sleeps on its own condition variable, so a
+ * commit wakes exactly the appenders it completed; a leader that stops
+ * with work queued wakes the oldest waiter to lead next. */
 static int nu__submit(nu_audit_t *a, nu__audit_job_t *job, nu_err_t *err)
 {
+    int extra_rounds = 0;
+
+    pthread_cond_init(&job->cv, NULL);
     pthread_mutex_lock(&a->mu);
+    a->queued++;
+    pthread_cond_signal(&a->queued_cv);
     if (a->queue_tail != NULL)
         a->queue_tail->next = job;
     else
         a->queue_head = job;
     a->queue_tail = job;
 
-    while (!job->done) {
+    for (;;) {
         nu__audit_job_t *batch;
         nu_err_t batch_err = { 0 };
         int rc;
 
+        /* A leader whose own job is done keeps committing what queued up
+         * meanwhile for a few rounds: it is already running, while a
+         * hand-over costs a wake-up. */
+        if (job->done && (a->leader_active || a->queue_head == NULL ||
+                          extra_rounds >= NU__LEADER_ROUNDS))
+            break;
         if (a->leader_active) {
-            pthread_cond_wait(&a->cv, &a->mu);
+            pthread_cond_wait(&job->cv, &a->mu);
             continue;
         }
+        if (job->done)
+            extra_rounds++;
+
         a->leader_active = 1;
+        nu__gather(a, job->done);
         batch = a->queue_head;
         a->queue_head = a->queue_tail = NULL;
+        a->queued = 0;
         pthread_mutex_unlock(&a->mu);
 
         pthread_mutex_lock(&a->db_mu);
@@ -942,15 +1000,22 @@ static int nu__submit(nu_audit_t *a, nu__audit_job_t *job, nu_err_t *err)
         pthread_mutex_unlock(&a->db_mu);
 
         pthread_mutex_lock(&a->mu);
-        for (nu__audit_job_t *j = batch; j != NULL; j = j->next) {
+        for (nu__audit_job_t *j = batch, *next; j != NULL; j = next) {
+            next = j->next;
             j->rc = rc;
             j->err = batch_err;
             j->done = 1;
+            if (j != job)
+                pthread_cond_signal(&j->cv);
         }
         a->leader_active = 0;
-        pthread_cond_broadcast(&a->cv);
     }
+    if (!a->leader_active && a->queue_head != NULL)
+        pthread_cond_signal(&a->queue_head->cv);
+    a->inside--;
+    pthread_cond_signal(&a->queued_cv);
     pthread_mutex_unlock(&a->mu);
+    pthread_cond_destroy(&job->cv);
 
     if (job->rc != NU_OK && err != NULL)
         *err = job->err;
@@ -967,9 +1032,19 @@ int nu_audit_append(nu_audit_t *a, const nu_audit_event_t *ev,
     if (a->opts.read_only)
         return nu_err_set(err, NU_EPERM, "audit: cannot append to '%s': "
                           "opened read-only", a->path);
+    pthread_mutex_lock(&a->mu);
+    a->inside++;
+    pthread_mutex_unlock(&a->mu);
+
     rc = nu__prepare(&job, ev, red, nred, err);
-    if (rc == NU_OK)
+    if (rc == NU_OK) {
         rc = nu__submit(a, &job, err);
+    } else {
+        pthread_mutex_lock(&a->mu);
+        a->inside--;
+        pthread_cond_signal(&a->queued_cv);
+        pthread_mutex_unlock(&a->mu);
+    }
     if (rc == NU_OK && seq_out != NULL)
         *seq_out = job.rec.seq;
     nu_audit_record_clear(&job.rec);
@@ -985,6 +1060,9 @@ int nu_audit_checkpoint(nu_audit_t *a, int64_t *seq_out, nu_err_t *err)
         return nu_err_set(err, NU_EPERM, "audit: cannot checkpoint '%s': "
                           "opened read-only", a->path);
     job.checkpoint_only = 1;
+    pthread_mutex_lock(&a->mu);
+    a->inside++;
+    pthread_mutex_unlock(&a->mu);
     rc = nu__submit(a, &job, err);
     if (rc == NU_OK && seq_out != NULL)
         *seq_out = job.rec.seq;

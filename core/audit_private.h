@@ -31,7 +31,9 @@ struct nu_audit {
 
     /* Group commit: appenders queue jobs; one of them leads a batch. */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t queued_cv;  /* signalled when an appender queues */
+    int inside;                /* threads inside append or checkpoint */
+    int queued;                /* jobs in the queue */
     nu__audit_job_t *queue_head;
     nu__audit_job_t *queue_tail;
     int leader_active;
@@ -45,6 +47,9 @@ struct nu_audit {
     int64_t last_cp_seq;
     int64_t oldest_unanchored;   /* epoch seconds of event last_cp_seq+1 */
     char *anchor;                /* newest checkpoint args of the batch */
+    sqlite3_stmt *insert_event;  /* prepared once, used by leaders */
+    sqlite3_stmt *insert_node;
+    sqlite3_stmt *select_tail;
 };
 
 /* Canonical checkpoint body that the signature covers. */
