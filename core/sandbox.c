@@ -655,17 +655,20 @@ fail:
 
 /* --- calls --------------------------------------------------------- */
 
+/* The request's own timeout in milliseconds: "timeout" is in seconds (a
+ * number, fractions allowed), as in the tool-call API. */
 static uint32_t nu__request_timeout(const nu_sandbox_t *sb,
                                     const json_t *request)
 {
     json_t *t = json_object_get(request, "timeout");
     json_t *args = json_object_get(request, "args");
+    double seconds;
 
     if (t == NULL && json_is_object(args))
         t = json_object_get(args, "timeout");
-    if (json_is_integer(t) && json_integer_value(t) > 0 &&
-        json_integer_value(t) < 24 * 3600 * 1000)
-        return (uint32_t)json_integer_value(t);
+    seconds = json_number_value(t);
+    if (json_is_number(t) && seconds > 0 && seconds <= 86400)
+        return (uint32_t)(seconds * 1000.0 + 0.5);
     return sb->timeout_ms;
 }
 

@@ -316,7 +316,6 @@ static int nu__exec_in_pod(const nu__exec_args_t *a, const nu_perm_t *perm,
         goto out;
     }
 
-    json_object_set_new(call, "timeout", json_integer(a->timeout_ms));
     if (nu_sandbox_tool(sb, call, &result, &err) != NU_OK) {
         fprintf(stderr, "nucleus exec: %s\n", err.msg);
         goto out;
@@ -355,6 +354,9 @@ int nu_cmd_exec(int argc, char **argv)
     for (int i = 0; call != NULL && i < args.argc; i++)
         json_array_append_new(json_object_get(call, "argv"),
                               json_string(args.argv[i]));
+    if (call != NULL)
+        json_object_set_new(call, "timeout",
+                            json_integer(args.timeout_ms / 1000));
     if (call == NULL) {
         fprintf(stderr, "nucleus exec: out of memory\n");
         status = NU__EXIT_NUCLEUS;
