@@ -7,8 +7,8 @@
  *   run true     nu_exec_tool run    vs  fork + execve + waitpid
  *
  * The executor's figure includes JSON argument parsing, resolution
- * beneath the root and result building; the baseline is the minimum the
- * kernel work costs.  Usage: bench_executor [iterations] (default 20000;
+ * beneath the root and result building.  The baseline is the cost of the
+ * kernel work alone.  Usage: bench_executor [iterations] (default 20000;
  * run uses a tenth of it).  Each figure is the best of three rounds.
  */
 #include <fcntl.h>

@@ -17,7 +17,7 @@
 #include "nucleus/json.h"
 
 typedef struct ws {
-    char top[64];      /* holds root/ and outside/ */
+    char top[64];      /* contains root/ and outside/ */
     char root[96];
     char outside[96];
     nu_executor_t ex;

@@ -1,7 +1,8 @@
 /*
  * test_resolve.c - path resolution beneath the workspace root.
  *
- * Every escape attempt is its own case and must fail with NU_EDENIED.
+ * Each kind of escape is its own case, and every attempt must fail with
+ * NU_EDENIED.
  * Each case runs twice: with openat2 and with the openat(2) walk used on
  * kernels without it.
  */
@@ -330,6 +331,58 @@ static void test_resolve_other_prefix(void **state)
     assert_null(out);
 }
 
+/* Property check: random paths built from ordinary names, "..", ".",
+ * absolute prefixes and the links of the fixture either fail or resolve
+ * to a directory inside the root, and their relative form has no "."
+ * or ".." component. */
+static void test_resolve_random_stays_inside(void **state)
+{
+    static const char *const parts[] = {
+        "a", "b.txt", "..", ".", "", "lnk", "up", "outdir", "outrel", "notes.txt",
+        "l1", "loop1", "proc", "abs", "passwd", "dangling", "missing", "/workspace",
+        "/etc", "/proc/self/root",
+    };
+    fixture_t *f = *state;
+    char root_real[PATH_MAX];
+    unsigned int seed = 12345;
+
+    assert_non_null(realpath(f->root, root_real));
+    for (int i = 0; i < 5000; i++) {
+        char path[256] = "", dir_real[PATH_MAX], fd_link[64];
+        int n = 1 + (int)(rand_r(&seed) % 6);
+        nu_resolved_t r;
+        nu_err_t err;
+        ssize_t len;
+
+        for (int k = 0; k < n; k++) {
+            const char *part = parts[rand_r(&seed) % (sizeof parts / sizeof parts[0])];
+            if (k > 0 && part[0] != '/')
+                strcat(path, "/");
+            if (k == 0 || part[0] != '/')
+                strcat(path, part);
+        }
+        if (path[0] == '\0')
+            continue;
+
+        if (nu_resolve(f->root_fd, "/workspace", path,
+                       NU_RESOLVE_FOLLOW_FINAL | NU_RESOLVE_MAY_NOT_EXIST, &r, &err) != NU_OK)
+            continue;
+
+        snprintf(fd_link, sizeof fd_link, "/proc/self/fd/%d", r.dir_fd);
+        len = readlink(fd_link, dir_real, sizeof dir_real - 1);
+        assert_true(len > 0);
+        dir_real[len] = '\0';
+        if (strncmp(dir_real, root_real, strlen(root_real)) != 0 ||
+            (dir_real[strlen(root_real)] != '\0' && dir_real[strlen(root_real)] != '/'))
+            fail_msg("'%s' resolved into '%s', outside '%s'", path, dir_real, root_real);
+        if (strcmp(r.rel, ".") != 0 &&
+            (strstr(r.rel, "..") == r.rel || strstr(r.rel, "/../") != NULL ||
+             strstr(r.rel, "./") == r.rel || strstr(r.rel, "/./") != NULL))
+            fail_msg("'%s' resolved to unnormalized '%s'", path, r.rel);
+        nu_resolved_free(&r);
+    }
+}
+
 #define BOTH(t)                                                         \
     cmocka_unit_test_setup_teardown(t, setup_openat2, teardown),        \
     cmocka_unit_test_setup_teardown(t, setup_fallback, teardown)
@@ -353,6 +406,7 @@ int main(void)
         BOTH(test_resolve_dir_link_mid_path),
         BOTH(test_resolve_invalid_paths),
         BOTH(test_resolve_other_prefix),
+        BOTH(test_resolve_random_stays_inside),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
