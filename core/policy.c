@@ -59,7 +59,8 @@ struct nu_policy {
     int snapshot_ref;               /* registry: fn, index, value triples */
     int snapshot_len;
     size_t gc_base;                 /* bytes held after the last full GC */
-    char source[128];               /* file named when no line is known */
+    char source[512];               /* file name of the profile */
+    char where[600];                /* "FILE:LINE" named when no line is known */
 };
 
 /* The kill token: its address is unique and Lua code cannot create a
@@ -131,6 +132,35 @@ static nu_policy_t *nu__policy_fast(lua_State *L)
     return *(nu_policy_t **)lua_getextraspace(L);
 }
 
+/* The file name of a function's chunk, in full: Lua's short_src cuts
+ * long paths to "...tail", which would break "FILE:LINE" messages. */
+static const char *nu__source_name(const lua_Debug *ar)
+{
+    if (ar->source != NULL && (ar->source[0] == '@' || ar->source[0] == '='))
+        return ar->source + 1;
+    return ar->short_src;
+}
+
+/* Copy msg to out, replacing a leading "...tail:" (a short_src cut by
+ * Lua's runtime errors) by the full source when source ends with tail. */
+static void nu__expand_source(const char *source, const char *msg,
+                              char *out, size_t size)
+{
+    const char *colon;
+    size_t tail_len, source_len = strlen(source);
+
+    if (strncmp(msg, "...", 3) != 0 || (colon = strchr(msg + 3, ':')) == NULL) {
+        snprintf(out, size, "%s", msg);
+        return;
+    }
+    tail_len = (size_t)(colon - (msg + 3));
+    if (tail_len <= source_len &&
+        memcmp(source + source_len - tail_len, msg + 3, tail_len) == 0)
+        snprintf(out, size, "%s%s", source, colon);
+    else
+        snprintf(out, size, "%s", msg);
+}
+
 static bool nu__deadline_passed(const struct timespec *deadline)
 {
     struct timespec now;
@@ -163,7 +193,7 @@ static void nu__policy_hook(lua_State *L, lua_Debug *ar)
         policy->killed = true;
         if (lua_getinfo(L, "Sl", ar) != 0 && ar->currentline > 0)
             snprintf(policy->kill_msg, sizeof policy->kill_msg,
-                     "%s:%d: %s exceeded", ar->short_src, ar->currentline,
+                     "%s:%d: %s exceeded", nu__source_name(ar), ar->currentline,
                      why);
         else
             snprintf(policy->kill_msg, sizeof policy->kill_msg,
@@ -330,6 +360,85 @@ static int nu__lua_setmetatable(lua_State *L)
     lua_settop(L, 2);
     lua_setmetatable(L, 1);
     return 1;
+}
+
+/* pcall and xpcall as in the base library, except that a stack overflow
+ * stays fatal: without this, recursion through pcall could catch its own
+ * overflow and return a verdict. */
+static bool nu__is_stack_overflow(lua_State *L, int idx)
+{
+    return lua_type(L, idx) == LUA_TSTRING &&
+           strstr(lua_tostring(L, idx), "stack overflow") != NULL;
+}
+
+static int nu__finish_pcall(lua_State *L, int status, lua_KContext extra)
+{
+    nu_policy_t *policy = nu__policy_fast(L);
+
+    if (status == LUA_OK || status == LUA_YIELD)
+        return lua_gettop(L) - (int)extra;
+
+    if (nu__is_stack_overflow(L, -1) && policy != NULL && !policy->killed) {
+        lua_Debug ar;
+        policy->killed = true;
+        if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) &&
+            ar.currentline > 0)
+            snprintf(policy->kill_msg, sizeof policy->kill_msg,
+                     "%s:%d: stack overflow", nu__source_name(&ar),
+                     ar.currentline);
+        else
+            snprintf(policy->kill_msg, sizeof policy->kill_msg,
+                     "%.400s: stack overflow", policy->source);
+    }
+    if (policy != NULL && policy->killed)
+        return lua_error(L);
+
+    lua_pushboolean(L, 0);
+    lua_pushvalue(L, -2);
+    return 2;
+}
+
+static int nu__lua_pcall(lua_State *L)
+{
+    int status;
+
+    luaL_checkany(L, 1);
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    status = lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0,
+                        nu__finish_pcall);
+    return nu__finish_pcall(L, status, 0);
+}
+
+/* The user's message handler runs only for ordinary errors.  A kill is
+ * raised from inside the count hook, where Lua disables hooks, so a
+ * handler run for it could loop forever unchecked; it is skipped. */
+static int nu__xpcall_handler(lua_State *L)
+{
+    nu_policy_t *policy = nu__policy_fast(L);
+
+    if (policy != NULL && policy->killed)
+        return 1;
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static int nu__lua_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    int status;
+
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, nu__xpcall_handler, 1);
+    lua_replace(L, 2);
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 1);
+    lua_rotate(L, 3, 2);
+    status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, nu__finish_pcall);
+    return nu__finish_pcall(L, status, 2);
 }
 
 /* load(chunk, chunkname, mode, env): text chunks with an explicit
@@ -553,9 +662,9 @@ static const nu__wrap_t nu__os_fields[] = {
 };
 
 static const char *const nu__base_names[] = {
-    "assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall",
+    "assert", "error", "getmetatable", "ipairs", "next", "pairs",
     "rawequal", "rawget", "rawlen", "select", "tonumber", "tostring", "type",
-    "xpcall", "_VERSION", NULL
+    "_VERSION", NULL
 };
 
 static int nu__global_index(lua_State *L)
@@ -647,6 +756,10 @@ static int nu__build_globals(lua_State *L)
     lua_setfield(L, backing, "setmetatable");
     lua_pushcfunction(L, nu__lua_load);
     lua_setfield(L, backing, "load");
+    lua_pushcfunction(L, nu__lua_pcall);
+    lua_setfield(L, backing, "pcall");
+    lua_pushcfunction(L, nu__lua_xpcall);
+    lua_setfield(L, backing, "xpcall");
 
     nu__open(L, LUA_STRLIBNAME, luaopen_string);
     nu__build_library(L, nu__string_fields);
@@ -847,7 +960,7 @@ static int nu__policy_msgh(lua_State *L)
 
     for (int level = 1; lua_getstack(L, level, &ar); level++) {
         if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
-            snprintf(where, sizeof where, "%s:%d: ", ar.short_src,
+            snprintf(where, sizeof where, "%s:%d: ", nu__source_name(&ar),
                      ar.currentline);
             break;
         }
@@ -947,9 +1060,12 @@ int nu__policy_call(nu_policy_t *policy, int nargs, int nresults,
                                          "exceeded", where,
                         policy->limits.memory);
     } else if (status != LUA_OK) {
-        rc = nu_err_set(err, NU_EPOLICY, "%s",
-                        lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                       : "unknown error");
+        char msg[NU_ERR_MAX];
+        nu__expand_source(policy->source,
+                          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                         : "unknown error",
+                          msg, sizeof msg);
+        rc = nu_err_set(err, NU_EPOLICY, "%s", msg);
     }
 
     if (rc != NU_OK)
@@ -987,7 +1103,12 @@ int nu__policy_load(nu_policy_t *policy, const char *chunkname,
                               ? chunkname + 1 : chunkname,
                           policy->limits.memory);
     }
-    nu_err_set(err, NU_EPARSE, "%s", lua_tostring(L, -1));
+    {
+        char msg[NU_ERR_MAX];
+        nu__expand_source(policy->source, lua_tostring(L, -1), msg,
+                          sizeof msg);
+        nu_err_set(err, NU_EPARSE, "%s", msg);
+    }
     lua_pop(L, 1);
     return NU_EPARSE;
 }
@@ -1005,8 +1126,9 @@ int nu_policy_exec(nu_policy_t *policy, const char *chunkname,
 void nu__policy_where(lua_State *L, int idx, char *out, size_t size)
 {
     nu_policy_t *policy = nu__policy_from_state(L);
-    const char *fallback = policy != NULL && policy->source[0] != '\0'
-                               ? policy->source : "?";
+    const char *fallback = policy == NULL              ? "?"
+                           : policy->where[0] != '\0' ? policy->where
+                                                      : policy->source;
     lua_Debug ar;
 
     if (lua_type(L, idx) != LUA_TFUNCTION || lua_iscfunction(L, idx)) {
@@ -1015,14 +1137,19 @@ void nu__policy_where(lua_State *L, int idx, char *out, size_t size)
     }
     lua_pushvalue(L, idx);
     if (lua_getinfo(L, ">S", &ar) && ar.linedefined > 0)
-        snprintf(out, size, "%s:%d", ar.short_src, ar.linedefined);
+        snprintf(out, size, "%s:%d", nu__source_name(&ar), ar.linedefined);
     else
-        snprintf(out, size, "%s", ar.short_src);
+        snprintf(out, size, "%s", nu__source_name(&ar));
 }
 
 void nu__policy_set_source(nu_policy_t *policy, const char *source)
 {
     snprintf(policy->source, sizeof policy->source, "%s", source);
+}
+
+void nu__policy_set_where(nu_policy_t *policy, const char *where)
+{
+    snprintf(policy->where, sizeof policy->where, "%s", where);
 }
 
 /* --- sealing --------------------------------------------------------- */

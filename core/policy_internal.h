@@ -58,6 +58,9 @@ void nu__policy_push_json(lua_State *L, const json_t *value,
 /* Name the file that messages use when no line is known. */
 void nu__policy_set_source(nu_policy_t *policy, const char *source);
 
+/* Name "FILE:LINE" for errors that carry no line (memory), until reset. */
+void nu__policy_set_where(nu_policy_t *policy, const char *where);
+
 /* Location "SOURCE:LINE" of the function at idx (its definition). */
 void nu__policy_where(lua_State *L, int idx, char *out, size_t size);
 
@@ -101,6 +104,8 @@ struct nu_profile {
     nu_policy_t *policy;       /* NULL for a profile without hooks */
     int check_ref;             /* registry refs in policy, or LUA_NOREF */
     int approve_ref;
+    char check_where[160];     /* "FILE:LINE" of each hook's definition */
+    char approve_where[160];
 };
 
 /* The built-in sources, generated at build time from policies/NAME.lua. */

@@ -152,7 +152,8 @@ static int nu__take_labels(lua_State *L, int info, nu_profile_t *profile)
 
 /* Seal the hook named key of the info table and keep a reference. */
 static int nu__take_hook(nu_profile_t *profile, int info, const char *key,
-                         int *ref, nu_err_t *err)
+                         int *ref, char *where, size_t where_size,
+                         nu_err_t *err)
 {
     lua_State *L = nu__policy_state(profile->policy);
     int rc;
@@ -161,6 +162,7 @@ static int nu__take_hook(nu_profile_t *profile, int info, const char *key,
         lua_pop(L, 1);
         return NU_OK;
     }
+    nu__policy_where(L, -1, where, where_size);
     rc = nu__policy_seal(profile->policy, -1, err);
     if (rc != NU_OK) {
         lua_pop(L, 1);
@@ -201,10 +203,13 @@ static int nu__take_result(nu_profile_t *profile, const char *path,
     if (nu__take_labels(L, info, profile) != NU_OK)
         return nu_err_set(err, NU_ENOMEM, "%s:0: out of memory", path);
 
-    rc = nu__take_hook(profile, info, "check", &profile->check_ref, err);
+    rc = nu__take_hook(profile, info, "check", &profile->check_ref,
+                       profile->check_where, sizeof profile->check_where,
+                       err);
     if (rc == NU_OK)
         rc = nu__take_hook(profile, info, "approve", &profile->approve_ref,
-                           err);
+                           profile->approve_where,
+                           sizeof profile->approve_where, err);
     return rc;
 }
 
