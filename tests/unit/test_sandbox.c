@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -283,6 +284,30 @@ static void test_sandbox_reports_init_failure(void **state)
     assert_null(sb);
 }
 
+/* The init runs from a sealed memfd: even the host's root cannot modify
+ * the program through /proc/<pid>/exe. */
+static void test_sandbox_init_exe_is_sealed(void **state)
+{
+    fixture_t *f = *state;
+    char path[64];
+    int fd;
+
+    create_pod(f, NULL, NULL);
+    snprintf(path, sizeof path, "/proc/%ld/exe", (long)nu_sandbox_pid(f->sb));
+    fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        /* Opening may succeed; the write seal must still stop writes. */
+        assert_int_equal(write(fd, "x", 1), -1);
+        close(fd);
+    }
+
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+        assert_int_equal(ftruncate(fd, 0), -1);
+        close(fd);
+    }
+}
+
 static void test_sandbox_close_leaves_no_process(void **state)
 {
     fixture_t *f = *state;
@@ -313,6 +338,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sandbox_rejects_bad_options,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_reports_init_failure,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_init_exe_is_sealed,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_close_leaves_no_process,
                                         setup, teardown),
