@@ -1116,20 +1116,25 @@ static int nu__h_interp(nu__cls_t *cls, const nu__view_t *v)
 
 /* --- the exec-option table, matched -------------------------------------- */
 
-/* Does one table option match an argument (or an option and its value)? */
-static int nu__opt_match(const char *opt, const char *arg)
+/* Does one table option match an argument?  pattern is nonzero when the
+ * option contains a wildcard, computed once per entry by the caller. */
+static int nu__opt_match(const char *opt, int pattern, const char *arg)
 {
-    size_t n = strlen(opt);
+    size_t n;
 
-    if (strcmp(opt, "*") == 0)
-        return 1;
-    if (strpbrk(opt, "*?[") != NULL)
+    if (pattern) {
+        /* A different first character rules the pattern out cheaply. */
+        int wild = opt[0] == '*' || opt[0] == '?' || opt[0] == '[';
+        if (!wild && tolower((unsigned char)opt[0]) != tolower((unsigned char)arg[0]))
+            return 0;
         return fnmatch(opt, arg, FNM_CASEFOLD) == 0;
+    }
+    if (strcmp(arg, opt) == 0)
+        return 1;
+    n = strlen(opt);
     if (n > 1 && opt[n - 1] == '=')
         return strncmp(arg, opt, n) == 0 ||
                (strncmp(arg, opt, n - 1) == 0 && arg[n - 1] == '\0');
-    if (strcmp(arg, opt) == 0)
-        return 1;
     if (n == 2 && opt[0] == '-' && opt[1] != '-' && arg[0] == '-' &&
         arg[1] != '-') {
         /* A short option inside a cluster: "-avze" holds "-e". */
@@ -1144,8 +1149,11 @@ static int nu__opt_match(const char *opt, const char *arg)
 /* Does the table entry's program ("tar" or "git rebase") apply? */
 static int nu__prog_match(const char *prog, const char *base, const char *sub)
 {
-    const char *space = strchr(prog, ' ');
+    const char *space;
 
+    if (prog[0] != base[0])
+        return 0;
+    space = strchr(prog, ' ');
     if (space == NULL)
         return strcmp(prog, base) == 0;
     return (size_t)(space - prog) == strlen(base) &&
@@ -1158,22 +1166,31 @@ static int nu__entry_hits(const nu_exec_option_t *e, const char *base,
                           size_t nargs, char *const *extra, size_t nextra)
 {
     char joined[512];
+    int pattern;
 
     if (!nu__prog_match(e->program, base, sub))
         return 0;
     if (strcmp(e->option, "*") == 0)
         return 1;
+
+    pattern = strpbrk(e->option, "*?[") != NULL;
     for (size_t i = 0; i < nargs; i++) {
-        if (nu__opt_match(e->option, args[i].text))
+        const char *arg = args[i].text;
+        if (nu__opt_match(e->option, pattern, arg))
             return 1;
-        if (i + 1 < nargs && strlen(args[i].text) == 2 && args[i].text[0] == '-') {
-            snprintf(joined, sizeof joined, "%s%s", args[i].text, args[i + 1].text);
-            if (strpbrk(e->option, "*?[") && nu__opt_match(e->option, joined))
+
+        /* "-o ProxyCommand=x" is also tried as "-oProxyCommand=x". */
+        size_t next_len = i + 1 < nargs ? strlen(args[i + 1].text) : 0;
+        if (pattern && i + 1 < nargs && arg[0] == '-' && arg[1] != '\0' &&
+            arg[2] == '\0' && next_len + 3 <= sizeof joined) {
+            memcpy(joined, arg, 2);
+            memcpy(joined + 2, args[i + 1].text, next_len + 1);
+            if (nu__opt_match(e->option, pattern, joined))
                 return 1;
         }
     }
     for (size_t i = 0; i < nextra; i++) {
-        if (nu__opt_match(e->option, extra[i]))
+        if (nu__opt_match(e->option, pattern, extra[i]))
             return 1;
     }
     return 0;
