@@ -1,10 +1,55 @@
--- nucleus: the Lua API for orchestrators.
+-- nucleus: the Lua API.
 --
---   local nucleus = require "nucleus"
---   local pod = nucleus.pod{ profile = "codegen", workspace = "/path/to/repo" }
---   local r, err = pod:read("README.md")
+-- A thin layer over the C module nucleus.core.  Everything the C module
+-- exports is re-exported unchanged (profile, ALL, SENSITIVE, AUTORUN,
+-- meet, join, leq, from_json, top, bottom, load_profile, eval,
+-- builtins); this file adds conveniences written in Lua:
 --
--- Everything lives in the C module nucleus.core; this file only loads it,
--- so `nucleus run` (which builds the module in) and a plain lua5.4 with
--- LUA_CPATH pointing at build/<preset>/lua/?.so see the same API.
-return require "nucleus.core"
+--   nucleus.decide(profile, call [, opts]) -> decision table
+--       profile is a built-in name, a file path, a handle from
+--       load_profile or a lattice value.
+--   nucleus.show(profile) -> canonical JSON of its permission
+--
+-- The pod API (nucleus.pod) joins the table when its module,
+-- nucleus.pod, is installed next to this file.
+local core = require "nucleus.core"
+
+local M = {}
+for name, value in pairs(core) do
+  M[name] = value
+end
+
+local function is_handle(value)
+  return type(value) == "userdata" and value.eval ~= nil and value.source ~= nil
+end
+
+function M.decide(profile, call, opts)
+  if type(profile) == "string" then
+    profile = core.load_profile(profile)
+  end
+  if is_handle(profile) then
+    return profile:eval(call, opts)
+  end
+  return core.eval(profile, call, opts)
+end
+
+function M.show(profile)
+  if type(profile) == "string" then
+    profile = core.load_profile(profile)
+  end
+  if is_handle(profile) then
+    profile = profile:perm()
+  end
+  return tostring(profile)
+end
+
+local ok, pod = pcall(require, "nucleus.pod")
+if ok and type(pod) == "table" then
+  for name, value in pairs(pod) do
+    if M[name] == nil then
+      M[name] = value
+    end
+  end
+end
+
+return M
