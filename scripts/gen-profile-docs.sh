@@ -32,8 +32,25 @@ for file in policies/*.lua; do
         echo "gen-profile-docs: cannot show profile '$name': $json" >&2
         exit 1
     fi
-    # Pretty-print the canonical JSON so the doc stays readable.
-    pretty=$(printf '%s\n' "$json" | python3 -m json.tool --sort-keys)
+    # Expand the top two levels and keep each value on one line, so the
+    # long pattern lists do not take a line per member.
+    pretty=$(printf '%s\n' "$json" | python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+lines = ["{"]
+for i, (key, value) in enumerate(sorted(doc.items())):
+    end = "," if i < len(doc) - 1 else ""
+    if isinstance(value, dict):
+        lines.append("  %s: {" % json.dumps(key))
+        for j, (k, v) in enumerate(sorted(value.items())):
+            sep = "," if j < len(value) - 1 else ""
+            lines.append("    %s: %s%s" % (json.dumps(k), json.dumps(v), sep))
+        lines.append("  }" + end)
+    else:
+        lines.append("  %s: %s%s" % (json.dumps(key), json.dumps(value), end))
+lines.append("}")
+print("\n".join(lines))
+')
     printf '\n### %s\n\n```json\n%s\n```\n' "$name" "$pretty" >>"$section"
 done
 
