@@ -1670,8 +1670,8 @@ static int nu__h_sed(nu__cls_t *cls, const nu__view_t *v)
             script = nu__arg(v, ++i);
         } else if (strncmp(a, "--file", 6) == 0 || strncmp(a, "-f", 2) == 0) {
             from_file = 1;
-            i += strchr(a, '=') == NULL && a[1] != '\0' && strlen(a) <= 6 &&
-                 (strcmp(a, "-f") == 0 || strcmp(a, "--file") == 0);
+            if (strcmp(a, "-f") == 0 || strcmp(a, "--file") == 0)
+                i++;
         } else if (strncmp(a, "--in-place", 10) == 0) {
             in_place = 1;
         } else if (a[0] == '-' && a[1] != '-' && a[1] != '\0') {

@@ -256,6 +256,11 @@ static const classify_case_t cases[] = {
     { "sed -i 's/a/b/g' f.py", RUN, 0, "sed|-i|s/a/b/g|f.py" },
     { "sed -e 's/a/b/' -e '/x/d' f", RUN, 0, "sed|-e|s/a/b/|-e|/x/d|f" },
     { "sed --sandbox 's/x/y/e' f", RUN, 0, "sed|--sandbox|s/x/y/e|f" },
+    { "sed -f edit.sed f", RUN, EXEC, "sed|-f|edit.sed|f" },
+    { "sed -n -e '$p' -e '/^#/d' f", RUN, 0, "sed|-n|-e|$p|-e|/^#/d|f" },
+    { "sed 'y/abc/xyz/;s|a|b|g' f", RUN, 0, "sed|y/abc/xyz/;s|a|b|g|f" },
+    { "awk -f prog.awk data", RUN, EXEC, "awk|-f|prog.awk|data" },
+    { "gawk -v n=1 'NR==n' f", RUN, 0, "gawk|-v|n=1|NR==n|f" },
     { "sqlite3 db '.shell id'", RUN, EXEC, "sqlite3|db|.shell id" },
 
     /* pipelines, lists and background jobs */
