@@ -252,13 +252,17 @@ static unsigned nu__legs(const nu__decide_t *d)
         return 0;
     case NU__TOOL_RUN: {
         unsigned legs = NU_LEG_PRIVATE;
-        if (ctx->egress && !nu__egress_only_trusted(d->perm))
+        bool trusted_only = ctx->egress && nu__egress_only_trusted(d->perm);
+        if (ctx->egress && !trusted_only)
             legs |= NU_LEG_UNTRUSTED | NU_LEG_EXFIL;
-        /* git push and PR creation exist to send data out: they count as
-         * exfiltration whether or not this pod can reach the network,
-         * because a remote may be reachable through other means (a
-         * mounted socket, a later egress grant). */
-        if (d->out->ops & (NU_OPSET(NU_OP_GIT_PUSH) | NU_OPSET(NU_OP_CREATE_PR)))
+        /* git push and PR creation exist to send data out, so they are
+         * exfiltration operations even in a pod without egress (the
+         * design lists them unconditionally, and a push may go through
+         * a later egress grant).  Egress that reaches only trusted
+         * destinations is the exception: sending there is not
+         * exfiltration. */
+        if ((d->out->ops & (NU_OPSET(NU_OP_GIT_PUSH) | NU_OPSET(NU_OP_CREATE_PR))) &&
+            !trusted_only)
             legs |= NU_LEG_EXFIL;
         return legs;
     }
@@ -653,17 +657,22 @@ static int nu__step5_rules(nu__decide_t *d)
 
 static int nu__step6_obligations(nu__decide_t *d)
 {
+    nu_opset_t due = d->out->ops & d->perm->obligations;
     char reason[NU_ERR_MAX];
+    int op;
 
-    for (int op = 0; op < NU_OP_COUNT; op++) {
-        if (!(d->out->ops & d->perm->obligations & NU_OPSET(op)))
-            continue;
-        snprintf(reason, sizeof reason,
-                 "obligation: operation '%s' requires approval",
-                 nu_op_name((nu_op_t)op));
-        return nu__gate(d, 6, reason);
-    }
-    return NU__NEXT;
+    if (due == 0)
+        return NU__NEXT;
+
+    /* Name the call's own operation when it is due, else the first one. */
+    op = d->out->operation;
+    if (!(due & NU_OPSET(op)))
+        for (op = 0; !(due & NU_OPSET(op)); op++)
+            ;
+    snprintf(reason, sizeof reason,
+             "obligation: operation '%s' requires approval",
+             nu_op_name((nu_op_t)op));
+    return nu__gate(d, 6, reason);
 }
 
 static int nu__step7_trifecta(nu__decide_t *d)

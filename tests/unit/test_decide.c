@@ -860,7 +860,8 @@ static void test_decide_step7_every_order(void **state)
 
 /* The same orders with a git push through run as the exfiltration step:
  * with egress it touches every leg and is always gated; without egress it
- * only reads, so nothing is ever gated. */
+ * reads and exfiltrates, so it is gated once the untrusted read came
+ * first. */
 static void test_decide_step7_every_order_run(void **state)
 {
     static const char *const calls[3] = {
@@ -887,16 +888,18 @@ static void test_decide_step7_every_order_run(void **state)
             for (int k = 0; k < 3; k++) {
                 int which = orders[o][k];
                 decide(&p, calls[which], &ctx, &d);
-                bool gated = which == 2 && egress;
+                bool gated = which == 2 &&
+                             (egress || (ctx.exposure & NU_LEG_UNTRUSTED));
                 if (gated) {
                     assert_int_equal(d.verdict, NU_DECISION_APPROVAL);
                     assert_int_equal(d.step, 7);
-                    assert_int_equal(d.legs, NU_LEGS_ALL);
+                    if (d.verdict != NU_DECISION_ALLOW) print_message("DBG %s step %d\n", d.reason, d.step);
                 } else {
                     assert_int_equal(d.verdict, NU_DECISION_ALLOW);
                 }
-                if (which == 2 && !egress)
-                    assert_int_equal(d.legs, NU_LEG_PRIVATE);
+                if (which == 2)
+                    assert_int_equal(d.legs, egress ? NU_LEGS_ALL
+                                                    : NU_LEG_PRIVATE | NU_LEG_EXFIL);
                 ctx.exposure |= d.legs;
             }
         }
@@ -916,10 +919,15 @@ static void test_decide_step7_run_needs_egress(void **state)
     perm_web(&p);
     ctx.exposure = NU_LEG_PRIVATE | NU_LEG_UNTRUSTED;
 
-    /* Without egress a run is never gated for the trifecta. */
-    decide(&p, push, &ctx, &d);
+    /* Without egress a plain command cannot send data out: not gated. */
+    decide(&p, "{\"tool\":\"run\",\"command\":\"cat notes.txt\"}", &ctx, &d);
     assert_int_equal(d.verdict, NU_DECISION_ALLOW);
     assert_int_equal(d.legs, NU_LEG_PRIVATE);
+
+    /* A push is an exfiltration operation with or without egress. */
+    GATE(&p, push, &ctx, 7, "trifecta");
+    decide(&p, push, &ctx, &d);
+    assert_int_equal(d.legs, NU_LEG_PRIVATE | NU_LEG_EXFIL);
 
     /* With egress every leg is touched: gated even in a fresh session,
      * because the call completes the set on its own. */
