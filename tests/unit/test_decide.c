@@ -893,7 +893,6 @@ static void test_decide_step7_every_order_run(void **state)
                 if (gated) {
                     assert_int_equal(d.verdict, NU_DECISION_APPROVAL);
                     assert_int_equal(d.step, 7);
-                    if (d.verdict != NU_DECISION_ALLOW) print_message("DBG %s step %d\n", d.reason, d.step);
                 } else {
                     assert_int_equal(d.verdict, NU_DECISION_ALLOW);
                 }
