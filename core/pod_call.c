@@ -289,6 +289,19 @@ static int nu__execute(nu_pod_t *pod, const nu_perm_t *perm,
     nu_err_t err;
     int rc;
 
+    /* TODO: web_fetch runs through the egress proxy of the network tier;
+     * until it exists no pod can fetch, whatever the policy allows. */
+    const char *tool_name = json_string_value(json_object_get(call, "tool"));
+    if (tool_name != NULL && strcmp(tool_name, "web_fetch") == 0) {
+        nu__result_deny(out, NU_KIND_NETWORK_DENIED, 10, "%s",
+                        "web_fetch: this pod has no network egress (only "
+                        "loopback)");
+        pthread_mutex_lock(&pod->lock);
+        int arc = nu__audit_decision(pod, call, out, &err);
+        pthread_mutex_unlock(&pod->lock);
+        return arc == NU_OK ? NU_OK : nu__fail_io(pod, out, &err);
+    }
+
     /* Reserve and record the decision before anything runs. */
     pthread_mutex_lock(&pod->lock);
     if (!nu__ledger_reserve(&pod->ledger, &cost)) {

@@ -448,7 +448,10 @@ static void nu__repl_loop(lua_State *L)
             lua_pop(L, 1);
             continue;
         }
-        add_history(buffer);
+        /* Lines that set credentials carry secret values: keep them out
+         * of the history file. */
+        if (strstr(buffer, "credentials") == NULL)
+            add_history(buffer);
 
         if (status == LUA_OK) {
             int base = lua_gettop(L);
