@@ -13,9 +13,10 @@
  *   3. hardens itself (sandbox_harden.c): no capabilities left,
  *      no_new_privs, not dumpable, Landlock, seccomp;
  *   4. replies with its own hello: version, Landlock ABI, warnings;
- *   5. serves requests one at a time through the executor (executor.h)
- *      until the host closes the stream, reaping orphaned processes
- *      between requests (it is PID 1 of the pod's pid namespace).
+ *   5. serves requests one at a time through the executor (executor.h),
+ *      or sandbox_stream.c for a run with "stream": true, until the host
+ *      closes the stream.  Between requests it reaps orphaned processes,
+ *      as PID 1 of the pod's pid namespace must.
  * Any failure before step 4 is sent as an error frame; the init then
  * exits, which ends the pod.
  */
@@ -42,6 +43,8 @@ typedef struct nu__podinit {
     int fd;
     int version;
     int landlock_abi;
+    uint32_t timeout_ms;        /* default run timeout */
+    size_t output_max;          /* bytes forwarded per output stream */
     char warning[256];
     nu_executor_t executor;
 } nu__podinit_t;
@@ -98,6 +101,8 @@ static int nu__podinit_start(nu__podinit_t *pi, nu_err_t *err)
     value = json_object_get(config, "output_max");
     if (json_integer_value(value) > 0)
         cfg.max_output_bytes = (size_t)json_integer_value(value);
+    pi->timeout_ms = cfg.default_timeout_ms;
+    pi->output_max = cfg.max_output_bytes;
     rc = nu_executor_init(&pi->executor, "/workspace", &cfg, err);
 
 out:
@@ -139,6 +144,12 @@ static json_t *nu__handle(nu__podinit_t *pi, const json_t *request,
 
     if (tool != NULL && strcmp(tool, "ping") == 0)
         return json_pack("{s:b,s:i}", "ok", 1, "pid", (int)getpid());
+    if (tool != NULL && strcmp(tool, "run") == 0 &&
+        json_is_true(json_object_get(request, "stream")))
+        result = nu__stream_run(&pi->executor, pi->fd, pi->version, request,
+                                pi->output_max, pi->timeout_ms);
+    if (result != NULL)
+        return result;
 
     /* Read content travels as the response's blob only on request, so
      * that nu_sandbox_tool callers get the executor's usual JSON. */
@@ -213,7 +224,6 @@ int nu__podinit_main(int fd)
         if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP)) != 0)
             return 1;
     }
-    signal(SIGPIPE, SIG_IGN);
 
     if (nu__podinit_start(&pi, &err) < 0 || nu__podinit_ready(&pi, &err) < 0) {
         nu__send_error(fd, err.msg);

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "nucleus/error.h"
 #include "nucleus/sandbox.h"
 
@@ -104,6 +106,14 @@ int nu__landlock_abi(void);
 /* Build the seccomp filter into a libseccomp context and load it.  Exposed
  * for nucleus doctor, which checks that libseccomp can build it. */
 int nu__seccomp_install(bool load, nu_err_t *err);
+
+/* Serve a run request with "stream": true (sandbox_stream.c): output
+ * frames go to host_fd as the command writes, and the returned object is
+ * the response (NULL only when out of memory). */
+struct nu_executor;
+json_t *nu__stream_run(struct nu_executor *ex, int host_fd, int version,
+                       const json_t *request, size_t output_max,
+                       uint32_t default_timeout_ms);
 
 /* The pod init's main loop (podinit.c), reading requests from fd. */
 int nu__podinit_main(int fd);

@@ -9,8 +9,8 @@
  * Steps: load the profile and decide the run call (the lattice, then the
  * profile's check hook, then its approve hook for an approval).  Expand
  * the profile's block and write_block globs over the workspace, create the
- * pod and run the command through the executor.  Print its output and
- * close the pod.  Exit status: the command's own (128+N when killed by signal N),
+ * pod and run the command, streaming its output as it is written.  Close
+ * the pod.  Exit status: the command's own (128+N when killed by signal N),
  * 124 when it timed out, 125 when Nucleus itself failed, 126 when the
  * policy denied the call or required an approval nobody gave, 127 when the
  * command was not found.
@@ -209,6 +209,17 @@ static int nu__exec_decide(nu_profile_t *profile, const json_t *call)
     return NU__EXIT_DENIED;
 }
 
+/* Write one streamed chunk to our stdout or stderr as it arrives. */
+static void nu__exec_output(const char *stream, const void *data, size_t len,
+                            void *userdata)
+{
+    FILE *out = strcmp(stream, "stderr") == 0 ? stderr : stdout;
+
+    (void)userdata;
+    fwrite(data, 1, len, out);
+    fflush(out);
+}
+
 /* Write a result field (utf-8 or base64) to out. */
 static void nu__print_stream(const json_t *result, const char *field,
                              FILE *out)
@@ -275,7 +286,8 @@ static int nu__exec_in_pod(const nu__exec_args_t *a, const nu_perm_t *perm,
     char **write_block = NULL;
     char cwd[PATH_MAX];
     const char *env[NU__MAX_ENV + 8];
-    json_t *result = NULL;
+    nu_frame_t response = { 0 };
+    json_t *result;
     nu_err_t err = { 0 };
     int status = NU__EXIT_NUCLEUS;
     size_t n = 0;
@@ -316,16 +328,22 @@ static int nu__exec_in_pod(const nu__exec_args_t *a, const nu_perm_t *perm,
         goto out;
     }
 
-    if (nu_sandbox_tool(sb, call, &result, &err) != NU_OK) {
+    /* The output arrives in output frames while the command runs; the
+     * response's stdout and stderr fields are set only by pods that do not
+     * stream. */
+    json_object_set_new(call, "stream", json_true());
+    if (nu_sandbox_call(sb, call, NULL, 0, nu__exec_output, NULL, &response,
+                        &err) != NU_OK) {
         fprintf(stderr, "nucleus exec: %s\n", err.msg);
         goto out;
     }
+    result = response.json;
     nu__print_stream(result, "stdout", stdout);
     nu__print_stream(result, "stderr", stderr);
     status = nu__exec_status(result);
 
 out:
-    json_decref(result);
+    nu_frame_free(&response);
     nu_sandbox_close(sb);
     nu_sandbox_free_list(block);
     nu_sandbox_free_list(write_block);

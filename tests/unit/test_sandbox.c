@@ -284,6 +284,82 @@ static void test_sandbox_reports_init_failure(void **state)
     assert_null(sb);
 }
 
+typedef struct collected {
+    char out[256];
+    char err[256];
+    int frames;
+} collected_t;
+
+static void collect(const char *stream, const void *data, size_t len,
+                    void *userdata)
+{
+    collected_t *c = userdata;
+    char *dst = strcmp(stream, "stderr") == 0 ? c->err : c->out;
+    size_t used = strlen(dst);
+
+    if (used + len < sizeof c->out)
+        memcpy(dst + used, data, len);
+    c->frames++;
+}
+
+static void test_sandbox_run_streams_output(void **state)
+{
+    fixture_t *f = *state;
+    collected_t c = { 0 };
+    nu_frame_t response = { 0 };
+    nu_err_t err;
+    json_t *call = json_pack("{s:s,s:[s,s,s],s:b}", "tool", "run", "argv",
+                             "/bin/sh", "-c",
+                             "echo out; echo err >&2; exit 3", "stream", 1);
+
+    create_pod(f, NULL, NULL);
+    assert_int_equal(nu_sandbox_call(f->sb, call, NULL, 0, collect, &c,
+                                     &response, &err), NU_OK);
+    assert_string_equal(c.out, "out\n");
+    assert_string_equal(c.err, "err\n");
+    assert_true(c.frames >= 2);
+    assert_int_equal(json_integer_value(json_object_get(response.json,
+                                                        "exit_code")), 3);
+    assert_null(json_object_get(response.json, "stdout"));
+    nu_frame_free(&response);
+    json_decref(call);
+
+    /* A missing program is reported as not_found with status 127. */
+    call = json_pack("{s:s,s:[s],s:b}", "tool", "run", "argv",
+                     "/nonexistent", "stream", 1);
+    assert_int_equal(nu_sandbox_call(f->sb, call, NULL, 0, collect, &c,
+                                     &response, &err), NU_OK);
+    assert_string_equal(field(response.json, "kind"), "not_found");
+    assert_int_equal(json_integer_value(json_object_get(response.json,
+                                                        "exit_code")), 127);
+    nu_frame_free(&response);
+    json_decref(call);
+}
+
+static void test_sandbox_stream_timeout_kills_group(void **state)
+{
+    fixture_t *f = *state;
+    nu_frame_t response = { 0 };
+    nu_err_t err;
+    json_t *call = json_pack("{s:s,s:[s,s,s],s:b,s:f}", "tool", "run",
+                             "argv", "/bin/sh", "-c", "sleep 30 & sleep 30",
+                             "stream", 1, "timeout", 0.3);
+    json_t *result;
+
+    create_pod(f, NULL, NULL);
+    assert_int_equal(nu_sandbox_call(f->sb, call, NULL, 0, NULL, NULL,
+                                     &response, &err), NU_OK);
+    assert_true(json_is_true(json_object_get(response.json, "timed_out")));
+    assert_string_equal(field(response.json, "kind"), "timeout");
+    nu_frame_free(&response);
+    json_decref(call);
+
+    /* Neither sleep survived: the whole group was killed. */
+    result = run(f, "ps -e -o comm= 2>/dev/null | grep -c '^sleep' || true");
+    assert_string_equal(field(result, "stdout"), "0\n");
+    json_decref(result);
+}
+
 /* The init runs from a sealed memfd: even the host's root cannot modify
  * the program through /proc/<pid>/exe. */
 static void test_sandbox_init_exe_is_sealed(void **state)
@@ -339,6 +415,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_reports_init_failure,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_run_streams_output,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_sandbox_stream_timeout_kills_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_init_exe_is_sealed,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_close_leaves_no_process,
