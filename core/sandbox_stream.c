@@ -3,10 +3,10 @@
  *
  * A run request with "stream": true is served here instead of by the
  * executor, because the executor returns a command's output only when it
- * ends.  The command gets the same treatment as the executor's run: its
- * own process group, stdin from /dev/null, only fds 0-2, the pod's
- * environment, a cwd resolved beneath /workspace, and the whole group
- * killed at the timeout and when the command exits.  Each chunk of output
+ * ends.  The command is started as the executor's run starts one.  It
+ * gets its own process group, stdin from /dev/null, only fds 0-2, the
+ * pod's environment and a cwd resolved beneath /workspace.  The whole
+ * group is killed at the timeout and when the command exits.  Each chunk of output
  * goes to the host as an output frame {"id", "stream"} + blob as soon as
  * it is read; at most output_max bytes per stream are forwarded and the
  * rest is read and dropped.  The response then carries exit_code, signal,
