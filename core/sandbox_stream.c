@@ -268,6 +268,14 @@ json_t *nu__stream_run(nu_executor_t *ex, int host_fd, int version,
     nu_err_t err;
     int rc;
 
+    if (json_object_get(request, "env") != NULL ||
+        json_object_get(request, "stdin") != NULL ||
+        json_object_get(request, "command") != NULL)
+        return nu__stream_error("invalid_request", "run: cannot stream a "
+                                "call with 'env', 'stdin' or 'command': "
+                                "drop \"stream\" or give only 'argv', 'cwd' "
+                                "and 'timeout'");
+
     argv = nu__stream_argv(request);
     if (argv == NULL)
         return nu__stream_error("invalid_request", "run: cannot stream: "
