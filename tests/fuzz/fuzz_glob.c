@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lattice_internal.h"
+#include "../../core/lattice_internal.h"
 #include "nucleus/glob.h"
 
 #ifndef NU_FUZZ_ENTRY

@@ -5,6 +5,8 @@
 # SECONDS defaults to 30 per target; TARGET defaults to every fuzz_*.c.
 # Corpora grow in tests/fuzz/corpus-<target>/ (ignored by git); crashes
 # are written to build/fuzz/crash-<target>-*.
+# Warnings do not stop fuzzing (NU_WERROR=OFF): clang warns about things
+# gcc does not, and the gcc builds already enforce -Werror.
 set -eu
 
 seconds=${1:-30}
@@ -16,14 +18,24 @@ if ! command -v clang >/dev/null; then
     exit 2
 fi
 
-cmake --preset fuzz >/dev/null
+log=build/fuzz-build.log
+mkdir -p build
+if ! cmake --preset fuzz -DNU_WERROR=OFF >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "fuzz/run.sh: cannot configure the fuzz preset (full log: $log)" >&2
+    exit 1
+fi
 if [ $# -gt 0 ]; then
     targets="$*"
 else
     targets=$(for f in tests/fuzz/fuzz_*.c; do basename "$f" .c; done)
 fi
 for t in $targets; do
-    cmake --build --preset fuzz --target "$t" >/dev/null
+    if ! cmake --build --preset fuzz --target "$t" >"$log" 2>&1; then
+        grep -E "error|FAILED" "$log" | head -n 20 >&2
+        echo "fuzz/run.sh: cannot build $t (full log: $log)" >&2
+        exit 1
+    fi
 done
 
 # Seeds: a few inputs in the shape each target expects.
@@ -41,6 +53,7 @@ seed fuzz_perm_json 2 '{"capabilities":{"read_files":"always","web_fetch":"low_r
 status=0
 for t in $targets; do
     echo "== $t: ${seconds}s"
+    mkdir -p "tests/fuzz/corpus-$t"
     build/fuzz/tests/"$t" -max_total_time="$seconds" -artifact_prefix="build/fuzz/crash-$t-" \
         -print_final_stats=1 "tests/fuzz/corpus-$t" || status=1
 done
