@@ -406,7 +406,8 @@ static char *read_case(const char *dir, const char *name, size_t *len)
     char path[512];
     char *text = NULL;
 
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        fail_msg("path too long: %s/%s", dir, name);
     if (nu_identity_read_file(path, &text, len, NULL) != NU_OK)
         fail_msg("cannot read %s", path);
     return text;
