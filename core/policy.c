@@ -60,7 +60,8 @@ struct nu_policy {
     int snapshot_len;
     size_t gc_base;                 /* bytes held after the last full GC */
     char source[512];               /* file name of the profile */
-    char where[600];                /* "FILE:LINE" named when no line is known */
+    const char *where;              /* "FILE:LINE" named when no line is
+                                       known; NULL for source */
 };
 
 /* The kill token: its address is unique and Lua code cannot create a
@@ -923,6 +924,12 @@ size_t nu_policy_memory_peak(const nu_policy_t *policy)
 
 /* --- running code ---------------------------------------------------- */
 
+static const char *nu__fallback_where(const nu_policy_t *policy)
+{
+    return policy->where != NULL && policy->where[0] != '\0'
+               ? policy->where : policy->source;
+}
+
 /* Does msg start with a "SOURCE:LINE:" prefix, as Lua adds to errors? */
 static bool nu__has_location(const char *msg)
 {
@@ -1033,15 +1040,19 @@ int nu__policy_call(nu_policy_t *policy, int nargs, int nresults,
 {
     lua_State *L = policy->L;
     int base = lua_gettop(L) - nargs;
-    char where[160];
+    char where[600];
     int status, rc = NU_OK;
 
+    where[0] = '\0';
     if (policy->running) {
         lua_pop(L, nargs + 1);
         return nu_err_set(err, NU_EPOLICY, "policy: cannot run policy "
                                            "code re-entrantly");
     }
-    nu__policy_where(L, base, where, sizeof where);
+    /* Only a Lua function has a line of its own; for C entry points the
+     * fallback is looked up when an error needs it (the hot path). */
+    if (!lua_iscfunction(L, base))
+        nu__policy_where(L, base, where, sizeof where);
 
     lua_pushcfunction(L, nu__policy_msgh);
     lua_insert(L, base);
@@ -1057,7 +1068,8 @@ int nu__policy_call(nu_policy_t *policy, int nargs, int nresults,
         rc = nu_err_set(err, NU_EPOLICY, "%s", policy->kill_msg);
     } else if (status == LUA_ERRMEM || policy->mem_refused) {
         rc = nu_err_set(err, NU_EPOLICY, "%s: memory limit of %zu bytes "
-                                         "exceeded", where,
+                                         "exceeded",
+                        where[0] != '\0' ? where : nu__fallback_where(policy),
                         policy->limits.memory);
     } else if (status != LUA_OK) {
         char msg[NU_ERR_MAX];
@@ -1126,9 +1138,7 @@ int nu_policy_exec(nu_policy_t *policy, const char *chunkname,
 void nu__policy_where(lua_State *L, int idx, char *out, size_t size)
 {
     nu_policy_t *policy = nu__policy_from_state(L);
-    const char *fallback = policy == NULL              ? "?"
-                           : policy->where[0] != '\0' ? policy->where
-                                                      : policy->source;
+    const char *fallback = policy == NULL ? "?" : nu__fallback_where(policy);
     lua_Debug ar;
 
     if (lua_type(L, idx) != LUA_TFUNCTION || lua_iscfunction(L, idx)) {
@@ -1149,7 +1159,7 @@ void nu__policy_set_source(nu_policy_t *policy, const char *source)
 
 void nu__policy_set_where(nu_policy_t *policy, const char *where)
 {
-    snprintf(policy->where, sizeof policy->where, "%s", where);
+    policy->where = where;
 }
 
 /* --- sealing --------------------------------------------------------- */

@@ -39,9 +39,11 @@ typedef struct nu__ctx {
     bool egress;
     nu_budget_t remaining;
     int64_t now;
-    char pod_id[128];
-    char spiffe_id[512];
 } nu__ctx_t;
+
+/* User values of the ctx userdata: the pod id and the SPIFFE ID strings. */
+#define NU__CTX_POD_ID 1
+#define NU__CTX_SPIFFE_ID 2
 
 static int64_t nu__remaining(int64_t max, int64_t spent)
 {
@@ -85,10 +87,10 @@ static int nu__ctx_index(lua_State *L)
         lua_pushboolean(L, c->egress);
     } else if (strcmp(key, "time") == 0) {
         lua_pushinteger(L, (lua_Integer)c->now);
-    } else if (strcmp(key, "pod_id") == 0 && c->pod_id[0] != '\0') {
-        lua_pushstring(L, c->pod_id);
-    } else if (strcmp(key, "spiffe_id") == 0 && c->spiffe_id[0] != '\0') {
-        lua_pushstring(L, c->spiffe_id);
+    } else if (strcmp(key, "pod_id") == 0) {
+        lua_getiuservalue(L, 1, NU__CTX_POD_ID);
+    } else if (strcmp(key, "spiffe_id") == 0) {
+        lua_getiuservalue(L, 1, NU__CTX_SPIFFE_ID);
     } else {
         lua_pushnil(L);
     }
@@ -104,7 +106,7 @@ void nu__lua_push_ctx(lua_State *L, const nu_perm_t *perm,
                       const nu_decide_ctx_t *dctx,
                       const nu_policy_ctx_t *pctx)
 {
-    nu__ctx_t *c = lua_newuserdatauv(L, sizeof *c, 0);
+    nu__ctx_t *c = lua_newuserdatauv(L, sizeof *c, 2);
 
     memset(c, 0, sizeof *c);
     if (dctx != NULL) {
@@ -123,10 +125,14 @@ void nu__lua_push_ctx(lua_State *L, const nu_perm_t *perm,
     } else {
         c->remaining = perm->budget;
     }
-    if (pctx != NULL && pctx->pod_id != NULL)
-        snprintf(c->pod_id, sizeof c->pod_id, "%s", pctx->pod_id);
-    if (pctx != NULL && pctx->spiffe_id != NULL)
-        snprintf(c->spiffe_id, sizeof c->spiffe_id, "%s", pctx->spiffe_id);
+    if (pctx != NULL && pctx->pod_id != NULL) {
+        lua_pushstring(L, pctx->pod_id);
+        lua_setiuservalue(L, -2, NU__CTX_POD_ID);
+    }
+    if (pctx != NULL && pctx->spiffe_id != NULL) {
+        lua_pushstring(L, pctx->spiffe_id);
+        lua_setiuservalue(L, -2, NU__CTX_SPIFFE_ID);
+    }
 
     if (luaL_newmetatable(L, NU__CTX_MT)) {
         lua_pushcfunction(L, nu__ctx_index);
@@ -254,12 +260,11 @@ static int nu__eval_protected(lua_State *L)
     nu__eval_t *e = lua_touserdata(L, 1);
     const nu_policy_limits_t *limits =
         nu__policy_limits(e->profile->policy);
-    char where[160];
+    const char *where = e->profile->check_where;
     int base, rc;
 
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, e->profile->check_ref);
-    nu__policy_where(L, 1, where, sizeof where);
     nu__policy_push_json(L, e->call, limits->string_max);
     nu__lua_push_ctx(L, &e->profile->perm, e->dctx, e->pctx);
     base = 0;
@@ -287,7 +292,7 @@ int nu_profile_eval(nu_profile_t *profile, const json_t *call,
                     nu_decision_t *out, bool *hook_allow_attempt)
 {
     nu_decide_ctx_t ctx = { 0 };
-    nu__eval_t e = { 0 };
+    nu__eval_t e;
     lua_State *L;
     int rc;
 
@@ -310,6 +315,8 @@ int nu_profile_eval(nu_profile_t *profile, const json_t *call,
     e.pctx = pctx;
     e.out = out;
     e.allow_attempt = hook_allow_attempt;
+    e.answer = NULL;
+    nu_err_clear(&e.err);
 
     L = nu__policy_state(profile->policy);
     nu__policy_set_where(profile->policy, profile->check_where);

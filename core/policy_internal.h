@@ -58,7 +58,8 @@ void nu__policy_push_json(lua_State *L, const json_t *value,
 /* Name the file that messages use when no line is known. */
 void nu__policy_set_source(nu_policy_t *policy, const char *source);
 
-/* Name "FILE:LINE" for errors that carry no line (memory), until reset. */
+/* Name "FILE:LINE" for errors that carry no line (memory), until reset.
+ * The string is not copied: it must outlive its use (NULL resets). */
 void nu__policy_set_where(nu_policy_t *policy, const char *where);
 
 /* Location "SOURCE:LINE" of the function at idx (its definition). */
