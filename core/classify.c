@@ -607,6 +607,7 @@ static const nu__wrapper_t nu__wrappers[] = {
     { "catchsegv", "", nu__none, 0, 0 },
     { "valgrind", "", nu__none, 0, 0 },
     { "watch", "nd", nu__none, 0, 0 },
+    { "coproc", "", nu__none, 0, 0 },
     { NULL, NULL, NULL, 0, 0 },
 };
 
@@ -847,12 +848,15 @@ static int nu__h_declare(nu__cls_t *cls, const nu__view_t *v)
     return 0;
 }
 
-/* su, runuser and script run "-c string" through a shell. */
+/* su, runuser and script run "-c string" through a shell; -c may end a
+ * cluster of flags ("script -qc"). */
 static int nu__h_su(nu__cls_t *cls, const nu__view_t *v)
 {
     for (size_t i = 1; i < v->n; i++) {
         const char *a = v->words[i].text;
-        if (strcmp(a, "-c") == 0 || strcmp(a, "--command") == 0 ||
+        size_t n = strlen(a);
+        int cluster_c = n >= 2 && a[0] == '-' && a[1] != '-' && a[n - 1] == 'c';
+        if (cluster_c || strcmp(a, "--command") == 0 ||
             strcmp(a, "--session-command") == 0)
             return nu__h_string_option(cls, v, i + 1);
         if (strncmp(a, "--command=", 10) == 0 ||

@@ -149,6 +149,9 @@ static const classify_case_t cases[] = {
     { "source venv/bin/activate", RUN, EVAL, "source|venv/bin/activate" },
     { ". ./env.sh", RUN, EVAL, ".|./env.sh" },
     { "su -c 'git push' bob", PUSH, EVAL | CODE, "su|-c|git push|bob ; git|push" },
+    { "script -qc 'curl x' /dev/null", FETCH, EVAL | CODE | NET,
+      "script|-qc|curl x|/dev/null ; curl|x" },
+    { "coproc curl x", FETCH, NET, "coproc|curl|x ; curl|x" },
     { "trap 'curl x' EXIT", FETCH, EVAL | NET, "trap|curl x|EXIT ; curl|x" },
     { "alias g='git push'; g", PUSH, EVAL, "alias|g=git push ; git|push ; g" },
 
