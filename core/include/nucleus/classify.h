@@ -69,10 +69,14 @@ typedef struct nu_cmd_analysis {
 /* Analyze a shell string.  Returns NU_OK and fills out (free it with
  * nu_cmd_analysis_free) even for input it cannot parse: then
  * NU_CMDF_PARSE_ERROR or NU_CMDF_TOO_COMPLEX is set.  Returns NU_ENOMEM
- * only on allocation failure. */
+ * only on allocation failure, and NU_EINVAL when command is NULL.
+ * A wrapper (sudo, env, timeout, xargs, find -exec) and the command it
+ * runs are reported as two simple commands; docs/commands.md lists the
+ * programs, options and environment names the classifier acts on. */
 int nu_classify_shell(const char *command, nu_cmd_analysis_t *out);
 
-/* Analyze an argv vector run without a shell. */
+/* Analyze an argv vector run without a shell.  Returns NU_EINVAL when
+ * argc is negative or argv is NULL with argc > 0. */
 int nu_classify_argv(int argc, char *const argv[], nu_cmd_analysis_t *out);
 
 void nu_cmd_analysis_free(nu_cmd_analysis_t *a);
