@@ -137,6 +137,33 @@ static int nu__find_on_path(char *out, size_t size)
     return -1;
 }
 
+/* When libnucleus is a shared module (the Lua module in a build tree,
+ * build/<dir>/lua/nucleus/core.so), look for the nucleus binary in the
+ * module's ancestor directories, up to three levels. */
+static int nu__find_near_module(char *out, size_t size)
+{
+    Dl_info info;
+    char dir[PATH_MAX];
+    struct stat st;
+
+    if (dladdr(&nu__podinit_linked, &info) == 0 || info.dli_fname == NULL ||
+        snprintf(dir, sizeof dir, "%s", info.dli_fname) >= (int)sizeof dir)
+        return -1;
+
+    for (int level = 0; level < 3; level++) {
+        char *slash = strrchr(dir, '/');
+
+        if (slash == NULL || slash == dir)
+            return -1;
+        *slash = '\0';
+        if (snprintf(out, size, "%s/nucleus", dir) < (int)size &&
+            stat(out, &st) == 0 && S_ISREG(st.st_mode) &&
+            access(out, X_OK) == 0)
+            return 0;
+    }
+    return -1;
+}
+
 static int nu__choose_init(const char *init_path, char *out, size_t size,
                            nu_err_t *err)
 {
@@ -155,7 +182,8 @@ static int nu__choose_init(const char *init_path, char *out, size_t size,
         snprintf(out, size, "/proc/self/exe");
         return NU_OK;
     }
-    if (nu__find_on_path(out, size) == 0)
+    if (nu__find_near_module(out, size) == 0 ||
+        nu__find_on_path(out, size) == 0)
         return NU_OK;
     return nu_err_set(err, NU_ENOTSUP, "sandbox: cannot find the pod init: "
                       "this program does not contain it and 'nucleus' is "

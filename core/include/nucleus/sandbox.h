@@ -85,7 +85,9 @@ typedef struct nu_sandbox_opts {
     const char *hostname;    /* "nucleus" when NULL */
     /* An executable that runs the pod init (one linking libnucleus, such as
      * the nucleus binary).  NULL: $NUCLEUS_INIT, then the running program
-     * when it links libnucleus statically, then "nucleus" found on PATH. */
+     * when it links libnucleus statically, then a "nucleus" file in the
+     * three directories above a shared module holding libnucleus (a build
+     * tree), then "nucleus" found on PATH. */
     const char *init_path;
     int flags;               /* NU_SANDBOX_* */
 } nu_sandbox_opts_t;
