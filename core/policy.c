@@ -103,6 +103,29 @@ static void *nu__policy_alloc(void *ud, void *ptr, size_t osize,
     return block;
 }
 
+void nu__policy_charge(lua_State *L, size_t bytes)
+{
+    nu_policy_t *policy = nu__policy_from_state(L);
+
+    if (policy == NULL || bytes == 0)
+        return;
+    if (policy->mem_refused || policy->used + bytes > policy->cap) {
+        policy->mem_refused = true;
+        luaL_error(L, "not enough memory");
+    }
+    policy->used += bytes;
+    if (policy->used > policy->peak)
+        policy->peak = policy->used;
+}
+
+void nu__policy_uncharge(lua_State *L, size_t bytes)
+{
+    nu_policy_t *policy = nu__policy_from_state(L);
+
+    if (policy != NULL)
+        policy->used -= bytes;
+}
+
 /* --- limits ---------------------------------------------------------- */
 
 void nu_policy_limits_default(nu_policy_limits_t *limits)

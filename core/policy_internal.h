@@ -55,6 +55,13 @@ void nu__policy_freeze(lua_State *L, int idx);
 void nu__policy_push_json(lua_State *L, const json_t *value,
                           size_t string_max);
 
+/* Count bytes held outside the Lua heap for a value of a sandbox (a
+ * lattice value's strings) against the memory cap: over the cap, charge
+ * raises a memory error and the call fails like an allocator refusal.
+ * Both do nothing in a state that is not a sandbox. */
+void nu__policy_charge(lua_State *L, size_t bytes);
+void nu__policy_uncharge(lua_State *L, size_t bytes);
+
 /* Name the file that messages use when no line is known. */
 void nu__policy_set_source(nu_policy_t *policy, const char *source);
 

@@ -33,6 +33,14 @@ static const char nu__all_key = 'a';   /* registry: the nucleus.ALL token */
 
 /* --- lattice values -------------------------------------------------- */
 
+/* The userdata: the permission, whose strings live outside the Lua heap,
+ * and the bytes charged to the sandbox for them (policy.c), so a loop of
+ * meets over large sets hits the memory cap instead of the host. */
+typedef struct nu__perm_box {
+    nu_perm_t perm;                /* first: the box pointer is the perm */
+    size_t charged;
+} nu__perm_box_t;
+
 nu_perm_t *nu__lua_test_perm(lua_State *L, int idx)
 {
     return luaL_testudata(L, idx, NU__PERM_MT);
@@ -46,11 +54,38 @@ nu_perm_t *nu__lua_check_perm(lua_State *L, int idx)
 /* Push a new lattice value holding an empty (zeroed) permission. */
 static nu_perm_t *nu__lua_new_perm(lua_State *L)
 {
-    nu_perm_t *p = lua_newuserdatauv(L, sizeof *p, 1);
+    nu__perm_box_t *box = lua_newuserdatauv(L, sizeof *box, 1);
 
-    memset(p, 0, sizeof *p);
+    memset(box, 0, sizeof *box);
     luaL_setmetatable(L, NU__PERM_MT);
-    return p;
+    return &box->perm;
+}
+
+static size_t nu__strset_size(const nu_strset_t *set)
+{
+    size_t size = set->count * (sizeof(char *) + 16);
+
+    for (size_t i = 0; i < set->count; i++)
+        size += strlen(set->items[i]) + 1;
+    return size;
+}
+
+/* Charge the malloc'd size of the value at idx, once it is filled. */
+static void nu__perm_charge(lua_State *L, int idx)
+{
+    nu__perm_box_t *box = luaL_checkudata(L, idx, NU__PERM_MT);
+    const nu_perm_t *p = &box->perm;
+    size_t size = nu__strset_size(&p->paths.allow) +
+                  nu__strset_size(&p->paths.block) +
+                  nu__strset_size(&p->paths.write_block) +
+                  nu__strset_size(&p->commands.allow) +
+                  nu__strset_size(&p->commands.block) +
+                  nu__strset_size(&p->network.allow) +
+                  nu__strset_size(&p->network.domains) +
+                  nu__strset_size(&p->network.trusted);
+
+    nu__policy_charge(L, size);
+    box->charged = size;
 }
 
 void nu__lua_push_perm(lua_State *L, nu_perm_t *perm)
@@ -59,14 +94,17 @@ void nu__lua_push_perm(lua_State *L, nu_perm_t *perm)
 
     *p = *perm;
     memset(perm, 0, sizeof *perm);
+    nu__perm_charge(L, -1);
 }
 
 static int nu__perm_gc(lua_State *L)
 {
-    nu_perm_t *p = nu__lua_check_perm(L, 1);
+    nu__perm_box_t *box = luaL_checkudata(L, 1, NU__PERM_MT);
 
-    nu_perm_free(p);
-    memset(p, 0, sizeof *p);
+    nu_perm_free(&box->perm);
+    memset(&box->perm, 0, sizeof box->perm);
+    nu__policy_uncharge(L, box->charged);
+    box->charged = 0;
     return 0;
 }
 
@@ -83,6 +121,7 @@ static int nu__perm_binary(lua_State *L, nu__perm_op op, const char *name)
     if (rc != NU_OK)
         return luaL_error(L, "%s: %s", name, nu_strerror(rc));
     *out = tmp;
+    nu__perm_charge(L, -1);
     return 1;
 }
 
@@ -149,6 +188,7 @@ static int nu__perm_normalize(lua_State *L)
         return luaL_error(L, "normalize: out of memory");
     nu_perm_normalize(&tmp);
     *out = tmp;
+    nu__perm_charge(L, -1);
     return 1;
 }
 
@@ -576,6 +616,7 @@ static int nu__lua_profile(lua_State *L)
     nu__parse_budget_time(L, 1, p);
     nu__parse_approvals(L, 1, p);
     nu_perm_normalize(p);
+    nu__perm_charge(L, 2);
 
     lua_setiuservalue(L, 2, 1);
     return 1;
@@ -610,6 +651,7 @@ static int nu__lua_from_json(lua_State *L)
     if (rc != NU_OK)
         return luaL_error(L, "from_json: %s", err.msg);
     *p = tmp;
+    nu__perm_charge(L, -1);
     return 1;
 }
 

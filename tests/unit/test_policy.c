@@ -101,6 +101,14 @@ static const nu__attack_t nu__attacks[] = {
       "return 'deny', table.concat(u)" },
     { "memory bomb pcall swallowed",
       "pcall(string.rep, string.rep('x', 1 << 20), 1000) return" },
+    { "memory bomb lattice values kept",
+      "local big = {} for i = 1, 2000 do big[i] = string.rep('p', 100) .. i end "
+      "local p = nucleus.profile { paths = { allow = big } } "
+      "local keep = {} for i = 1, 1e6 do keep[i] = p | p end" },
+    { "memory bomb lattice values dropped",
+      "local big = {} for i = 1, 2000 do big[i] = string.rep('p', 100) .. i end "
+      "local p = nucleus.profile { paths = { allow = big } } "
+      "for i = 1, 1e6 do local q = p | p end" },
     { "cpu bomb loop",
       "while true do end" },
     { "cpu bomb backtracking pattern",
