@@ -59,6 +59,15 @@ const char *nu_verdict_name(nu_verdict_t verdict)
     return nu__verdict_names[verdict];
 }
 
+/* Keep a reason on one line: names and paths quoted in it come from the
+ * request and may hold control characters, which become '?'. */
+static void nu__one_line(char *reason)
+{
+    for (unsigned char *p = (unsigned char *)reason; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
 static int nu__deny(nu__decide_t *d, int step, nu_kind_t kind,
                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -73,6 +82,7 @@ static int nu__deny(nu__decide_t *d, int step, nu_kind_t kind,
     va_start(ap, fmt);
     vsnprintf(d->out->reason, sizeof d->out->reason, fmt, ap);
     va_end(ap);
+    nu__one_line(d->out->reason);
     return NU__DECIDED;
 }
 
@@ -91,6 +101,7 @@ static int nu__gate(nu__decide_t *d, int step, const char *reason)
     d->out->kind = NU_KIND_APPROVAL_REQUIRED;
     d->out->step = step;
     snprintf(d->out->reason, sizeof d->out->reason, "%s", reason);
+    nu__one_line(d->out->reason);
     return NU__DECIDED;
 }
 
@@ -173,6 +184,7 @@ static void nu__summarize(nu__decide_t *d)
     }
     if (d->cmd.ncmds == 0 && d->cmd.flags != 0)
         nu__append(buf, size, &len, d->cmd.reason);
+    nu__one_line(buf);
 }
 
 static int nu__classify_run(nu__decide_t *d)

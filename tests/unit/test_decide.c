@@ -192,6 +192,31 @@ static void test_decide_step1_rejects_bad_shapes(void **state)
     nu_perm_free(&bottom);
 }
 
+/* Found by fuzzing: a field name with a newline put a line break into the
+ * reason, which front ends print as one line. */
+static void test_decide_reason_stays_one_line(void **state)
+{
+    nu_perm_t p;
+    nu_decision_t d;
+
+    (void)state;
+    perm_coding(&p);
+    decide(&p, "{\"tool\":\"read\",\"path\":\"a\",\"x\\ny\":1}", NULL, &d);
+    assert_int_equal(d.kind, NU_KIND_INVALID_REQUEST);
+    assert_null(strchr(d.reason, '\n'));
+    assert_non_null(strstr(d.reason, "'x?y'"));
+
+    decide(&p, "{\"tool\":\"read\",\"path\":\"a\\n/.env\"}", NULL, &d);
+    assert_int_equal(d.kind, NU_KIND_PATH_DENIED);
+    assert_null(strchr(d.reason, '\n'));
+
+    decide(&p, "{\"tool\":\"run\",\"command\":\"sudo echo 'a\\nb'\"}", NULL,
+           &d);
+    assert_int_equal(d.kind, NU_KIND_COMMAND_DENIED);
+    assert_null(strchr(d.cmd_summary, '\n'));
+    nu_perm_free(&p);
+}
+
 static void test_decide_step1_enforces_size_limits(void **state)
 {
     nu_perm_t p;
@@ -1307,6 +1332,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decide_step1_rejects_bad_shapes),
         cmocka_unit_test(test_decide_step1_enforces_size_limits),
+        cmocka_unit_test(test_decide_reason_stays_one_line),
         cmocka_unit_test(test_decide_step1_accepts_every_tool),
         cmocka_unit_test(test_decide_step2_classifies_operations),
         cmocka_unit_test(test_decide_step3_time_window),
