@@ -16,6 +16,7 @@
 #include <mbedtls/asn1.h>
 #include <mbedtls/asn1write.h>
 #include <mbedtls/base64.h>
+#include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/error.h>
 #include <mbedtls/oid.h>
@@ -402,6 +403,41 @@ int nu__id_ec_point(const mbedtls_pk_context *pk, uint8_t x[32], uint8_t y[32])
         mbedtls_mpi_write_binary(&ec->Q.Y, y, 32) != 0)
         return -1;
     return 0;
+}
+
+int nu__id_prepare_key(mbedtls_pk_context *pk)
+{
+    mbedtls_pk_context ecdsa;
+    mbedtls_ecp_point r;
+    mbedtls_mpi one;
+    mbedtls_ecp_keypair *ec;
+    int rc = 0;
+
+    if (mbedtls_pk_get_type(pk) == MBEDTLS_PK_ECKEY) {
+        mbedtls_pk_init(&ecdsa);
+        rc = mbedtls_pk_setup(&ecdsa, mbedtls_pk_info_from_type(MBEDTLS_PK_ECDSA));
+        if (rc == 0)
+            rc = mbedtls_ecdsa_from_keypair(mbedtls_pk_ec(ecdsa),
+                                            mbedtls_pk_ec(*pk));
+        if (rc != 0) {
+            mbedtls_pk_free(&ecdsa);
+            return rc;
+        }
+        mbedtls_pk_free(pk);
+        *pk = ecdsa;
+    }
+    if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECDSA)
+        return 0;
+
+    ec = mbedtls_pk_ec(*pk);
+    mbedtls_ecp_point_init(&r);
+    mbedtls_mpi_init(&one);
+    rc = mbedtls_mpi_lset(&one, 1);
+    if (rc == 0)
+        rc = mbedtls_ecp_mul(&ec->grp, &r, &one, &ec->grp.G, nu__id_random, NULL);
+    mbedtls_ecp_point_free(&r);
+    mbedtls_mpi_free(&one);
+    return rc;
 }
 
 int nu__id_jwk_thumbprint(const mbedtls_pk_context *pk,

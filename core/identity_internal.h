@@ -59,6 +59,14 @@ ssize_t nu__b64url_decode(const char *text, size_t len, uint8_t *out,
 int nu__id_ec_point(const mbedtls_pk_context *pk, uint8_t x[32],
                     uint8_t y[32]);
 
+/* Make an EC key cheap and safe to sign or verify with from many threads:
+ * give it the ECDSA type (mbedTLS 2.28 copies the curve group of an ECKEY
+ * key on every signature or verification, which throws away the
+ * precomputed table of multiples of the generator) and build that table
+ * now, so that later operations only read it.  Other key types are left
+ * alone. */
+int nu__id_prepare_key(mbedtls_pk_context *pk);
+
 /* RFC 7638 JWK thumbprint of a P-256 key (base64url, NU__KID_LEN chars). */
 int nu__id_jwk_thumbprint(const mbedtls_pk_context *pk,
                           char kid[NU__KID_LEN + 1]);

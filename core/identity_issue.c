@@ -1,16 +1,31 @@
 /*
  * identity_issue.c - write certificates: the CA root and X.509-SVID leaves.
  *
- * mbedTLS 2.28 has no writer for URI SANs or extended key usage, and its
- * basicConstraints writer marks the extension critical only for CAs, so
- * those extensions are encoded here and added as raw extensions.
+ * The certificate is assembled here from mbedTLS's ASN.1 and X.509 name and
+ * extension writers instead of mbedtls_x509write_crt_der, for three
+ * reasons (mbedTLS 2.28):
+ *   1. it has no writer for URI SANs or extended key usage, and marks
+ *      basicConstraints critical only for CAs;
+ *   2. it writes ecdsa-with-SHA256 AlgorithmIdentifiers with a NULL
+ *      parameter, which RFC 5758 section 3.2 says must be absent;
+ *   3. it signs through mbedtls_pk_sign, whose deterministic ECDSA takes
+ *      about 2.4 times as long as mbedtls_ecdsa_sign on this machine.
+ *
+ * Certificate layout (RFC 5280 4.1), DER, written back to front:
+ *   SEQUENCE { tbsCertificate, AlgorithmIdentifier, BIT STRING signature }
+ *   tbsCertificate = SEQUENCE { [0] INTEGER 2, serialNumber, signature
+ *       AlgorithmIdentifier, issuer, validity, subject,
+ *       subjectPublicKeyInfo, [3] extensions }
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/asn1write.h>
+#include <mbedtls/ecdsa.h>
 #include <mbedtls/oid.h>
-#include <mbedtls/x509_crt.h>
+#include <mbedtls/sha1.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/x509.h>
 
 #include "identity_internal.h"
 
@@ -39,139 +54,301 @@ void nu__id_ca_subject(const char *td, char *out, size_t size)
     snprintf(out, size, "CN=%s,O=Nucleus", td);
 }
 
+/* Add to *len the bytes a writer call produced; jump to out on error. */
+#define NU__ADD(len, expr)                                                 \
+    do {                                                                   \
+        int nu__n = (expr);                                                \
+        if (nu__n < 0) {                                                   \
+            rc = nu__n;                                                    \
+            goto out;                                                      \
+        }                                                                  \
+        (len) += (size_t)nu__n;                                            \
+    } while (0)
+
+/* Write the length and tag in front of len bytes already at *p. */
+static int nu__wrap(unsigned char **p, unsigned char *start, size_t len,
+                    unsigned char tag)
+{
+    int a = mbedtls_asn1_write_len(p, start, len), b;
+
+    if (a < 0)
+        return a;
+    b = mbedtls_asn1_write_tag(p, start, tag);
+    return b < 0 ? b : a + b;
+}
+
+/* AlgorithmIdentifier ecdsa-with-SHA256 without parameters. */
+static int nu__write_sig_alg(unsigned char **p, unsigned char *start)
+{
+    int n = mbedtls_asn1_write_oid(p, start, MBEDTLS_OID_ECDSA_SHA256,
+                                   MBEDTLS_OID_SIZE(MBEDTLS_OID_ECDSA_SHA256));
+    int w = n < 0 ? n : nu__wrap(p, start, (size_t)n, MBEDTLS_ASN1_CONSTRUCTED |
+                                                      MBEDTLS_ASN1_SEQUENCE);
+
+    return w < 0 ? w : n + w;
+}
+
+/* UTCTime through 2049, GeneralizedTime after (RFC 5280 4.1.2.5). */
+static int nu__write_time(unsigned char **p, unsigned char *start, time_t t)
+{
+    char text[64];
+    struct tm tm;
+    int tag;
+
+    gmtime_r(&t, &tm);
+    if (tm.tm_year + 1900 < 2050) {
+        snprintf(text, sizeof text, "%02d%02d%02d%02d%02d%02dZ",
+                 tm.tm_year % 100, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec);
+        tag = MBEDTLS_ASN1_UTC_TIME;
+    } else {
+        strftime(text, sizeof text, "%Y%m%d%H%M%SZ", &tm);
+        tag = MBEDTLS_ASN1_GENERALIZED_TIME;
+    }
+    return mbedtls_asn1_write_tagged_string(p, start, tag, text, strlen(text));
+}
+
+/* RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits. */
+static int nu__key_id(mbedtls_pk_context *key, unsigned char id[20])
+{
+    const mbedtls_ecp_keypair *ec = mbedtls_pk_ec(*key);
+    unsigned char point[65];
+    size_t len = 0;
+    int rc = mbedtls_ecp_point_write_binary(&ec->grp, &ec->Q,
+                                            MBEDTLS_ECP_PF_UNCOMPRESSED, &len,
+                                            point, sizeof point);
+
+    return rc != 0 ? rc : mbedtls_sha1_ret(point, len, id);
+}
+
 /* GeneralNames with one uniformResourceIdentifier [6] IA5String. */
 static int nu__san_uri(const char *uri, unsigned char *buf, size_t size,
                        const unsigned char **val, size_t *val_len)
 {
     unsigned char *p = buf + size;
     size_t len = strlen(uri);
-    int rc;
+    int rc = 0;
 
-    if (len + 8 > size)
-        return MBEDTLS_ERR_ASN1_BUF_TOO_SMALL;
-    p -= len;
-    memcpy(p, uri, len);
-    if ((rc = mbedtls_asn1_write_len(&p, buf, len)) < 0)
-        return rc;
-    len += (size_t)rc;
-    if ((rc = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONTEXT_SPECIFIC |
-                    MBEDTLS_X509_SAN_UNIFORM_RESOURCE_IDENTIFIER)) < 0)
-        return rc;
-    len += (size_t)rc;
-    if ((rc = mbedtls_asn1_write_len(&p, buf, len)) < 0)
-        return rc;
-    len += (size_t)rc;
-    if ((rc = mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED |
-                                     MBEDTLS_ASN1_SEQUENCE)) < 0)
-        return rc;
-    len += (size_t)rc;
+    NU__ADD(len, mbedtls_asn1_write_raw_buffer(&p, buf,
+                                               (const unsigned char *)uri,
+                                               strlen(uri)) - (int)strlen(uri));
+    NU__ADD(len, nu__wrap(&p, buf, len, MBEDTLS_ASN1_CONTEXT_SPECIFIC |
+                          MBEDTLS_X509_SAN_UNIFORM_RESOURCE_IDENTIFIER));
+    NU__ADD(len, nu__wrap(&p, buf, len, MBEDTLS_ASN1_CONSTRUCTED |
+                          MBEDTLS_ASN1_SEQUENCE));
     *val = p;
     *val_len = len;
-    return 0;
+out:
+    return rc;
 }
 
 /* 16 random bytes, positive, and always 16 bytes long in DER (the top bit
  * is cleared so the INTEGER needs no sign byte; the next one is set so it
  * needs no trimming). */
-static int nu__set_serial(mbedtls_x509write_cert *crt)
+static int nu__random_serial(mbedtls_mpi *serial)
 {
     unsigned char raw[16];
-    mbedtls_mpi serial;
-    int rc;
+    int rc = nu__id_random(NULL, raw, sizeof raw);
 
-    mbedtls_mpi_init(&serial);
-    rc = nu__id_random(NULL, raw, sizeof raw);
     raw[0] = (unsigned char)((raw[0] & 0x7f) | 0x40);
-    if (rc == 0)
-        rc = mbedtls_mpi_read_binary(&serial, raw, sizeof raw);
-    if (rc == 0)
-        rc = mbedtls_x509write_crt_set_serial(crt, &serial);
-    mbedtls_mpi_free(&serial);
-    return rc;
+    return rc != 0 ? rc : mbedtls_mpi_read_binary(serial, raw, sizeof raw);
 }
 
-#define NU__EXT(crt, oid, critical, val, len)                               \
-    mbedtls_x509write_crt_set_extension(crt, oid, MBEDTLS_OID_SIZE(oid),   \
-                                        critical, val, len)
+#define NU__EXT(list, oid, critical, val, len)                              \
+    mbedtls_x509_set_extension(list, oid, MBEDTLS_OID_SIZE(oid), critical, \
+                               val, len)
 
-static int nu__set_extensions(mbedtls_x509write_cert *crt,
-                              const nu__cert_spec_t *spec)
+/* Build the extension list of spec. */
+static int nu__extensions(const nu__cert_spec_t *spec,
+                          mbedtls_asn1_named_data **list)
 {
-    unsigned char san_buf[NU_SPIFFEID_MAX + 16];
-    const unsigned char *san;
-    size_t san_len;
+    unsigned char san_buf[NU_SPIFFEID_MAX + 16], skid[22], akid[24];
+    const unsigned char *san = NULL;
+    size_t san_len = 0;
     int rc;
 
     rc = nu__san_uri(spec->uri, san_buf, sizeof san_buf, &san, &san_len);
     if (rc == 0)
-        rc = NU__EXT(crt, MBEDTLS_OID_SUBJECT_ALT_NAME, spec->is_ca, san,
+        rc = NU__EXT(list, MBEDTLS_OID_SUBJECT_ALT_NAME, spec->is_ca, san,
                      san_len);
-    if (rc == 0 && spec->is_ca)
-        rc = NU__EXT(crt, MBEDTLS_OID_BASIC_CONSTRAINTS, 1, nu__bc_ca,
-                     sizeof nu__bc_ca);
-    if (rc == 0 && !spec->is_ca)
-        rc = NU__EXT(crt, MBEDTLS_OID_BASIC_CONSTRAINTS, 1, nu__bc_leaf,
-                     sizeof nu__bc_leaf);
     if (rc == 0)
-        rc = NU__EXT(crt, MBEDTLS_OID_KEY_USAGE, 1,
+        rc = spec->is_ca
+             ? NU__EXT(list, MBEDTLS_OID_BASIC_CONSTRAINTS, 1, nu__bc_ca,
+                       sizeof nu__bc_ca)
+             : NU__EXT(list, MBEDTLS_OID_BASIC_CONSTRAINTS, 1, nu__bc_leaf,
+                       sizeof nu__bc_leaf);
+    if (rc == 0)
+        rc = NU__EXT(list, MBEDTLS_OID_KEY_USAGE, 1,
                      spec->is_ca ? nu__ku_ca : nu__ku_leaf, sizeof nu__ku_ca);
     if (rc == 0 && !spec->is_ca)
-        rc = NU__EXT(crt, MBEDTLS_OID_EXTENDED_KEY_USAGE, 0, nu__eku_leaf,
+        rc = NU__EXT(list, MBEDTLS_OID_EXTENDED_KEY_USAGE, 0, nu__eku_leaf,
                      sizeof nu__eku_leaf);
+
+    /* subjectKeyIdentifier OCTET STRING; authorityKeyIdentifier
+     * SEQUENCE { [0] keyIdentifier }. */
+    skid[0] = MBEDTLS_ASN1_OCTET_STRING;
+    skid[1] = 20;
+    akid[0] = MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE;
+    akid[1] = 22;
+    akid[2] = MBEDTLS_ASN1_CONTEXT_SPECIFIC;
+    akid[3] = 20;
     if (rc == 0)
-        rc = mbedtls_x509write_crt_set_subject_key_identifier(crt);
+        rc = nu__key_id(spec->subject_key, skid + 2);
     if (rc == 0)
-        rc = mbedtls_x509write_crt_set_authority_key_identifier(crt);
+        rc = nu__key_id(spec->issuer_key, akid + 4);
+    if (rc == 0)
+        rc = NU__EXT(list, MBEDTLS_OID_SUBJECT_KEY_IDENTIFIER, 0, skid,
+                     sizeof skid);
+    if (rc == 0)
+        rc = NU__EXT(list, MBEDTLS_OID_AUTHORITY_KEY_IDENTIFIER, 0, akid,
+                     sizeof akid);
+    return rc;
+}
+
+/* Write tbsCertificate at the end of buf; *tbs points at its first byte. */
+static int nu__write_tbs(const nu__cert_spec_t *spec, unsigned char *buf,
+                         size_t size, unsigned char **tbs, size_t *tbs_len)
+{
+    mbedtls_asn1_named_data *exts = NULL, *subject = NULL, *issuer = NULL;
+    unsigned char spki[256], *p = buf + size;
+    size_t len = 0, sub;
+    mbedtls_mpi serial;
+    int rc, spki_len;
+
+    mbedtls_mpi_init(&serial);
+    rc = nu__extensions(spec, &exts);
+    if (rc == 0)
+        rc = mbedtls_x509_string_to_names(&subject, spec->subject);
+    if (rc == 0)
+        rc = mbedtls_x509_string_to_names(&issuer, spec->issuer);
+    if (rc == 0)
+        rc = nu__random_serial(&serial);
+    if (rc != 0)
+        goto out;
+
+    sub = 0;
+    NU__ADD(sub, mbedtls_x509_write_extensions(&p, buf, exts));
+    NU__ADD(sub, nu__wrap(&p, buf, sub, MBEDTLS_ASN1_CONSTRUCTED |
+                          MBEDTLS_ASN1_SEQUENCE));
+    NU__ADD(sub, nu__wrap(&p, buf, sub, MBEDTLS_ASN1_CONTEXT_SPECIFIC |
+                          MBEDTLS_ASN1_CONSTRUCTED | 3));
+    len += sub;
+
+    spki_len = mbedtls_pk_write_pubkey_der(spec->subject_key, spki, sizeof spki);
+    if (spki_len < 0) {
+        rc = spki_len;
+        goto out;
+    }
+    NU__ADD(len, mbedtls_asn1_write_raw_buffer(&p, buf,
+                                               spki + sizeof spki - spki_len,
+                                               (size_t)spki_len));
+    NU__ADD(len, mbedtls_x509_write_names(&p, buf, subject));
+
+    sub = 0;
+    NU__ADD(sub, nu__write_time(&p, buf, spec->not_after));
+    NU__ADD(sub, nu__write_time(&p, buf, spec->not_before));
+    NU__ADD(sub, nu__wrap(&p, buf, sub, MBEDTLS_ASN1_CONSTRUCTED |
+                          MBEDTLS_ASN1_SEQUENCE));
+    len += sub;
+
+    NU__ADD(len, mbedtls_x509_write_names(&p, buf, issuer));
+    NU__ADD(len, nu__write_sig_alg(&p, buf));
+    NU__ADD(len, mbedtls_asn1_write_mpi(&p, buf, &serial));
+
+    sub = 0;
+    NU__ADD(sub, mbedtls_asn1_write_int(&p, buf, 2));
+    NU__ADD(sub, nu__wrap(&p, buf, sub, MBEDTLS_ASN1_CONTEXT_SPECIFIC |
+                          MBEDTLS_ASN1_CONSTRUCTED | 0));
+    len += sub;
+    NU__ADD(len, nu__wrap(&p, buf, len, MBEDTLS_ASN1_CONSTRUCTED |
+                          MBEDTLS_ASN1_SEQUENCE));
+    *tbs = p;
+    *tbs_len = len;
+
+out:
+    mbedtls_mpi_free(&serial);
+    mbedtls_asn1_free_named_data_list(&exts);
+    mbedtls_asn1_free_named_data_list(&subject);
+    mbedtls_asn1_free_named_data_list(&issuer);
+    return rc;
+}
+
+/* ECDSA signature of tbs as DER SEQUENCE { r, s } at the end of buf. */
+static int nu__sign(mbedtls_pk_context *key, const unsigned char *tbs,
+                    size_t tbs_len, unsigned char *buf, size_t size,
+                    unsigned char **sig, size_t *sig_len)
+{
+    mbedtls_ecp_keypair *ec = mbedtls_pk_ec(*key);
+    unsigned char hash[32], *p = buf + size;
+    mbedtls_mpi r, s;
+    size_t len = 0;
+    int rc;
+
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    rc = mbedtls_sha256_ret(tbs, tbs_len, hash, 0);
+    if (rc == 0)
+        rc = mbedtls_ecdsa_sign(&ec->grp, &r, &s, &ec->d, hash, sizeof hash,
+                                nu__id_random, NULL);
+    if (rc != 0)
+        goto out;
+    NU__ADD(len, mbedtls_asn1_write_mpi(&p, buf, &s));
+    NU__ADD(len, mbedtls_asn1_write_mpi(&p, buf, &r));
+    NU__ADD(len, nu__wrap(&p, buf, len, MBEDTLS_ASN1_CONSTRUCTED |
+                          MBEDTLS_ASN1_SEQUENCE));
+    *sig = p;
+    *sig_len = len;
+
+out:
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
     return rc;
 }
 
 int nu__id_write_cert(const nu__cert_spec_t *spec, unsigned char **der,
                       size_t *der_len, nu_err_t *err)
 {
-    mbedtls_x509write_cert crt;
-    unsigned char *buf = malloc(NU__DER_MAX);
-    char not_before[16], not_after[16];
+    unsigned char *tbs_buf = malloc(NU__DER_MAX), *out_buf = malloc(NU__DER_MAX);
+    unsigned char sig_buf[80], *tbs = NULL, *sig = NULL, *p;
+    size_t tbs_len = 0, sig_len = 0, len = 0;
     int rc;
 
-    if (buf == NULL)
-        return nu_err_set(err, NU_ENOMEM, "identity: cannot write "
-                          "certificate: out of memory");
-    mbedtls_x509write_crt_init(&crt);
-    mbedtls_x509write_crt_set_version(&crt, MBEDTLS_X509_CRT_VERSION_3);
-    mbedtls_x509write_crt_set_md_alg(&crt, MBEDTLS_MD_SHA256);
-    mbedtls_x509write_crt_set_subject_key(&crt, spec->subject_key);
-    mbedtls_x509write_crt_set_issuer_key(&crt, spec->issuer_key);
-    nu__id_x509_string(spec->not_before, not_before);
-    nu__id_x509_string(spec->not_after, not_after);
-
-    rc = nu__set_serial(&crt);
-    if (rc == 0)
-        rc = mbedtls_x509write_crt_set_validity(&crt, not_before, not_after);
-    if (rc == 0)
-        rc = mbedtls_x509write_crt_set_subject_name(&crt, spec->subject);
-    if (rc == 0)
-        rc = mbedtls_x509write_crt_set_issuer_name(&crt, spec->issuer);
-    if (rc == 0)
-        rc = nu__set_extensions(&crt, spec);
-    if (rc == 0)
-        rc = mbedtls_x509write_crt_der(&crt, buf, NU__DER_MAX, nu__id_random,
-                                       NULL);
-    if (rc < 0) {
-        nu__id_mbed_err(err, NU_ECRYPTO, rc, "identity: cannot write the "
-                        "certificate for '%s'", spec->uri);
-        free(buf);
-        buf = NULL;
-        goto out;
+    if (tbs_buf == NULL || out_buf == NULL) {
+        rc = nu_err_set(err, NU_ENOMEM, "identity: cannot write certificate: "
+                        "out of memory");
+        goto fail;
     }
+    rc = nu__write_tbs(spec, tbs_buf, NU__DER_MAX, &tbs, &tbs_len);
+    if (rc == 0)
+        rc = nu__sign(spec->issuer_key, tbs, tbs_len, sig_buf, sizeof sig_buf,
+                      &sig, &sig_len);
+    if (rc != 0)
+        goto crypto_fail;
 
-    /* mbedTLS writes the DER at the end of the buffer. */
-    memmove(buf, buf + NU__DER_MAX - rc, (size_t)rc);
-    *der = buf;
-    *der_len = (size_t)rc;
-    rc = NU_OK;
+    p = out_buf + NU__DER_MAX;
+    NU__ADD(len, mbedtls_asn1_write_raw_buffer(&p, out_buf, sig, sig_len));
+    *--p = 0x00;                    /* BIT STRING: no unused bits */
+    len++;
+    NU__ADD(len, nu__wrap(&p, out_buf, len, MBEDTLS_ASN1_BIT_STRING));
+    NU__ADD(len, nu__write_sig_alg(&p, out_buf));
+    NU__ADD(len, mbedtls_asn1_write_raw_buffer(&p, out_buf, tbs, tbs_len));
+    NU__ADD(len, nu__wrap(&p, out_buf, len, MBEDTLS_ASN1_CONSTRUCTED |
+                          MBEDTLS_ASN1_SEQUENCE));
+
+    memmove(out_buf, p, len);
+    *der = out_buf;
+    *der_len = len;
+    free(tbs_buf);
+    return NU_OK;
 
 out:
-    mbedtls_x509write_crt_free(&crt);
+crypto_fail:
+    nu__id_mbed_err(err, NU_ECRYPTO, rc, "identity: cannot write the "
+                    "certificate for '%s'", spec->uri);
+    rc = NU_ECRYPTO;
+fail:
+    free(tbs_buf);
+    free(out_buf);
     return rc;
 }
 

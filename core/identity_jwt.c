@@ -72,6 +72,8 @@ static int nu__pk_from_point(mbedtls_pk_context *pk, const uint8_t x[32],
                                            sizeof point);
     if (rc == 0)
         rc = mbedtls_ecp_check_pubkey(&ec->grp, &ec->Q);
+    if (rc == 0)
+        rc = nu__id_prepare_key(pk);
     return rc;
 }
 

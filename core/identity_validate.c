@@ -188,6 +188,11 @@ int nu_bundle_set_add_pem(nu_bundle_set_t *set, const char *td,
         rc = nu_err_set(err, NU_EINVAL, "svid: cannot add bundle: the set "
                         "already has one for trust domain '%s'",
                         bundle.trust_domain);
+    for (mbedtls_x509_crt *c = &bundle.roots; rc == NU_OK && c != NULL &&
+                                              c->raw.p != NULL; c = c->next)
+        if (nu__id_prepare_key(&c->pk) != 0)
+            rc = nu_err_set(err, NU_ECRYPTO, "svid: cannot load the key of a "
+                            "bundle certificate");
     if (rc != NU_OK)
         goto fail;
 

@@ -13,8 +13,15 @@
  * AES-256-GCM-SHA384, curve P-256.  mbedTLS 2.28's TLS 1.3 support is
  * experimental (and off in Debian's build), so it is not offered.
  *
+ * Session resumption is on by default: a server keeps recent sessions for
+ * NU_MTLS_SESSION_TTL seconds and a client offers its last session, so a
+ * repeated connection skips the public-key operations.  The peer's
+ * certificate from the session is checked again for the SPIFFE rules,
+ * the trust domain and its dates on every handshake.
+ *
  * The connection runs over a connected socket that the caller owns and
- * closes.  Calls block; timeout_ms bounds each wait for data.
+ * closes; on TCP the handshake turns on TCP_NODELAY.  Calls block;
+ * timeout_ms bounds each wait for data.
  */
 #ifndef NUCLEUS_MTLS_H
 #define NUCLEUS_MTLS_H
@@ -25,6 +32,8 @@
 #include "nucleus/error.h"
 #include "nucleus/spiffeid.h"
 
+#define NU_MTLS_SESSION_TTL 300 /* seconds a server keeps a session */
+
 typedef enum { NU_MTLS_CLIENT, NU_MTLS_SERVER } nu_mtls_role_t;
 
 typedef struct nu_mtls_config nu_mtls_config_t;
@@ -34,8 +43,9 @@ typedef struct nu_mtls_conn nu_mtls_conn_t;
  * key_pem) and the trust bundle of expected_td (NULL: our own SVID's trust
  * domain).  Our SVID must pass nu_svid_check_chain and match the key.
  * timeout_ms bounds every read (0: wait forever).  Returns NU_OK,
- * NU_EPARSE, NU_EDENIED or NU_ECRYPTO.  The configuration is read-only
- * afterwards and may serve many connections on many threads. */
+ * NU_EPARSE, NU_EDENIED or NU_ECRYPTO.  The configuration may serve many
+ * connections on many threads; only its session cache changes, under a
+ * lock. */
 int nu_mtls_config_new(nu_mtls_role_t role, const char *cert_pem,
                        const char *key_pem, const char *bundle_pem,
                        const char *expected_td, int timeout_ms,
@@ -46,6 +56,10 @@ int nu_mtls_config_new(nu_mtls_role_t role, const char *cert_pem,
 int nu_mtls_config_from_dir(nu_mtls_role_t role, const char *dir,
                             const char *expected_td, int timeout_ms,
                             nu_mtls_config_t **out, nu_err_t *err);
+
+/* Turn session resumption on (the default) or off; call it before the
+ * configuration serves any connection. */
+void nu_mtls_config_set_resumption(nu_mtls_config_t *cfg, int enabled);
 
 /* Free a configuration after every connection that uses it is closed. */
 void nu_mtls_config_free(nu_mtls_config_t *cfg);
