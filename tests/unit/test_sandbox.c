@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -360,6 +361,44 @@ static void test_sandbox_stream_timeout_kills_group(void **state)
     json_decref(result);
 }
 
+static void *ping_many(void *arg)
+{
+    nu_sandbox_t *sb = arg;
+    json_t *call = json_pack("{s:s}", "tool", "ping");
+    long failures = 0;
+
+    for (int i = 0; i < 25; i++) {
+        json_t *result = NULL;
+        nu_err_t err;
+
+        if (nu_sandbox_tool(sb, call, &result, &err) != NU_OK ||
+            !json_is_true(json_object_get(result, "ok")))
+            failures++;
+        json_decref(result);
+    }
+    json_decref(call);
+    return (void *)failures;
+}
+
+/* Concurrent callers queue on the sandbox's lock; every call gets its own
+ * response. */
+static void test_sandbox_concurrent_callers_queue(void **state)
+{
+    fixture_t *f = *state;
+    pthread_t threads[4];
+
+    create_pod(f, NULL, NULL);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, ping_many, f->sb),
+                         0);
+    for (int i = 0; i < 4; i++) {
+        void *failures;
+        assert_int_equal(pthread_join(threads[i], &failures), 0);
+        assert_int_equal((long)failures, 0);
+    }
+    assert_int_equal(nu_sandbox_state(f->sb), NU_SANDBOX_READY);
+}
+
 /* The init runs from a sealed memfd: even the host's root cannot modify
  * the program through /proc/<pid>/exe. */
 static void test_sandbox_init_exe_is_sealed(void **state)
@@ -419,6 +458,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_sandbox_stream_timeout_kills_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_concurrent_callers_queue,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_init_exe_is_sealed,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_close_leaves_no_process,
