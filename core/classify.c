@@ -1165,11 +1165,28 @@ static int nu__prog_match(const char *prog, const char *base, const char *sub)
            strcmp(space + 1, sub) == 0;
 }
 
+/* Match a pattern against a short option and its value written as one
+ * word.  Allocation failure counts as a match, so nothing passes unchecked. */
+static int nu__joined_match(const char *pattern, const char *opt,
+                            const char *value)
+{
+    size_t n = strlen(value);
+    char *joined = malloc(n + 3);
+    int hit;
+
+    if (joined == NULL)
+        return 1;
+    memcpy(joined, opt, 2);
+    memcpy(joined + 2, value, n + 1);
+    hit = nu__opt_match(pattern, 1, joined);
+    free(joined);
+    return hit;
+}
+
 static int nu__entry_hits(const nu_exec_option_t *e, const char *base,
                           const char *sub, const nu_shell_word_t *args,
                           size_t nargs, char *const *extra, size_t nextra)
 {
-    char joined[512];
     int pattern;
 
     if (!nu__prog_match(e->program, base, sub))
@@ -1184,14 +1201,9 @@ static int nu__entry_hits(const nu_exec_option_t *e, const char *base,
             return 1;
 
         /* "-o ProxyCommand=x" is also tried as "-oProxyCommand=x". */
-        size_t next_len = i + 1 < nargs ? strlen(args[i + 1].text) : 0;
         if (pattern && i + 1 < nargs && arg[0] == '-' && arg[1] != '\0' &&
-            arg[2] == '\0' && next_len + 3 <= sizeof joined) {
-            memcpy(joined, arg, 2);
-            memcpy(joined + 2, args[i + 1].text, next_len + 1);
-            if (nu__opt_match(e->option, pattern, joined))
-                return 1;
-        }
+            arg[2] == '\0' && nu__joined_match(e->option, arg, args[i + 1].text))
+            return 1;
     }
     for (size_t i = 0; i < nextra; i++) {
         if (nu__opt_match(e->option, pattern, extra[i]))
@@ -1251,7 +1263,7 @@ static const char *nu__first_operand(const nu__view_t *v)
 
 /* Synthetic "-c key=value" strings for the table. */
 typedef struct nu__strs {
-    char *items[16];
+    char **items;
     size_t n;
 } nu__strs_t;
 
@@ -1259,10 +1271,14 @@ static void nu__strs_add(nu__cls_t *cls, nu__strs_t *s, const char *a,
                          const char *b, const char *c)
 {
     size_t len = strlen(a) + strlen(b) + strlen(c) + 1;
+    char **items = realloc(s->items, (s->n + 1) * sizeof *items);
     char *p;
 
-    if (s->n >= sizeof s->items / sizeof s->items[0])
+    if (items == NULL) {
+        cls->nomem = 1;
         return;
+    }
+    s->items = items;
     p = malloc(len);
     if (p == NULL) {
         cls->nomem = 1;
@@ -1276,6 +1292,8 @@ static void nu__strs_free(nu__strs_t *s)
 {
     for (size_t i = 0; i < s->n; i++)
         free(s->items[i]);
+    free(s->items);
+    s->items = NULL;
     s->n = 0;
 }
 
@@ -1384,7 +1402,7 @@ static void nu__git_op(nu__cls_t *cls, const nu__view_t *v, const char *sub,
 
 static int nu__h_git(nu__cls_t *cls, nu__view_t *v)
 {
-    nu__strs_t cfg = { .n = 0 };
+    nu__strs_t cfg = { NULL, 0 };
     char sub[64] = "";
     size_t i = 1;
 
@@ -1573,16 +1591,19 @@ static size_t nu__sed_address(const char *s, size_t i)
 static size_t nu__sed_file(nu__cls_t *cls, const nu__view_t *v, const char *s,
                            size_t i, int write)
 {
-    char name[512];
     size_t n;
 
     while (s[i] == ' ' || s[i] == '\t')
         i++;
     n = strcspn(s + i, "\n");
-    if (n > 0 && n < sizeof name) {
-        memcpy(name, s + i, n);
-        name[n] = '\0';
+    if (n > 0) {
+        char *name = strndup(s + i, n);
+        if (name == NULL) {
+            cls->nomem = 1;
+            return i + n;
+        }
         nu__add_redirect(cls, v->idx, name, write, 0);
+        free(name);
     }
     return i + n;
 }

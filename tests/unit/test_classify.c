@@ -36,6 +36,11 @@
 #define BAD NU_CMDF_PARSE_ERROR
 #define BG NU_CMDF_BACKGROUND
 
+#define LONG_VALUE_64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define LONG_VALUE LONG_VALUE_64 LONG_VALUE_64 LONG_VALUE_64 LONG_VALUE_64 \
+                   LONG_VALUE_64 LONG_VALUE_64 LONG_VALUE_64 LONG_VALUE_64 \
+                   LONG_VALUE_64 LONG_VALUE_64
+
 typedef struct classify_case {
     const char *command;
     nu_op_t op;
@@ -232,6 +237,12 @@ static const classify_case_t cases[] = {
     { "git -c core.sshCommand='sh -c id' fetch", RUN, EXEC | NET,
       "git|-c|core.sshCommand=sh -c id|fetch" },
     { "git -c core.pager=x log", RUN, EXEC, "git|-c|core.pager=x|log" },
+    { "git -c a.a=1 -c a.b=1 -c a.c=1 -c a.d=1 -c a.e=1 -c a.f=1 -c a.g=1 "
+      "-c a.h=1 -c a.i=1 -c a.j=1 -c a.k=1 -c a.l=1 -c a.m=1 -c a.n=1 "
+      "-c a.o=1 -c a.p=1 -c a.q=1 -c core.pager=x log", RUN, EXEC,
+      "git|-c|a.a=1|-c|a.b=1|-c|a.c=1|-c|a.d=1|-c|a.e=1|-c|a.f=1|-c|a.g=1|"
+      "-c|a.h=1|-c|a.i=1|-c|a.j=1|-c|a.k=1|-c|a.l=1|-c|a.m=1|-c|a.n=1|"
+      "-c|a.o=1|-c|a.p=1|-c|a.q=1|-c|core.pager=x|log" },
     { "git -c core.hooksPath=/tmp commit -m x", COMMIT, EXEC,
       "git|-c|core.hooksPath=/tmp|commit|-m|x" },
     { "git -c 'alias.x=!sh' x", RUN, EXEC, "git|-c|alias.x=!sh|x" },
@@ -248,6 +259,8 @@ static const classify_case_t cases[] = {
     { "rsync -e 'ssh -p 2' a h:b", RUN, EXEC | NET, "rsync|-e|ssh -p 2|a|h:b" },
     { "vim -c ':!id' f", RUN, EXEC, "vim|-c|:!id|f" },
     { "ssh -o ProxyCommand=x h", RUN, EXEC | NET, "ssh|-o|ProxyCommand=x|h" },
+    { "ssh -o ProxyCommand=" LONG_VALUE " h", RUN, EXEC | NET,
+      "ssh|-o|ProxyCommand=" LONG_VALUE "|h" },
     { "awk 'BEGIN{system(\"id\")}'", RUN, EXEC, "awk|BEGIN{system(\"id\")}" },
     { "awk '{print $1 | \"sh\"}' f", RUN, EXEC, "awk|{print $1 | \"sh\"}|f" },
     { "awk -F: '{print $1}' /etc/passwd", RUN, 0, "awk|-F:|{print $1}|/etc/passwd" },
@@ -549,6 +562,7 @@ static void test_classify_redirect_targets(void **state)
         { "sed 'w .bashrc' f", ".bashrc", 1, 0 },
         { "sed 's/a/b/w out' f", "out", 1, 0 },
         { "sed 'r secret' f", "secret", 0, 0 },
+        { "sed 'w " LONG_VALUE "' f", LONG_VALUE, 1, 0 },
         { "bash -c 'echo x > .envrc'", ".envrc", 1, 0 },
         { "echo $(echo x > inner)", "inner", 1, 0 },
     };
