@@ -399,8 +399,10 @@ static void nu__setup_dev(const nu__plan_t *plan, const int *dev_fds)
         if (symlink(links[i][0], path) != 0)
             nu__child_fail(plan, "create symlink", path, errno);
     }
-    snprintf(path, sizeof path, "%s/dev/shm", plan->base);
-    mkdir(path, 01777);
+    /* POSIX shared memory (shm_open) needs a writable /dev/shm; it gets
+     * its own tmpfs with the size of /tmp. */
+    nu__mount_tmpfs(plan, "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    plan->tmp_opts);
 
     snprintf(path, sizeof path, "%s/dev", plan->base);
     if (mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID |
