@@ -646,6 +646,28 @@ static bool nu__path_pattern(const char *pattern, char *buf, size_t size,
     return true;
 }
 
+/* Path-rule matching for a pattern without special characters: a plain
+ * comparison with every name (or every leading directory, if anchored). */
+static int nu__literal_match_path(const char *lit, bool anchored,
+                                  const char *path, size_t len)
+{
+    size_t lit_len = strlen(lit);
+
+    if (anchored)
+        return len >= lit_len && memcmp(path, lit, lit_len) == 0 &&
+               (len == lit_len || path[lit_len] == '/');
+
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && path[i] != '/')
+            continue;
+        if (i - start == lit_len && memcmp(path + start, lit, lit_len) == 0)
+            return 1;
+        start = i + 1;
+    }
+    return 0;
+}
+
 int nu__glob_match_path_checked(const char *pattern, const char *path)
 {
     char stripped[NU_GLOB_PATTERN_MAX + 1];
@@ -657,6 +679,14 @@ int nu__glob_match_path_checked(const char *pattern, const char *path)
         return -1;
     if (!nu__path_pattern(pattern, stripped, sizeof stripped, &anchored))
         return -1;
+
+    /* Most rules are plain names (".netrc", ".ssh/"): skip the compiler. */
+    if (strpbrk(stripped, "*?[\\") == NULL) {
+        if (path == NULL || !nu__text_ok(path, &len))
+            return 0;
+        return nu__literal_match_path(stripped, anchored, path, len);
+    }
+
     if (!nu__glob_compile(&g, stripped, NU_GLOB_PATHNAME))
         return -1;
     if (path == NULL || !nu__text_ok(path, &len))

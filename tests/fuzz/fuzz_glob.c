@@ -2,12 +2,13 @@
  * fuzz_glob.c - libFuzzer target for the glob matcher.
  *
  * Input: one flags byte, then pattern and text separated by the first
- * NUL byte.  Beyond memory safety it checks that the fast paths (literal
- * prechecks, the one-word automaton) agree with the general automaton,
- * that a pattern without special characters matches exactly the equal
- * text, and that an invalid pattern matches nothing.
+ * NUL byte.  Beyond memory safety it checks three things.  The fast paths
+ * (literal prechecks, the one-word automaton, plain-name path rules) agree
+ * with the general automaton.  A pattern without special characters
+ * matches exactly the equal text.  An invalid pattern matches nothing.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +50,18 @@ int NU_FUZZ_ENTRY(const uint8_t *data, size_t size)
         strpbrk(pattern, "*?[\\") == NULL && match != (strcmp(pattern, text) == 0))
         abort();
 
-    (void)nu_glob_match_path(pattern, text);
+    /* A plain-name path rule takes a shortcut; "[\\c]rest" means the same
+     * as "crest" but runs the automaton. */
+    bool path_match = nu_glob_match_path(pattern, text);
+    size_t plen = strlen(pattern);
+    if (plen > 0 && plen < 1000 && pattern[0] != '/' &&
+        strpbrk(pattern, "*?[\\") == NULL) {
+        char alt[1008];
+
+        snprintf(alt, sizeof alt, "[\\%c]%s", pattern[0], pattern + 1);
+        if (nu_glob_match_path(alt, text) != path_match)
+            abort();
+    }
     free(buf);
     return 0;
 }
