@@ -13,7 +13,7 @@ return nucleus.profile {
   paths = { allow = nucleus.ALL, block = nucleus.SENSITIVE, write_block = { "*" } },
   commands = {
     allow = {
-      "ls", "cat", "head", "tail", "wc", "grep", "rg", "diff", "nl", "sort",
+      "cd", "ls", "cat", "head", "tail", "wc", "grep", "rg", "diff", "nl", "sort",
       "uniq", "cut", "pwd", "echo", "true",
       "git status", "git diff", "git log", "git show", "git blame",
       "git ls-files", "git rev-parse", "git branch", "git merge-base",

@@ -12,7 +12,7 @@ return nucleus.profile {
   },
   paths = { allow = nucleus.ALL, block = nucleus.SENSITIVE, write_block = nucleus.AUTORUN },
   commands = {
-    allow = { "ls", "cat", "echo", "wc", "grep", "head", "tail", "date", "uname", "true" },
+    allow = { "cd", "ls", "cat", "echo", "wc", "grep", "head", "tail", "date", "uname", "true" },
     block = {},
   },
   network = { allow = {}, domains = {}, trusted = {} },

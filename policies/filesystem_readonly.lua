@@ -17,7 +17,7 @@ return nucleus.profile {
   paths = { allow = nucleus.ALL, block = nucleus.SENSITIVE, write_block = { "*" } },
   commands = {
     allow = {
-      "ls", "cat", "head", "tail", "wc", "grep", "rg", "diff", "file", "stat",
+      "cd", "ls", "cat", "head", "tail", "wc", "grep", "rg", "diff", "file", "stat",
       "du", "tree", "pwd", "echo", "sort", "uniq", "cut", "tr", "nl",
       "sha256sum", "md5sum", "true",
       "git status", "git diff", "git log", "git show", "git blame",

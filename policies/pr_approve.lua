@@ -14,7 +14,7 @@ return nucleus.profile {
   paths = { allow = nucleus.ALL, block = nucleus.SENSITIVE, write_block = { "*" } },
   commands = {
     allow = {
-      "ls", "cat", "head", "tail", "grep", "diff", "pwd", "echo",
+      "cd", "ls", "cat", "head", "tail", "grep", "diff", "pwd", "echo",
       "git status", "git diff", "git log", "git show",
       "gh pr view", "gh pr diff", "gh pr checks", "gh pr review",
     },

@@ -16,7 +16,7 @@ return nucleus.profile {
   paths = { allow = nucleus.ALL, block = nucleus.SENSITIVE, write_block = nucleus.AUTORUN },
   commands = {
     allow = {
-      "ls", "cat", "head", "tail", "wc", "grep", "rg", "diff", "nl", "pwd", "echo", "true",
+      "cd", "ls", "cat", "head", "tail", "wc", "grep", "rg", "diff", "nl", "pwd", "echo", "true",
       "git status", "git diff", "git log", "git show", "git blame", "git merge-base",
       "make", "ctest", "pytest", "python -m pytest", "python3 -m pytest",
       "tox", "npm test", "npm run test", "yarn test", "go test", "go vet",

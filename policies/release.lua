@@ -16,7 +16,7 @@ return nucleus.profile {
   paths = { allow = nucleus.ALL, block = nucleus.SENSITIVE, write_block = nucleus.AUTORUN },
   commands = {
     allow = {
-      "ls", "cat", "head", "tail", "grep", "diff", "pwd", "echo", "true",
+      "cd", "ls", "cat", "head", "tail", "grep", "diff", "pwd", "echo", "true",
       "make", "cmake", "ctest", "ninja",
       "git status", "git diff", "git log", "git show", "git describe",
       "git tag", "git add", "git commit", "git push", "git fetch",

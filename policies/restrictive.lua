@@ -15,7 +15,7 @@ return nucleus.profile {
   paths = { allow = nucleus.ALL, block = nucleus.SENSITIVE, write_block = nucleus.AUTORUN },
   commands = {
     allow = {
-      "ls", "cat", "head", "tail", "wc", "grep", "rg", "diff", "file", "stat",
+      "cd", "ls", "cat", "head", "tail", "wc", "grep", "rg", "diff", "file", "stat",
       "pwd", "echo", "true",
       "git status", "git diff", "git log", "git show", "git commit",
     },

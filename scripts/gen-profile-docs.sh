@@ -51,7 +51,7 @@ for i, (key, value) in enumerate(sorted(doc.items())):
 lines.append("}")
 print("\n".join(lines))
 ')
-    printf '\n### %s\n\n```json\n%s\n```\n' "$name" "$pretty" >>"$section"
+    printf '\n### %s, normalized\n\n```json\n%s\n```\n' "$name" "$pretty" >>"$section"
 done
 
 # Replace everything between the markers with the new section.
