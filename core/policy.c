@@ -136,9 +136,9 @@ void nu_policy_limits_default(nu_policy_limits_t *limits)
     limits->string_max = NU_POLICY_DEFAULT_STRING_MAX;
 }
 
-/* The extra space is ours only in sandbox states (set at creation); other
- * states (the nucleus.core module in a plain interpreter) are told apart
- * by the registry key, which only nu__policy_new sets. */
+/* Only sandbox states set the extra space, at creation.  Other states
+ * (the nucleus.core module in a plain interpreter) lack the registry key
+ * that nu__policy_new sets, which is how they are recognized. */
 static const char nu__sandbox_key = 's';
 
 nu_policy_t *nu__policy_from_state(lua_State *L)
@@ -434,9 +434,9 @@ static int nu__lua_pcall(lua_State *L)
     return nu__finish_pcall(L, status, 0);
 }
 
-/* The user's message handler runs only for ordinary errors.  A kill is
+/* Run the user's message handler for ordinary errors only.  A kill is
  * raised from inside the count hook, where Lua disables hooks, so a
- * handler run for it could loop forever unchecked; it is skipped. */
+ * handler run for it could loop forever unchecked. */
 static int nu__xpcall_handler(lua_State *L)
 {
     nu_policy_t *policy = nu__policy_fast(L);
@@ -1072,8 +1072,8 @@ int nu__policy_call(nu_policy_t *policy, int nargs, int nresults,
         return nu_err_set(err, NU_EPOLICY, "policy: cannot run policy "
                                            "code re-entrantly");
     }
-    /* Only a Lua function has a line of its own; for C entry points the
-     * fallback is looked up when an error needs it (the hot path). */
+    /* Only a Lua function has a line of its own.  For C entry points (the
+     * hot path) the fallback is looked up when an error needs it. */
     if (!lua_iscfunction(L, base))
         nu__policy_where(L, base, where, sizeof where);
 
@@ -1108,7 +1108,7 @@ int nu__policy_call(nu_policy_t *policy, int nargs, int nresults,
     else
         lua_remove(L, base);
 
-    /* Restoring may allocate nothing new, but give it room anyway. */
+    /* Restoring allocates nothing, so no cap is needed for it. */
     policy->cap = SIZE_MAX;
     policy->mem_refused = false;
     nu__restore_upvalues(policy);

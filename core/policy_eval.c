@@ -145,7 +145,7 @@ void nu__lua_push_ctx(lua_State *L, const nu_perm_t *perm,
     lua_setmetatable(L, -2);
 }
 
-/* --- applying the check hook's answer -------------------------------- */
+/* --- applying the check hook's result -------------------------------- */
 
 static const char *nu__hook_reason(lua_State *L, int idx, const char *where,
                                    nu_err_t *err)
@@ -255,6 +255,13 @@ typedef struct nu__eval {
     nu_err_t err;
 } nu__eval_t;
 
+/* The permission a decision uses: the pod's effective one when given. */
+static const nu_perm_t *nu__effective_perm(const nu_profile_t *profile,
+                                           const nu_policy_ctx_t *pctx)
+{
+    return pctx != NULL && pctx->perm != NULL ? pctx->perm : &profile->perm;
+}
+
 static int nu__eval_protected(lua_State *L)
 {
     nu__eval_t *e = lua_touserdata(L, 1);
@@ -266,7 +273,8 @@ static int nu__eval_protected(lua_State *L)
     lua_settop(L, 0);
     lua_rawgeti(L, LUA_REGISTRYINDEX, e->profile->check_ref);
     nu__policy_push_json(L, e->call, limits->string_max);
-    nu__lua_push_ctx(L, &e->profile->perm, e->dctx, e->pctx);
+    nu__lua_push_ctx(L, nu__effective_perm(e->profile, e->pctx), e->dctx,
+                     e->pctx);
     base = 0;
     lua_call(L, 2, LUA_MULTRET);
 
@@ -302,9 +310,7 @@ int nu_profile_eval(nu_profile_t *profile, const json_t *call,
         ctx = *dctx;
     nu__labels(profile, &ctx);
 
-    rc = nu_decide(pctx != NULL && pctx->perm != NULL ? pctx->perm
-                                                      : &profile->perm,
-                   call, &ctx, out);
+    rc = nu_decide(nu__effective_perm(profile, pctx), call, &ctx, out);
     if (rc != NU_OK || profile->check_ref == LUA_NOREF ||
         !nu__hook_applies(out))
         return rc;
@@ -342,7 +348,8 @@ static int nu__approve_protected(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, e->profile->approve_ref);
     nu__policy_where(L, 1, where, sizeof where);
     nu__policy_push_json(L, request, limits->string_max);
-    nu__lua_push_ctx(L, &e->profile->perm, e->dctx, e->pctx);
+    nu__lua_push_ctx(L, nu__effective_perm(e->profile, e->pctx), e->dctx,
+                     e->pctx);
     lua_call(L, 2, LUA_MULTRET);
 
     if (lua_gettop(L) < 1 || lua_type(L, 1) != LUA_TSTRING)
@@ -476,8 +483,13 @@ json_t *nu_decision_to_json(const nu_decision_t *d)
                         json_string(nu_op_name(d->operation)));
     if (d->kind != NU_KIND_NONE)
         json_object_set_new(obj, "kind", json_string(nu_kind_name(d->kind)));
-    if (d->reason[0] != '\0')
-        json_object_set_new(obj, "reason", json_string(d->reason));
+    if (d->reason[0] != '\0') {
+        json_t *reason = json_string(d->reason);
+        /* A hook's reason may not be UTF-8: keep the field, say so. */
+        if (reason == NULL)
+            reason = json_string("(reason is not valid UTF-8)");
+        json_object_set_new(obj, "reason", reason);
+    }
     if (d->verdict == NU_DECISION_APPROVAL && d->approval_key[0] != '\0')
         json_object_set_new(obj, "approval_key",
                             json_string(d->approval_key));

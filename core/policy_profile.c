@@ -5,7 +5,7 @@
  * A Lua profile runs once, in a fresh sandbox, under the limits; it must
  * return a lattice value (normally nucleus.profile{...}).  When the
  * profile has hooks, they are sealed (policy.c: reachable tables frozen,
- * upvalues recorded) and the sandbox stays alive for evaluations; without
+ * upvalues recorded) and the sandbox stays alive for evaluations.  Without
  * hooks the sandbox is closed and only the permission is kept.
  *
  * A JSON profile is the canonical form printed by "nucleus policy show";
