@@ -4,8 +4,8 @@
  *
  *   bench_sandbox [ROUNDS]     (default 50; run /bin/true uses 4x ROUNDS)
  *
- * Figures (medians, 90th percentiles and minimums, in milliseconds; the
- * minimum shows the cost without interference from other load):
+ * Figures are medians, 90th percentiles and minimums in milliseconds.
+ * The minimum shows the cost without interference from other load.
  *   create   nu_sandbox_create until the init reports ready
  *   bwrap    `bwrap --unshare-all --die-with-parent --ro-bind / / true`,
  *            spawn to exit (a cold sandbox running one command)
