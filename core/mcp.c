@@ -185,6 +185,8 @@ static char *nu__result_text(const char *tool, const json_t *result)
         const char *err = json_string_value(json_object_get(result, "stderr"));
         json_t *code = json_object_get(result, "exit_code");
         json_t *sig = json_object_get(result, "signal");
+        if (!json_is_integer(sig))
+            sig = NULL;
         size_t len = (out ? strlen(out) : 0) + (err ? strlen(err) : 0) + 128;
 
         text = malloc(len);

@@ -20,9 +20,13 @@ done
 
 if [ -z "$missing" ]; then
     echo "install-deps: all packages already installed"
-    exit 0
+else
+    echo "install-deps: installing$missing"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
 fi
 
-echo "install-deps: installing$missing"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing
+# Debian's nodejs ships npm separately; NodeSource's includes it.
+if ! command -v npm >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm
+fi

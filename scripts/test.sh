@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
 
+# The MCP SDK for the client test, at the versions package-lock.json pins.
+if [ ! -d tests/integration/mcp_client/node_modules/@modelcontextprotocol/sdk ]; then
+    (cd tests/integration/mcp_client && npm ci --no-audit --no-fund --silent)
+fi
+
 jobs=$(nproc 2>/dev/null || echo 2)
 
 echo "== dev build"
