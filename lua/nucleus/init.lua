@@ -3,15 +3,13 @@
 -- A thin layer over the C module nucleus.core.  Everything the C module
 -- exports is re-exported unchanged (profile, ALL, SENSITIVE, AUTORUN,
 -- meet, join, leq, from_json, top, bottom, load_profile, eval,
--- builtins); this file adds conveniences written in Lua:
+-- builtins, and the pod API: nucleus.pod); this file adds conveniences
+-- written in Lua:
 --
 --   nucleus.decide(profile, call [, opts]) -> decision table
 --       profile is a built-in name, a file path, a handle from
 --       load_profile or a lattice value.
 --   nucleus.show(profile) -> canonical JSON of its permission
---
--- The pod API (nucleus.pod) joins the table when its module,
--- nucleus.pod, is installed next to this file.
 local core = require "nucleus.core"
 
 local M = {}
@@ -41,15 +39,6 @@ function M.show(profile)
     profile = profile:perm()
   end
   return tostring(profile)
-end
-
-local ok, pod = pcall(require, "nucleus.pod")
-if ok and type(pod) == "table" then
-  for name, value in pairs(pod) do
-    if M[name] == nil then
-      M[name] = value
-    end
-  end
 end
 
 return M
