@@ -202,7 +202,7 @@ exec 7>&-
 
 # Resource limits.
 run_case fork_bomb_bounded "EAGAIN [0-9]*" --pids 64 -- fork_bomb
-run_case memory_bomb_bounded "ENOMEM *" --memory 256M -- memory_bomb
+run_case memory_bomb_bounded "bounded *" --memory 256M -- memory_bomb
 run_case tmp_fill_bounded "ENOSPC 25[0-9]" -- fill /tmp/fill
 run_case workspace_fill_bounded "EFBIG 1" --file-size 1M -- fill /workspace/fill
 start=$(date +%s)
