@@ -164,7 +164,8 @@ typedef struct nu_policy_ctx {
  * *hook_allow_attempt (may be NULL) is set when the hook returned "allow"
  * for a call it could not widen, so the caller can audit it.
  * Returns NU_OK whenever *out holds a decision; other codes leave a
- * deny/internal decision in *out. */
+ * deny/internal decision in *out.  A profile's sandbox is one lua_State:
+ * evaluate (and approve with) one profile from one thread at a time. */
 int nu_profile_eval(nu_profile_t *profile, const json_t *call,
                     const nu_decide_ctx_t *dctx, const nu_policy_ctx_t *pctx,
                     nu_decision_t *out, bool *hook_allow_attempt);
