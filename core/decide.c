@@ -22,6 +22,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -622,6 +623,61 @@ static int nu__check_simple(nu__decide_t *d, const nu_simple_cmd_t *c)
     return NU__NEXT;
 }
 
+/* The call's env object sets variables for every command, just as
+ * "env NAME=value prog" would, so it gets the same dangerous-variable
+ * check.  The classifier analyzes "env NAME=value ... true", and a
+ * DANGEROUS_ENV flag there is handled as on a command (see
+ * nu__check_flags). */
+static int nu__check_call_env(nu__decide_t *d)
+{
+    char *argv[NU_DECIDE_MAX_ENV + 3];
+    char *assign[NU_DECIDE_MAX_ENV];
+    nu_cmd_analysis_t env_cmd;
+    const char *key;
+    const json_t *value;
+    size_t n = 0;
+    int rc = NU__NEXT;
+
+    if (d->req.env == NULL || json_object_size(d->req.env) == 0)
+        return NU__NEXT;
+
+    argv[0] = "env";
+    json_object_foreach((json_t *)d->req.env, key, value) {
+        if (asprintf(&assign[n], "%s=%s", key, json_string_value(value)) < 0)
+            goto nomem;
+        argv[1 + n] = assign[n];
+        n++;
+    }
+    argv[1 + n] = "true";
+    argv[2 + n] = NULL;
+
+    if (nu_classify_argv((int)n + 2, argv, &env_cmd) != NU_OK)
+        goto nomem;
+    if (env_cmd.flags & NU_CMDF_DANGEROUS_ENV) {
+        if (!d->perm->commands.allow.top)
+            rc = nu__deny(d, 5, NU_KIND_COMMAND_DENIED,
+                          "command: the env object is flagged dangerous_env "
+                          "(%s), which a finite command allow list does not "
+                          "permit",
+                          env_cmd.reason);
+        else if (d->perm->caps[NU_OP_RUN_BASH] < NU_ALWAYS)
+            nu__gate_later(d,
+                           "command: the env object is flagged dangerous_env "
+                           "(%s) and needs approval",
+                           env_cmd.reason);
+    }
+    nu_cmd_analysis_free(&env_cmd);
+    goto cleanup;
+
+nomem:
+    rc = nu__deny(d, 5, NU_KIND_INTERNAL,
+                  "decide: cannot check the env object: out of memory");
+cleanup:
+    for (size_t i = 0; i < n; i++)
+        free(assign[i]);
+    return rc;
+}
+
 static int nu__step5_run(nu__decide_t *d)
 {
     int rc;
@@ -639,6 +695,9 @@ static int nu__step5_run(nu__decide_t *d)
     if (d->cwd_rc != NU_OK)
         return nu__deny_path_rc(d, "cwd", d->req.cwd, d->cwd_rc);
     rc = nu__check_path(d, "cwd", d->cwd, NU_ACCESS_READ);
+    if (rc != NU__NEXT)
+        return rc;
+    rc = nu__check_call_env(d);
     if (rc != NU__NEXT)
         return rc;
 

@@ -26,6 +26,7 @@ typedef struct nu__request {
     const char *cwd;           /* run */
     const char *command;       /* run with a shell string, else NULL */
     const json_t *argv;        /* run with argv, else NULL */
+    const json_t *env;         /* run's env object, else NULL */
     nu_url_t url;              /* web_fetch */
 } nu__request_t;
 

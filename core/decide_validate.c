@@ -405,6 +405,8 @@ static void nu__extract(const json_t *call, nu__request_t *req)
     req->command = json_is_string(j) ? json_string_value(j) : NULL;
     j = json_object_get(call, "argv");
     req->argv = json_is_array(j) ? j : NULL;
+    j = json_object_get(call, "env");
+    req->env = json_is_object(j) ? j : NULL;
 }
 
 int nu__decide_validate(const json_t *call, nu__request_t *req, char *reason,

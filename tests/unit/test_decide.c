@@ -639,6 +639,34 @@ static void test_decide_step5_classifier_flags(void **state)
     nu_perm_free(&p);
 }
 
+/* The call's env object is checked like "env NAME=value" on the line. */
+static void test_decide_step5_env_object(void **state)
+{
+    static const char *const finite[] = {"ls", NULL};
+    const char *preload = "{\"tool\":\"run\",\"argv\":[\"ls\"],"
+                          "\"env\":{\"LANG\":\"C\",\"LD_PRELOAD\":\"/tmp/x.so\"}}";
+    const char *plain = "{\"tool\":\"run\",\"argv\":[\"ls\"],"
+                        "\"env\":{\"LANG\":\"C\"}}";
+    nu_perm_t p;
+
+    (void)state;
+    perm_coding(&p);
+    ALLOW(&p, preload, NULL);
+    ALLOW(&p, plain, NULL);
+
+    p.caps[NU_OP_RUN_BASH] = NU_LOW_RISK;
+    GATE(&p, preload, NULL, 5, "'LD_PRELOAD'");
+    ALLOW(&p, plain, NULL);
+
+    set_items(&p.commands.allow, finite);
+    DENY(&p, preload, NULL, NU_KIND_COMMAND_DENIED, 5, "'LD_PRELOAD'");
+    DENY(&p, "{\"tool\":\"run\",\"command\":\"ls\","
+             "\"env\":{\"GIT_SSH_COMMAND\":\"sh -c id\"}}",
+         NULL, NU_KIND_COMMAND_DENIED, 5, "dangerous_env");
+    ALLOW(&p, plain, NULL);
+    nu_perm_free(&p);
+}
+
 static void test_decide_step5_too_complex_denied(void **state)
 {
     nu_perm_t p;
@@ -1342,6 +1370,7 @@ int main(void)
         cmocka_unit_test(test_decide_step5_redirects),
         cmocka_unit_test(test_decide_step5_commands),
         cmocka_unit_test(test_decide_step5_classifier_flags),
+        cmocka_unit_test(test_decide_step5_env_object),
         cmocka_unit_test(test_decide_step5_too_complex_denied),
         cmocka_unit_test(test_decide_step5_deny_beats_gate),
         cmocka_unit_test(test_decide_step5_network),
