@@ -5,6 +5,10 @@ set -u
 
 : "${NU_BIN:?NU_BIN must name the nucleus binary}"
 : "${NU_SOURCE_DIR:?NU_SOURCE_DIR must name the source tree}"
+case $NU_BIN in
+/*) ;;
+*) NU_BIN=$(pwd)/$NU_BIN ;;    # one check runs from another directory
+esac
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
