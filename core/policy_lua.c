@@ -727,6 +727,8 @@ void nu__lua_push_nucleus(lua_State *L, bool sandboxed)
     luaL_newlib(L, nu__nucleus_funcs);
 
     lua_rawgetp(L, LUA_REGISTRYINDEX, &nu__all_key);
+    if (sandboxed)
+        nu__policy_freeze(L, -1);   /* rawset must not reach the token */
     lua_setfield(L, -2, "ALL");
     nu__push_patterns(L, nu_sensitive_patterns);
     if (sandboxed)
