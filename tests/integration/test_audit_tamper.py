@@ -159,6 +159,7 @@ def resign_all(home, key):
 
 
 def main():
+    global count
     work = tempfile.mkdtemp(prefix="nu-audit-tamper-")
     base = os.path.join(work, "base")
     try:
