@@ -46,10 +46,10 @@ char *nu__id_key_pem(mbedtls_pk_context *key, nu_err_t *err);
 /* PEM text of one DER certificate (malloc'd), or NULL. */
 char *nu__id_cert_pem(const unsigned char *der, size_t len);
 
-/* base64url without padding.  encode writes 4*ceil(len/3)+1 bytes at most
- * and returns the text length; decode rejects padding, characters outside
- * the alphabet and non-zero trailing bits, returning the decoded length or
- * -1 (also when it would exceed cap). */
+/* base64url without padding.  encode writes at most 4*ceil(len/3)+1 bytes
+ * and returns the text length.  decode returns the decoded length, or -1
+ * for padding, characters outside the alphabet, non-zero trailing bits or
+ * output longer than cap. */
 size_t nu__b64url_encode(const uint8_t *data, size_t len, char *out);
 ssize_t nu__b64url_decode(const char *text, size_t len, uint8_t *out,
                           size_t cap);
@@ -59,11 +59,11 @@ ssize_t nu__b64url_decode(const char *text, size_t len, uint8_t *out,
 int nu__id_ec_point(const mbedtls_pk_context *pk, uint8_t x[32],
                     uint8_t y[32]);
 
-/* Make an EC key cheap and safe to sign or verify with from many threads:
- * give it the ECDSA type (mbedTLS 2.28 copies the curve group of an ECKEY
- * key on every signature or verification, which throws away the
- * precomputed table of multiples of the generator) and build that table
- * now, so that later operations only read it.  Other key types are left
+/* Make an EC key cheap and safe to sign or verify with from many threads.
+ * mbedTLS 2.28 copies the curve group of an ECKEY key on every signature or
+ * verification, which throws away the precomputed table of multiples of
+ * the generator.  So the key gets the ECDSA type, and the table is built
+ * now, after which operations only read it.  Other key types are left
  * alone. */
 int nu__id_prepare_key(mbedtls_pk_context *pk);
 

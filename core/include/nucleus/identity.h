@@ -10,10 +10,12 @@
  *   ca.json     {"trust_domain": TD, "sequence": N}: N counts CA
  *               (re)creations and is the bundle's spiffe_sequence
  *
- * X.509-SVIDs issued here have a new P-256 key, one URI SAN, basicConstraints
- * critical with cA false, keyUsage critical digitalSignature, EKU serverAuth
- * and clientAuth, a 16-byte positive random serial, subject and authority key
- * ids, notBefore 60 s in the past (clock skew) and notAfter at most the CA's.
+ * Each X.509-SVID issued here has a new P-256 key and one URI SAN.  Its
+ * basicConstraints is critical with cA false, its keyUsage is critical
+ * digitalSignature, and its EKU is serverAuth and clientAuth.  It has a
+ * 16-byte positive random serial and subject and authority key ids.
+ * notBefore is 60 s in the past for clock skew, and notAfter is at most the
+ * CA's.
  *
  * Validation follows the SPIFFE X.509-SVID standard and go-spiffe's
  * x509svid package.  nu_svid_leaf_id is the one function that turns a leaf
@@ -55,8 +57,8 @@ int nu_ca_create(const char *ca_dir, const char *trust_domain, int force,
                  nu_err_t *err);
 
 /* Load the CA from ca_dir into *out (free with nu_ca_free).  Returns NU_OK,
- * NU_ENOENT when there is no CA (err says to run 'nucleus ca init'),
- * NU_EPARSE or NU_ECRYPTO for damaged files. */
+ * NU_ENOENT when there is no CA (err tells the user to run 'nucleus ca
+ * init'), or NU_EPARSE or NU_ECRYPTO for damaged files. */
 int nu_ca_load(const char *ca_dir, nu_ca_t **out, nu_err_t *err);
 void nu_ca_free(nu_ca_t *ca);
 
@@ -126,12 +128,13 @@ int nu_x509_parse_key(const char *pem, size_t len, mbedtls_pk_context *key,
 int nu_svid_leaf_id(const mbedtls_x509_crt *leaf, nu_spiffeid_t *out,
                     nu_err_t *err);
 
-/* Check the shape of an SVID chain without dates or signatures (go-spiffe's
- * x509svid.Parse rules), in this order: a leaf exists; nu_svid_leaf_id; the
- * leaf is not a CA; its keyUsage has digitalSignature and neither
- * keyCertSign nor cRLSign; every further certificate is a CA with
- * keyCertSign.  Returns NU_OK with the ID in *out (may be NULL), or
- * NU_EDENIED. */
+/* Check the shape of an SVID chain without dates or signatures, with the
+ * rules of go-spiffe's x509svid.Parse, in this order:
+ *   1. a leaf exists, and nu_svid_leaf_id accepts it;
+ *   2. the leaf is not a CA;
+ *   3. its keyUsage has digitalSignature and neither keyCertSign nor cRLSign;
+ *   4. every further certificate is a CA with keyCertSign.
+ * Returns NU_OK with the ID in *out (may be NULL), or NU_EDENIED. */
 int nu_svid_check_chain(const mbedtls_x509_crt *chain, nu_spiffeid_t *out,
                         nu_err_t *err);
 
@@ -162,12 +165,15 @@ mbedtls_x509_crt *nu_bundle_set_find(const nu_bundle_set_t *set,
 /* The trust domain of the set's only bundle, or NULL when it has 0 or >1. */
 const char *nu_bundle_set_only_domain(const nu_bundle_set_t *set);
 
-/* Verify chain (leaf first, then intermediates) as an X.509-SVID now:
- * nu_svid_check_chain; the leaf's trust domain equals expected_td (when not
- * NULL); the set has a bundle for that trust domain; mbedTLS builds a chain
- * from the leaf to that bundle with valid signatures, dates, CA flags, key
- * usages and path lengths.  Returns NU_OK with the ID in *out (may be
- * NULL), or NU_EDENIED with the reason. */
+/* Verify chain (leaf first, then intermediates) as an X.509-SVID at the
+ * current time:
+ *   1. nu_svid_check_chain accepts it;
+ *   2. the leaf's trust domain is expected_td (unless that is NULL);
+ *   3. the set has a bundle for the leaf's trust domain;
+ *   4. mbedTLS builds a chain from the leaf to that bundle and checks
+ *      signatures, dates, CA flags, key usages and path lengths.
+ * Returns NU_OK with the ID in *out (may be NULL), or NU_EDENIED with the
+ * reason. */
 int nu_svid_verify(mbedtls_x509_crt *chain, const nu_bundle_set_t *bundles,
                    const char *expected_td, nu_spiffeid_t *out, nu_err_t *err);
 
@@ -187,9 +193,10 @@ int nu_jwt_bundle_from_json(const char *json, size_t len, const char *td,
 void nu_jwt_bundle_free(nu_jwt_bundle_t *bundle);
 const char *nu_jwt_bundle_trust_domain(const nu_jwt_bundle_t *bundle);
 
-/* Sign a JWT-SVID (ES256, header kid and typ JWT; claims sub, aud, exp,
- * iat).  aud holds n_aud >= 1 audiences; ttl in seconds (0 means
- * NU_SVID_TTL_DEFAULT).  Returns NU_OK with a malloc'd token in *token. */
+/* Sign a JWT-SVID with ES256.  The header has kid and typ JWT, and the
+ * claims are sub, aud, exp and iat.  aud contains n_aud >= 1 audiences, and
+ * ttl is in seconds (0 means NU_SVID_TTL_DEFAULT).  Returns NU_OK with a
+ * malloc'd token in *token. */
 int nu_jwt_issue(nu_ca_t *ca, const char *spiffe_id, const char *const *aud,
                  size_t n_aud, int64_t ttl, char **token, nu_err_t *err);
 
@@ -207,14 +214,14 @@ int nu_jwt_verify(const char *token, const nu_jwt_bundle_t *bundle,
 
 /* Write svid.pem, svid.key (0600) and bundle.pem into dir (created 0700 if
  * missing).  Each file is written to a temporary name, synced and renamed,
- * so no file is ever partly written; the set as a whole is not replaced
- * atomically (use nu_svid_install for a directory that is read while it
- * changes). */
+ * so no file is ever partly written.  The three files are not replaced
+ * together, so use nu_svid_install for a directory that is read while it
+ * changes. */
 int nu_svid_write_dir(const char *dir, const nu_svid_t *svid, nu_err_t *err);
 
 /* Install svid at path so that readers never see a key and a certificate
  * of different generations.  path is a symbolic link to a sibling
- * directory ".<name>.<generation>" that holds the three files; the new
+ * directory ".<name>.<generation>" that contains the three files.  The new
  * generation is written and synced, then a new link replaces path with
  * rename(2), and generations older than the previous one are removed.
  * Reader protocol: open path once with O_DIRECTORY and read the files with
@@ -223,14 +230,16 @@ int nu_svid_write_dir(const char *dir, const nu_svid_t *svid, nu_err_t *err);
 int nu_svid_install(const char *path, const nu_svid_t *svid, nu_err_t *err);
 
 /* Read the three files of an SVID directory following the reader protocol
- * above.  Returns NU_OK with malloc'd texts (bundle may be NULL). */
+ * above.  Returns NU_OK with malloc'd texts.  bundle_pem may be NULL when
+ * the bundle is not needed. */
 int nu_svid_read_dir(const char *path, char **cert_pem, char **key_pem,
                      char **bundle_pem, nu_err_t *err);
 
-/* Keeps the SVID of one workload fresh: issues at start and again when half
- * of the current SVID's lifetime (from notBefore to notAfter, back-dating
- * excluded) has passed.  A failed rotation is logged and retried after
- * min(10 s, a quarter of the remaining lifetime). */
+/* A rotator, which keeps the SVID of one workload fresh.  It issues at start
+ * and again when half of the current SVID's lifetime has passed, counted
+ * from the issue time (notBefore without the back-dating) to notAfter.  A
+ * failed rotation is logged and retried after min(10 s, a quarter of the
+ * remaining lifetime). */
 typedef struct nu_svid_rotator nu_svid_rotator_t;
 
 /* ca must outlive the rotator.  Nothing is issued until rotate or start. */

@@ -2,10 +2,10 @@
  * mtls.h - mutual TLS between workloads that hold X.509-SVIDs (mbedTLS 2.28).
  *
  * Both sides present an SVID and require one from the peer.  The peer's
- * chain must reach the trust bundle of the expected trust domain, and a
- * verify callback applies the SPIFFE rules of nu_svid_check_chain (one URI
- * SAN, leaf not a CA, key usages, intermediates are CAs with keyCertSign)
- * and rejects IDs outside the expected trust domain.  After the handshake
+ * chain must reach the trust bundle of the expected trust domain.  A verify
+ * callback applies the SPIFFE rules of nu_svid_check_chain (one URI SAN,
+ * leaf not a CA, key usages, intermediates are CAs with keyCertSign) and
+ * rejects IDs outside the expected trust domain.  After the handshake
  * the caller reads the peer's SPIFFE ID with nu_mtls_peer_id and decides
  * what that ID may do; nothing here authorizes beyond the trust domain.
  *
