@@ -26,6 +26,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "nucleus/glob.h"
 #include "nucleus/json.h"
 #include "policy_internal.h"
 
@@ -432,6 +433,15 @@ static void nu__parse_paths(lua_State *L, int idx, nu_perm_t *p, int info)
         nu_strset_init_empty(&set);
         if (lua_getfield(L, section, key) != LUA_TNIL) {
             nu__lua_check_strset(L, -1, key, &set);
+            for (size_t j = 0; j < set.count; j++) {
+                if (!nu_glob_valid(set.items[j])) {
+                    lua_pushfstring(L, "invalid profile: 'paths.%s' entry "
+                                       "'%s' must be a valid glob", key,
+                                    set.items[j]);
+                    nu_strset_free(&set);
+                    lua_error(L);
+                }
+            }
             nu__lua_push_strset(L, &set);
             lua_setfield(L, info, key);
         }
@@ -577,6 +587,29 @@ static void nu__parse_info(lua_State *L, int idx, int info)
     }
 }
 
+/* Check the syntax of every glob, command rule and network entry by
+ * parsing the canonical form back, which validates each member. */
+static void nu__check_members(lua_State *L, const nu_perm_t *p)
+{
+    json_t *json = nu_perm_to_json(p);
+    const char *detail;
+    nu_perm_t parsed;
+    nu_err_t err;
+    int rc;
+
+    if (json == NULL)
+        luaL_error(L, "profile: out of memory");
+    rc = nu_perm_from_json(&parsed, json, &err);
+    json_decref(json);
+    if (rc == NU_OK) {
+        nu_perm_free(&parsed);
+        return;
+    }
+    detail = strstr(err.msg, "permission: ");
+    luaL_error(L, "invalid profile: %s",
+               detail != NULL ? detail + strlen("permission: ") : err.msg);
+}
+
 /* The permission a profile starts from before its keys apply. */
 static void nu__profile_defaults(nu_perm_t *p)
 {
@@ -616,6 +649,7 @@ static int nu__lua_profile(lua_State *L)
     nu__parse_budget_time(L, 1, p);
     nu__parse_approvals(L, 1, p);
     nu_perm_normalize(p);
+    nu__check_members(L, p);
     nu__perm_charge(L, 2);
 
     lua_setiuservalue(L, 2, 1);

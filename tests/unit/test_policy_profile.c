@@ -67,6 +67,14 @@ static void test_profile_errors_name_file_and_line(void **state)
     nu__expect_error("return 42\n", "p.lua:1: the profile must return");
     nu__expect_error("return nucleus.profile {\n", "p.lua:");
     nu__expect_error("local x = undefined_thing\n", "undefined global 'undefined_thing'");
+    nu__expect_error("return nucleus.profile { network = { allow = { '10.0.0.0/99:443' } } }",
+                     "must be an address or CIDR");
+    nu__expect_error("return nucleus.profile { paths = { allow = { 'src/[a' } } }",
+                     "must be a valid glob");
+    nu__expect_error("return nucleus.profile { paths = { untrusted = { 'x/[' } } }",
+                     "'paths.untrusted' entry 'x/[' must be a valid glob");
+    nu__expect_error("return nucleus.profile { commands = { block = { 'rm \"-rf' } } }",
+                     "balanced quotes");
 }
 
 static void test_profile_builtins_load_and_fit(void **state)
