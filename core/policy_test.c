@@ -444,8 +444,8 @@ static int nu__run_cases(nu_policy_t *policy, const char *path,
         if (lua_getfield(L, -1, names[i]) != LUA_TFUNCTION) {
             lua_pop(L, 1);
             (*failed)++;
-            nu__report(report, userdata, "%s:1: %s: not a function", path,
-                       names[i]);
+            nu__report(report, userdata, "%s: %s:1: not a function",
+                       names[i], path);
             free(names[i]);
             continue;
         }

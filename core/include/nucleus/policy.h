@@ -195,7 +195,8 @@ json_t *nu_decision_to_json(const nu_decision_t *decision);
 /* Run one *_test.lua file: it returns a table of functions; every key
  * starting with "test" is a case.  Results are added to *passed and
  * *failed; failures are reported through report (may be NULL) as
- * "FILE:LINE: name: message". */
+ * "NAME: FILE:LINE: message", or "FILE:LINE: message" when the file
+ * itself fails. */
 typedef void (*nu_policy_report_fn)(const char *line, void *userdata);
 int nu_policy_test_file(const char *path, const nu_policy_limits_t *limits,
                         int *passed, int *failed,
