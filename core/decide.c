@@ -592,6 +592,64 @@ static int nu__check_flags(nu__decide_t *d, const nu_simple_cmd_t *c)
     return NU__NEXT;
 }
 
+/* Does a shell or interpreter run its program from standard input?  That
+ * is the case when no argument other than options (or "-") names a
+ * script file.
+ * NOTE: an option that takes a separate value ("python -W ignore") is
+ * taken for a script name, so such a command is not flagged. */
+static unsigned nu__stdin_program_flag(const nu_simple_cmd_t *c)
+{
+    static const char *const shells[] = {"sh", "bash", "dash", "zsh", "ksh",
+                                         "mksh", "ash", "fish", NULL};
+    static const char *const interpreters[] = {
+        "python", "node", "nodejs", "perl", "ruby", "php", "lua", "Rscript",
+        "deno", "bun", "tclsh", "awk", NULL};
+    const char *base;
+    unsigned flag = 0;
+
+    if (c->argc < 1)
+        return 0;
+    base = strrchr(c->argv[0], '/');
+    base = base ? base + 1 : c->argv[0];
+
+    for (size_t i = 0; shells[i] != NULL; i++)
+        if (strcmp(base, shells[i]) == 0)
+            flag = NU_CMDF_SHELL_EVAL;
+    for (size_t i = 0; flag == 0 && interpreters[i] != NULL; i++)
+        if (strncmp(base, interpreters[i], strlen(interpreters[i])) == 0 &&
+            strspn(base + strlen(interpreters[i]), "0123456789.") ==
+                strlen(base + strlen(interpreters[i])))
+            flag = NU_CMDF_INLINE_CODE;
+    if (flag == 0)
+        return 0;
+
+    for (int a = 1; a < c->argc; a++)
+        if (c->argv[a][0] != '-' || strcmp(c->argv[a], "--") == 0)
+            return 0;
+    return flag;
+}
+
+/* A call's stdin feeds the first command.  When that command runs its
+ * program from stdin, the program is code no rule has seen, so it gets the
+ * flag the same code would get on the command line: SHELL_EVAL for a
+ * shell, INLINE_CODE for an interpreter. */
+static int nu__check_stdin_program(nu__decide_t *d)
+{
+    const json_t *in = json_object_get(d->call, "stdin");
+    nu_simple_cmd_t probe;
+
+    if (!json_is_string(in) || json_string_length(in) == 0 ||
+        d->cmd.ncmds == 0)
+        return NU__NEXT;
+
+    probe = d->cmd.cmds[0];
+    probe.flags = nu__stdin_program_flag(&d->cmd.cmds[0]);
+    if (probe.flags == 0)
+        return NU__NEXT;
+    d->out->cmd_flags |= probe.flags;
+    return nu__check_flags(d, &probe);
+}
+
 static int nu__check_simple(nu__decide_t *d, const nu_simple_cmd_t *c)
 {
     const char *rule = NULL;
@@ -698,6 +756,9 @@ static int nu__step5_run(nu__decide_t *d)
     if (rc != NU__NEXT)
         return rc;
     rc = nu__check_call_env(d);
+    if (rc != NU__NEXT)
+        return rc;
+    rc = nu__check_stdin_program(d);
     if (rc != NU__NEXT)
         return rc;
 

@@ -667,6 +667,50 @@ static void test_decide_step5_env_object(void **state)
     nu_perm_free(&p);
 }
 
+/* A shell or interpreter that reads its program from the call's stdin
+ * runs code no rule has seen. */
+static void test_decide_step5_stdin_program(void **state)
+{
+    static const char *const finite[] = {"sh", "python3", "cat", NULL};
+    nu_perm_t p;
+    nu_decision_t d;
+
+    (void)state;
+    perm_coding(&p);
+    p.caps[NU_OP_RUN_BASH] = NU_LOW_RISK;
+    GATE(&p, "{\"tool\":\"run\",\"argv\":[\"sh\"],\"stdin\":\"id\"}", NULL, 5,
+         "shell_eval");
+    GATE(&p, "{\"tool\":\"run\",\"argv\":[\"/usr/bin/python3\",\"-\"],"
+             "\"stdin\":\"print(1)\"}",
+         NULL, 5, "inline_code");
+    GATE(&p, "{\"tool\":\"run\",\"command\":\"bash -s | tee log\","
+             "\"stdin\":\"id\"}",
+         NULL, 5, "shell_eval");
+    ALLOW(&p, "{\"tool\":\"run\",\"argv\":[\"bash\",\"build.sh\"],"
+              "\"stdin\":\"y\"}",
+          NULL);
+    ALLOW(&p, "{\"tool\":\"run\",\"argv\":[\"cat\"],\"stdin\":\"data\"}",
+          NULL);
+    ALLOW(&p, "{\"tool\":\"run\",\"argv\":[\"sh\"]}", NULL);
+
+    /* run_bash always still gates a shell program, and allows Python. */
+    p.caps[NU_OP_RUN_BASH] = NU_ALWAYS;
+    decide(&p, "{\"tool\":\"run\",\"argv\":[\"sh\"],\"stdin\":\"id\"}", NULL,
+           &d);
+    assert_int_equal(d.verdict, NU_DECISION_APPROVAL);
+    assert_true(d.cmd_flags & NU_CMDF_SHELL_EVAL);
+    ALLOW(&p, "{\"tool\":\"run\",\"argv\":[\"python3\"],\"stdin\":\"print(1)\"}",
+          NULL);
+
+    /* A finite list denies both. */
+    set_items(&p.commands.allow, finite);
+    DENY(&p, "{\"tool\":\"run\",\"argv\":[\"sh\"],\"stdin\":\"id\"}", NULL,
+         NU_KIND_COMMAND_DENIED, 5, "shell_eval");
+    DENY(&p, "{\"tool\":\"run\",\"argv\":[\"python3\"],\"stdin\":\"1\"}", NULL,
+         NU_KIND_COMMAND_DENIED, 5, "inline_code");
+    nu_perm_free(&p);
+}
+
 static void test_decide_step5_too_complex_denied(void **state)
 {
     nu_perm_t p;
@@ -1371,6 +1415,7 @@ int main(void)
         cmocka_unit_test(test_decide_step5_commands),
         cmocka_unit_test(test_decide_step5_classifier_flags),
         cmocka_unit_test(test_decide_step5_env_object),
+        cmocka_unit_test(test_decide_step5_stdin_program),
         cmocka_unit_test(test_decide_step5_too_complex_denied),
         cmocka_unit_test(test_decide_step5_deny_beats_gate),
         cmocka_unit_test(test_decide_step5_network),
