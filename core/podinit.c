@@ -135,15 +135,18 @@ static void nu__reap_orphans(void)
         ;
 }
 
-static json_t *nu__handle(nu__podinit_t *pi, const json_t *request,
+static json_t *nu__handle(nu__podinit_t *pi, const nu_frame_t *frame,
                           nu_blob_t *blob)
 {
+    const json_t *request = frame->json;
     const char *tool = json_string_value(json_object_get(request, "tool"));
     json_t *result = NULL;
     nu_err_t err;
 
     if (tool != NULL && strcmp(tool, "ping") == 0)
         return json_pack("{s:b,s:i}", "ok", 1, "pid", (int)getpid());
+    if (tool != NULL && strcmp(tool, NU__PUT_RUN_FILE) == 0)
+        result = nu__put_run_file(request, frame->blob, frame->blob_len);
     if (tool != NULL && strcmp(tool, "run") == 0 &&
         json_is_true(json_object_get(request, "stream")))
         result = nu__stream_run(&pi->executor, pi->fd, pi->version, request,
@@ -193,7 +196,7 @@ static int nu__podinit_serve(nu__podinit_t *pi)
             return 1;
         }
 
-        result = nu__handle(pi, frame.json, &blob);
+        result = nu__handle(pi, &frame, &blob);
         json_object_set(result, "id", json_object_get(frame.json, "id"));
         rc = nu_proto_write(pi->fd, (uint8_t)pi->version, NU_FRAME_RESPONSE,
                             result, blob.data, blob.len, &err);

@@ -845,13 +845,50 @@ static int nu__blob_into_json(json_t *result, const uint8_t *blob, size_t len)
     return NU_OK;
 }
 
+int nu_sandbox_put_file(nu_sandbox_t *sb, const char *path,
+                        const void *data, size_t len, unsigned mode,
+                        nu_err_t *err)
+{
+    json_t *request = json_pack("{s:s,s:s,s:i}", "tool", NU__PUT_RUN_FILE,
+                                "path", path, "mode", (int)(mode & 0777));
+    nu_frame_t response = { 0 };
+    const char *detail;
+    int rc;
+
+    if (request == NULL)
+        return nu_err_set(err, NU_EINVAL, "sandbox: cannot put file: "
+                          "invalid path");
+    rc = nu_sandbox_call(sb, request, data, len, NULL, NULL, &response, err);
+    json_decref(request);
+    if (rc < 0)
+        return rc;
+
+    if (!json_is_true(json_object_get(response.json, "ok"))) {
+        detail = json_string_value(json_object_get(response.json, "error"));
+        rc = nu_err_set(err, NU_EIO, "%s", detail != NULL ? detail :
+                        "sandbox: cannot put file: no detail from the pod");
+    }
+    nu_frame_free(&response);
+    return rc;
+}
+
 int nu_sandbox_tool(nu_sandbox_t *sb, const json_t *call, json_t **result,
                     nu_err_t *err)
 {
     nu_frame_t frame = { 0 };
+    const char *tool;
     int rc;
 
     *result = NULL;
+    tool = json_string_value(json_object_get(call, "tool"));
+    if (tool != NULL && tool[0] == '_') {
+        nu_err_set(err, NU_EINVAL, "sandbox: cannot run tool '%s': names "
+                   "starting with '_' are reserved for the host", tool);
+        *result = json_pack("{s:b,s:s,s:s}", "ok", 0, "kind",
+                            "invalid_request", "error",
+                            err != NULL ? err->msg : "reserved tool name");
+        return NU_EINVAL;
+    }
     rc = nu_sandbox_call(sb, call, NULL, 0, NULL, NULL, &frame, err);
     if (rc < 0) {
         *result = json_pack("{s:b,s:s,s:s}", "ok", 0, "kind",

@@ -115,6 +115,15 @@ json_t *nu__stream_run(struct nu_executor *ex, int host_fd, int version,
                        const json_t *request, size_t output_max,
                        uint32_t default_timeout_ms);
 
+/* The request name of nu_sandbox_put_file; nu_sandbox_tool rejects tool
+ * names starting with '_', so only the host API can send it. */
+#define NU__PUT_RUN_FILE "_put_run_file"
+
+/* Write a file below /run/nucleus in the pod (sandbox_files.c); returns
+ * the response object (NULL only when out of memory). */
+json_t *nu__put_run_file(const json_t *request, const uint8_t *data,
+                         size_t len);
+
 /* The pod init's main loop (podinit.c), reading requests from fd. */
 int nu__podinit_main(int fd);
 extern const int nu__podinit_linked;

@@ -361,6 +361,46 @@ static void test_sandbox_stream_timeout_kills_group(void **state)
     json_decref(result);
 }
 
+static void test_sandbox_put_file_under_run(void **state)
+{
+    fixture_t *f = *state;
+    json_t *call = json_pack("{s:s,s:s}", "tool", "_put_run_file", "path",
+                             "x");
+    json_t *result;
+    nu_err_t err;
+
+    create_pod(f, NULL, NULL);
+    assert_int_equal(nu_sandbox_put_file(f->sb, "svid/svid.pem", "CERT\n",
+                                         5, 0644, &err), NU_OK);
+    assert_int_equal(nu_sandbox_put_file(f->sb, "svid/svid.pem", "NEW\n",
+                                         4, 0600, &err), NU_OK);
+    result = run(f, "cat /run/nucleus/svid/svid.pem; "
+                 "stat -c %a /run/nucleus/svid/svid.pem");
+    assert_string_equal(field(result, "stdout"), "NEW\n600\n");
+    json_decref(result);
+
+    assert_int_equal(nu_sandbox_put_file(f->sb, "../etc/passwd", "x", 1,
+                                         0600, &err), NU_EIO);
+    assert_int_equal(nu_sandbox_put_file(f->sb, "/abs", "x", 1, 0600, &err),
+                     NU_EIO);
+
+    /* A symlink planted by an agent does not redirect the write. */
+    result = run(f, "ln -s /workspace /run/nucleus/evil");
+    json_decref(result);
+    assert_int_equal(nu_sandbox_put_file(f->sb, "evil/x", "x", 1, 0600,
+                                         &err), NU_EIO);
+    char path[128];
+    snprintf(path, sizeof path, "%s/x", f->workspace);
+    assert_int_equal(access(path, F_OK), -1);
+
+    /* The pipeline entry point cannot send host-only requests. */
+    result = NULL;
+    assert_int_equal(nu_sandbox_tool(f->sb, call, &result, &err), NU_EINVAL);
+    assert_string_equal(field(result, "kind"), "invalid_request");
+    json_decref(result);
+    json_decref(call);
+}
+
 static void *ping_many(void *arg)
 {
     nu_sandbox_t *sb = arg;
@@ -458,6 +498,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_sandbox_stream_timeout_kills_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_put_file_under_run,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_concurrent_callers_queue,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_init_exe_is_sealed,

@@ -137,12 +137,23 @@ int nu_sandbox_call(nu_sandbox_t *sb, const json_t *request,
                     nu_frame_t *response, nu_err_t *err);
 
 /* Run one tool call for the pipeline: call is {"tool": NAME, ARGS...}, as
- * executor.h describes.  *result (OUT) is the result object ({"ok": ...});
+ * executor.h describes.  Tool names starting with '_' are reserved for the
+ * host's own requests and rejected (NU_EINVAL, kind invalid_request).  *result (OUT) is the result object ({"ok": ...});
  * a sandbox failure yields {"ok": false, "kind": "sandbox_error", ...} and
  * the negative code.  Returns NU_OK when the transport worked, whatever the
  * tool's own outcome. */
 int nu_sandbox_tool(nu_sandbox_t *sb, const json_t *call, json_t **result,
                     nu_err_t *err);
+
+/* Write data to /run/nucleus/<path> inside the pod (SVIDs, trust
+ * bundles), replacing any previous file atomically; missing directories
+ * are created.  path is relative, made of [A-Za-z0-9._-] and '/', without
+ * "." or ".." segments; mode is the file mode (0600 for keys).  Returns
+ * NU_OK, NU_EIO with the pod's message, or the errors of
+ * nu_sandbox_call. */
+int nu_sandbox_put_file(nu_sandbox_t *sb, const char *path,
+                        const void *data, size_t len, unsigned mode,
+                        nu_err_t *err);
 
 /* Send sig to the pod init (SIGKILL ends the whole pod).  Returns NU_OK or
  * NU_EIO. */
