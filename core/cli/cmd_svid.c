@@ -392,6 +392,20 @@ typedef struct nu__mtls_opts {
     int port, count;
 } nu__mtls_opts_t;
 
+/* Parse a decimal number from 0 to max; returns 0, or -1 when invalid. */
+static int nu__parse_count(const char *text, long max, int *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < 0 || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
 static int nu__mtls_parse(int argc, char **argv, nu__mtls_opts_t *o)
 {
     static const struct option longopts[] = {
@@ -410,14 +424,23 @@ static int nu__mtls_parse(int argc, char **argv, nu__mtls_opts_t *o)
         switch (c) {
         case 's': o->svid = optarg; break;
         case 't': o->trust_domain = optarg; break;
-        case 'p': o->port = atoi(optarg); break;
-        case 'n': o->count = atoi(optarg); break;
+        case 'p':
+            if (nu__parse_count(optarg, 65535, &o->port) != 0)
+                return nu__usage_error("mtls-test", "invalid --port (expected "
+                                       "0 to 65535)");
+            break;
+        case 'n':
+            if (nu__parse_count(optarg, 1000000, &o->count) != 0)
+                return nu__usage_error("mtls-test", "invalid --count (expected "
+                                       "0 to 1000000)");
+            break;
         default:
-            return nu__usage_error("mtls-test", "invalid option");
+            fprintf(stderr, "nucleus svid mtls-test: invalid option '%s'\n",
+                    argv[optind - 1]);
+            return NU_EXIT_USAGE;
         }
     }
-    if (o->svid == NULL || o->port < 0 || o->port > 65535 || o->count < 0 ||
-        optind != argc)
+    if (o->svid == NULL || o->port < 0 || optind != argc)
         return nu__usage_error("mtls-test", "--svid DIR and --port PORT are "
                                "required");
     return 0;
