@@ -799,6 +799,15 @@ static void test_decide_url_encodings_cannot_dodge(void **state)
                  "{\"tool\":\"web_fetch\",\"url\":\"%s\"}", loopback[i]);
         DENY(&p, call, NULL, NU_KIND_NETWORK_DENIED, 5, "'127.0.0.1'");
     }
+    /* The same canonical form applies to URLs on a curl command line. */
+    DENY(&p, "{\"tool\":\"run\",\"command\":\"curl http://167772161/x\"}", NULL,
+         NU_KIND_NETWORK_DENIED, 5, "'10.0.0.1'");
+    DENY(&p, "{\"tool\":\"run\",\"command\":\"curl 'http://[::ffff:a00:1]/'\"}",
+         NULL, NU_KIND_NETWORK_DENIED, 5, "'10.0.0.1'");
+    DENY(&p, "{\"tool\":\"run\",\"command\":\"wget http://user@192.0.2.1/\"}",
+         NULL, NU_KIND_NETWORK_DENIED, 5, "credentials");
+    ALLOW(&p, "{\"tool\":\"run\",\"command\":\"curl -s http://0xc0.0.2.1/\"}",
+          NULL);
     ALLOW(&p, "{\"tool\":\"web_fetch\",\"url\":\"http://3221225985/\"}", NULL);
     ALLOW(&p, "{\"tool\":\"web_fetch\",\"url\":\"http://[::ffff:192.0.2.1]/\"}",
           NULL);
