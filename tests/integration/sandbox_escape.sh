@@ -200,9 +200,19 @@ exec 7>"$work/leak"
 run_case no_host_fd_leak clean -- fds
 exec 7>&-
 
-# Resource limits.
+# Resource limits, while another pod runs beside the bombs.
+"$NU_BIN" exec --profile local_dev --workspace "$other" -- /bin/sleep 2 \
+    >/dev/null 2>&1 &
+neighbour=$!
 run_case fork_bomb_bounded "EAGAIN [0-9]*" --pids 64 -- fork_bomb
 run_case memory_bomb_bounded "bounded *" --memory 256M -- memory_bomb
+n=$((n + 1))
+if wait "$neighbour"; then
+    echo "ok $n - neighbour_pod_unaffected_by_bombs"
+else
+    echo "not ok $n - neighbour_pod_unaffected_by_bombs: exit $?"
+    failed=$((failed + 1))
+fi
 run_case tmp_fill_bounded "ENOSPC 25[0-9]" -- fill /tmp/fill
 run_case workspace_fill_bounded "EFBIG 1" --file-size 1M -- fill /workspace/fill
 start=$(date +%s)
