@@ -9,7 +9,7 @@
  * cannot check.
  *
  * NUL bytes are rejected in every string except the data fields (write
- * content, run stdin, web_fetch body): a NUL in a path, an argument or a
+ * content, run stdin, web_fetch body).  A NUL in a path, an argument or a
  * header would end the string early for the C code that finally uses it,
  * so the value checked would not be the value used.
  */
