@@ -76,7 +76,7 @@ typedef struct nu_glob_prog {
     bool star_chain;   /* a no-input edge lands on another STAR */
     uint64_t star[NU__GLOB_WORDS];
     uint64_t zero_dir[NU__GLOB_WORDS];
-    nu_glob_tok_t toks[NU_GLOB_PATTERN_MAX];
+    nu_glob_tok_t *toks; /* room for NU_GLOB_PATTERN_MAX while compiling */
 } nu_glob_prog_t;
 
 static int nu__ascii_lower(int c)
@@ -477,11 +477,24 @@ static bool nu__lit_match(const nu_glob_prog_t *g, size_t k, unsigned char c)
     return nu__fold(c, g->flags) == g->toks[k].ch;
 }
 
+/* Do the trailing literal tokens match the text just before end? */
+static bool nu__suffix_at(const nu_glob_prog_t *g, const unsigned char *t,
+                          size_t end)
+{
+    if (end < g->lit_prefix + g->lit_suffix)
+        return false;
+    for (size_t k = 0; k < g->lit_suffix; k++) {
+        if (!nu__lit_match(g, g->ntok - 1 - k, t[end - 1 - k]))
+            return false;
+    }
+    return true;
+}
+
 /*
  * Quick necessary conditions from the literal tokens at both ends of the
  * pattern: most path checks fail here without running the automaton.
- * With accept_at_slash only the prefix is checked, since the match may
- * end at any '/'.
+ * With accept_at_slash the match may end before any '/', so the suffix
+ * must match at one of those places or at the end.
  */
 static bool nu__glob_precheck(const nu_glob_prog_t *g, const char *text,
                               size_t len, bool accept_at_slash)
@@ -497,42 +510,29 @@ static bool nu__glob_precheck(const nu_glob_prog_t *g, const char *text,
             return false;
     }
 
-    if (accept_at_slash || g->lit_suffix == 0)
+    if (g->lit_suffix == 0 || nu__suffix_at(g, t, len))
         return true;
-    if (len < g->lit_prefix + g->lit_suffix)
+    if (!accept_at_slash)
         return false;
-    for (size_t k = 0; k < g->lit_suffix; k++) {
-        if (!nu__lit_match(g, g->ntok - 1 - k, t[len - 1 - k]))
-            return false;
+    for (size_t end = g->lit_prefix; end < len; end++) {
+        if (t[end] == '/' && nu__suffix_at(g, t, end))
+            return true;
     }
-    return true;
+    return false;
 }
 
-/*
- * Run the automaton over text[0..len).  Returns true when the whole text
- * matches, or, with accept_at_slash, when the text before some '/'
- * matches (the pattern names a parent directory of the path).
- */
-static bool nu__glob_run(const nu_glob_prog_t *g, const char *text, size_t len,
-                         bool accept_at_slash)
+/* nu__glob_run for automata of any size, NU__GLOB_WORDS words at most;
+ * false also when out of memory. */
+static bool nu__glob_run_wide(const nu_glob_prog_t *g, const char *text,
+                              size_t len, bool accept_at_slash)
 {
     uint64_t state[NU__GLOB_WORDS] = { 0 };
-    uint64_t small_cache[2 * 256];
-    uint64_t *cache = small_cache;
     uint8_t cached[256] = { 0 };
     bool result = false;
+    uint64_t *cache = malloc(2 * 256 * g->words * sizeof *cache);
 
-    if (!(g->flags & NU__GLOB_NO_PRECHECK) &&
-        !nu__glob_precheck(g, text, len, accept_at_slash))
+    if (cache == NULL)
         return false;
-    if (g->words == 1 && !(g->flags & NU__GLOB_WIDE))
-        return nu__glob_run1(g, text, len, accept_at_slash);
-
-    if (g->words > 1 || (g->flags & NU__GLOB_WIDE)) {
-        cache = malloc(2 * 256 * g->words * sizeof *cache);
-        if (cache == NULL)
-            return false;
-    }
 
     nu__bit_set(state, 0);
     nu__glob_closure(g, state);
@@ -558,9 +558,24 @@ static bool nu__glob_run(const nu_glob_prog_t *g, const char *text, size_t len,
     result = nu__bit_get(state, g->ntok);
 
 out:
-    if (cache != small_cache)
-        free(cache);
+    free(cache);
     return result;
+}
+
+/*
+ * Run the automaton over text[0..len).  Returns true when the whole text
+ * matches, or, with accept_at_slash, when the text before some '/'
+ * matches (the pattern names a parent directory of the path).
+ */
+static bool nu__glob_run(const nu_glob_prog_t *g, const char *text, size_t len,
+                         bool accept_at_slash)
+{
+    if (!(g->flags & NU__GLOB_NO_PRECHECK) &&
+        !nu__glob_precheck(g, text, len, accept_at_slash))
+        return false;
+    if (g->words == 1 && !(g->flags & NU__GLOB_WIDE))
+        return nu__glob_run1(g, text, len, accept_at_slash);
+    return nu__glob_run_wide(g, text, len, accept_at_slash);
 }
 
 /* Count '/'-separated segments of text[0..len) up to limit + 1. */
@@ -591,22 +606,16 @@ static bool nu__text_ok(const char *text, size_t *len_out)
 
 bool nu_glob_valid(const char *pattern)
 {
-    nu_glob_prog_t *g;
-    bool ok;
+    nu_glob_tok_t toks[NU_GLOB_PATTERN_MAX];
+    nu_glob_prog_t g = { .toks = toks };
 
-    if (pattern == NULL)
-        return false;
-    g = malloc(sizeof *g);
-    if (g == NULL)
-        return false;
-    ok = nu__glob_compile(g, pattern, NU_GLOB_PATHNAME);
-    free(g);
-    return ok;
+    return pattern != NULL && nu__glob_compile(&g, pattern, NU_GLOB_PATHNAME);
 }
 
 bool nu_glob_match(const char *pattern, const char *text, int flags)
 {
-    nu_glob_prog_t g;
+    nu_glob_tok_t toks[NU_GLOB_PATTERN_MAX];
+    nu_glob_prog_t g = { .toks = toks };
     size_t len;
 
     if (pattern == NULL || text == NULL || !nu__text_ok(text, &len))
@@ -668,43 +677,183 @@ static int nu__literal_match_path(const char *lit, bool anchored,
     return 0;
 }
 
-int nu__glob_match_path_checked(const char *pattern, const char *path)
-{
-    char stripped[NU_GLOB_PATTERN_MAX + 1];
-    nu_glob_prog_t g;
-    bool anchored;
-    size_t len;
+/* A path rule, ready to match: a plain name, a compiled glob, or invalid. */
+enum { NU__RULE_INVALID = -1, NU__RULE_LITERAL = 0, NU__RULE_GLOB = 1 };
 
-    if (pattern == NULL)
-        return -1;
-    if (!nu__path_pattern(pattern, stripped, sizeof stripped, &anchored))
-        return -1;
+typedef struct nu_glob_rule {
+    int kind;
+    bool anchored;
+    const char *text;     /* the pattern without gitignore decorations */
+    nu_glob_prog_t prog;  /* NU__RULE_GLOB only */
+} nu_glob_rule_t;
+
+/* Prepare rule r for pattern, with text stored in buf (NU_GLOB_PATTERN_MAX
+ * + 1 bytes) and tokens in toks (NU_GLOB_PATTERN_MAX entries). */
+static void nu__rule_build(nu_glob_rule_t *r, const char *pattern, char *buf,
+                           nu_glob_tok_t *toks)
+{
+    r->text = buf;
+    r->prog.toks = toks;
+    r->kind = NU__RULE_INVALID;
+
+    if (!nu__path_pattern(pattern, buf, NU_GLOB_PATTERN_MAX + 1, &r->anchored))
+        return;
 
     /* Most rules are plain names (".netrc", ".ssh/"): skip the compiler. */
-    if (strpbrk(stripped, "*?[\\") == NULL) {
-        if (path == NULL || !nu__text_ok(path, &len))
-            return 0;
-        return nu__literal_match_path(stripped, anchored, path, len);
-    }
+    if (strpbrk(buf, "*?[\\") == NULL)
+        r->kind = NU__RULE_LITERAL;
+    else if (nu__glob_compile(&r->prog, buf, NU_GLOB_PATHNAME))
+        r->kind = NU__RULE_GLOB;
+}
 
-    if (!nu__glob_compile(&g, stripped, NU_GLOB_PATHNAME))
+/* Match path against rule r: 1 match, 0 no match, -1 invalid rule. */
+static int nu__rule_match(const nu_glob_rule_t *r, const char *path)
+{
+    size_t len;
+
+    if (r->kind == NU__RULE_INVALID)
         return -1;
     if (path == NULL || !nu__text_ok(path, &len))
         return 0;
+    if (r->kind == NU__RULE_LITERAL)
+        return nu__literal_match_path(r->text, r->anchored, path, len);
 
-    if (anchored)
-        return nu__glob_run(&g, path, len, true);
+    if (r->anchored)
+        return nu__glob_run(&r->prog, path, len, true);
 
     /* No slash: match the name of the path or of any parent directory. */
     size_t start = 0;
     for (size_t i = 0; i <= len; i++) {
         if (i < len && path[i] != '/')
             continue;
-        if (nu__glob_run(&g, path + start, i - start, false))
+        if (nu__glob_run(&r->prog, path + start, i - start, false))
             return 1;
         start = i + 1;
     }
     return 0;
+}
+
+/*
+ * Per-thread cache of prepared path rules, so that checking a path
+ * against a policy's block lists does not compile every pattern on every
+ * call.  A hash of the pattern picks a group of NU__RULE_CACHE_WAYS
+ * slots.  A slot holds a copy of its pattern and is used only when that
+ * copy equals the pattern asked for, so a hit is always the rule for
+ * exactly that text.
+ * NOTE: entries of a thread that exits are not freed (at most
+ * NU__RULE_CACHE_SLOTS rules per thread).
+ */
+#define NU__RULE_CACHE_SLOTS 1024
+#define NU__RULE_CACHE_WAYS 4
+
+typedef struct nu_rule_slot {
+    char *pattern;
+    nu_glob_rule_t *rule;
+} nu_rule_slot_t;
+
+static _Thread_local nu_rule_slot_t nu__rule_cache[NU__RULE_CACHE_SLOTS];
+static _Thread_local unsigned nu__rule_cache_victim;
+
+static uint32_t nu__hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void nu__rule_slot_clear(nu_rule_slot_t *slot)
+{
+    if (slot->rule != NULL) {
+        free((char *)slot->rule->text);
+        free(slot->rule->prog.toks);
+        free(slot->rule);
+    }
+    free(slot->pattern);
+    slot->pattern = NULL;
+    slot->rule = NULL;
+}
+
+/* Copy the stack-built rule r into heap storage owned by slot. */
+static bool nu__rule_slot_fill(nu_rule_slot_t *slot, const char *pattern,
+                               const nu_glob_rule_t *r)
+{
+    size_t ntok = r->kind == NU__RULE_GLOB ? r->prog.ntok : 0;
+
+    slot->pattern = strdup(pattern);
+    slot->rule = malloc(sizeof *slot->rule);
+    if (slot->pattern == NULL || slot->rule == NULL)
+        goto fail;
+
+    *slot->rule = *r;
+    slot->rule->prog.toks = NULL;
+    slot->rule->text = strdup(r->text);
+    if (slot->rule->text == NULL)
+        goto fail;
+
+    slot->rule->prog.toks = malloc((ntok > 0 ? ntok : 1) * sizeof *r->prog.toks);
+    if (slot->rule->prog.toks == NULL)
+        goto fail;
+    memcpy(slot->rule->prog.toks, r->prog.toks, ntok * sizeof *r->prog.toks);
+    slot->rule->prog.pattern = (const unsigned char *)slot->rule->text;
+    return true;
+
+fail:
+    nu__rule_slot_clear(slot);
+    return false;
+}
+
+/* Build the rule for pattern into slot, evicting what it held. */
+static const nu_glob_rule_t *nu__rule_fill_slot(nu_rule_slot_t *slot,
+                                                const char *pattern)
+{
+    char buf[NU_GLOB_PATTERN_MAX + 1];
+    nu_glob_tok_t toks[NU_GLOB_PATTERN_MAX];
+    nu_glob_rule_t r;
+
+    nu__rule_slot_clear(slot);
+    nu__rule_build(&r, pattern, buf, toks);
+    return nu__rule_slot_fill(slot, pattern, &r) ? slot->rule : NULL;
+}
+
+/* The prepared rule for pattern, from the cache; NULL when out of memory. */
+static const nu_glob_rule_t *nu__rule_cached(const char *pattern)
+{
+    size_t group = nu__hash(pattern) % (NU__RULE_CACHE_SLOTS / NU__RULE_CACHE_WAYS);
+    nu_rule_slot_t *slots = &nu__rule_cache[group * NU__RULE_CACHE_WAYS];
+    nu_rule_slot_t *slot = NULL;
+
+    for (size_t way = 0; way < NU__RULE_CACHE_WAYS; way++) {
+        if (slots[way].pattern == NULL) {
+            if (slot == NULL)
+                slot = &slots[way];
+        } else if (strcmp(slots[way].pattern, pattern) == 0) {
+            return slots[way].rule;
+        }
+    }
+    if (slot == NULL)
+        slot = &slots[nu__rule_cache_victim++ % NU__RULE_CACHE_WAYS];
+
+    return nu__rule_fill_slot(slot, pattern);
+}
+
+int nu__glob_match_path_checked(const char *pattern, const char *path)
+{
+    char buf[NU_GLOB_PATTERN_MAX + 1];
+    nu_glob_tok_t toks[NU_GLOB_PATTERN_MAX];
+    const nu_glob_rule_t *cached;
+    nu_glob_rule_t r;
+
+    if (pattern == NULL)
+        return -1;
+
+    cached = nu__rule_cached(pattern);
+    if (cached != NULL)
+        return nu__rule_match(cached, path);
+
+    nu__rule_build(&r, pattern, buf, toks);
+    return nu__rule_match(&r, path);
 }
 
 bool nu_glob_match_path(const char *pattern, const char *path)

@@ -306,6 +306,29 @@ static void test_glob_path_rules(void **state)
     }
 }
 
+/* Path rules are cached per thread; more rules than the cache holds must
+ * still give the same answers when they come back after eviction. */
+static void test_glob_path_rule_cache_eviction(void **state)
+{
+    char pattern[64];
+    char path[64];
+
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 3000; i++) {
+            snprintf(pattern, sizeof pattern, "dir%d/*.c", i);
+            snprintf(path, sizeof path, "dir%d/main.c", i);
+            assert_true(nu_glob_match_path(pattern, path));
+            snprintf(path, sizeof path, "dir%d/main.c", i + 1);
+            assert_false(nu_glob_match_path(pattern, path));
+
+            snprintf(pattern, sizeof pattern, "name%d", i);
+            snprintf(path, sizeof path, "a/name%d/b", i);
+            assert_true(nu_glob_match_path(pattern, path));
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_glob_valid_patterns),
         cmocka_unit_test(test_glob_long_pattern_uses_many_words),
         cmocka_unit_test(test_glob_path_rules),
+        cmocka_unit_test(test_glob_path_rule_cache_eviction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
