@@ -287,6 +287,36 @@ static bool nu__is_protected(lua_State *L, int idx)
     return protected_table;
 }
 
+/* Push the table whose fields idx shows: the hidden backing table of a
+ * frozen table, else the table itself. */
+static void nu__push_contents(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (nu__is_protected(L, idx) && lua_getmetatable(L, idx)) {
+        lua_pushliteral(L, "__index");
+        if (lua_rawget(L, -2) == LUA_TTABLE) {
+            lua_remove(L, -2);
+            return;
+        }
+        lua_pop(L, 2);
+    }
+    lua_pushvalue(L, idx);
+}
+
+/* Push a new table with the fields idx shows (a shallow, raw copy). */
+static void nu__push_shallow_copy(lua_State *L, int idx)
+{
+    nu__push_contents(L, idx);
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -3) != 0) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+    lua_remove(L, -2);
+}
+
 void nu__policy_freeze(lua_State *L, int idx)
 {
     int backing, meta;
@@ -311,11 +341,14 @@ void nu__policy_freeze(lua_State *L, int idx)
         lua_rawset(L, idx);
     }
 
-    /* Keep the old metamethods: the backing table inherits the old
-     * metatable for lookups and the new one copies its other fields. */
+    /* Keep the old metamethods.  Lua reads metatables raw, so both the
+     * backing table (for lookups) and the new metatable get copies of the
+     * old metatable's fields, taken from its backing table if it is
+     * frozen itself. */
     lua_newtable(L);
     meta = lua_gettop(L);
     if (lua_getmetatable(L, idx)) {
+        nu__push_shallow_copy(L, -1);
         lua_pushvalue(L, -1);
         lua_setmetatable(L, backing);
         lua_pushnil(L);
@@ -324,7 +357,7 @@ void nu__policy_freeze(lua_State *L, int idx)
             lua_insert(L, -2);
             lua_rawset(L, meta);
         }
-        lua_pop(L, 1);
+        lua_pop(L, 2);
     }
 
     lua_pushvalue(L, backing);
@@ -371,10 +404,12 @@ static int nu__lua_setmetatable(lua_State *L)
     if (nu__is_protected(L, 1) || luaL_getmetafield(L, 1, "__metatable"))
         return luaL_error(L, "cannot change a protected metatable");
     if (t == LUA_TTABLE) {
-        if (nu__is_protected(L, 2))
-            return luaL_error(L, "cannot use a read-only table as a "
-                                 "metatable (tables reachable from hooks "
-                                 "are frozen; build it inside the hook)");
+        /* A frozen table (a class captured by a hook) serves through a
+         * fresh copy, because Lua reads metatables raw. */
+        if (nu__is_protected(L, 2)) {
+            nu__push_shallow_copy(L, 2);
+            lua_replace(L, 2);
+        }
         lua_pushliteral(L, "__gc");
         if (lua_rawget(L, 2) != LUA_TNIL)
             return luaL_error(L, "__gc metamethods are not allowed in "

@@ -342,6 +342,50 @@ static int nu__exec(nu_policy_t *policy, const char *name, const char *code,
     return nu_policy_exec(policy, name, code, strlen(code), err);
 }
 
+/* Classes captured by a hook keep working after the seal, both for
+ * objects made at load time and for setmetatable inside the hook. */
+static void test_policy_frozen_classes_work(void **state)
+{
+    static const char text[] =
+        "local Rule = {}\n"
+        "Rule.__index = Rule\n"
+        "function Rule.new(prefix) return setmetatable({ prefix = prefix }, Rule) end\n"
+        "function Rule:matches(path) return path:sub(1, #self.prefix) == self.prefix end\n"
+        "local vendored = Rule.new('vendor/')\n"
+        "return nucleus.profile {\n"
+        "  capabilities = { read_files = 'always' },\n"
+        "  paths = { allow = nucleus.ALL },\n"
+        "  check = function(call)\n"
+        "    if vendored:matches(call.path) then return 'deny', 'vendored' end\n"
+        "    local docs = Rule.new('docs/')\n"
+        "    if docs:matches(call.path) then return 'approval', 'docs' end\n"
+        "    if call.path == 'mutate' then Rule.matches = nil end\n"
+        "    if call.path == 'mutate-mt' then getmetatable(docs).matches = nil end\n"
+        "  end,\n"
+        "}\n";
+    nu_profile_t *profile = NULL;
+    nu_decision_t d;
+    nu_err_t err;
+
+    assert_int_equal(nu_profile_load_string(&profile, "class.lua", text,
+                                            strlen(text), NULL, &err),
+                     NU_OK);
+    nu__eval_path(profile, "vendor/x.c", &d);
+    assert_int_equal(d.verdict, NU_DECISION_DENY);
+    assert_non_null(strstr(d.reason, "vendored"));
+    nu__eval_path(profile, "docs/a.md", &d);
+    assert_int_equal(d.verdict, NU_DECISION_APPROVAL);
+    nu__eval_path(profile, "mutate", &d);
+    assert_int_equal(d.kind, NU_KIND_POLICY_ERROR);
+    nu__eval_path(profile, "mutate-mt", &d);
+    assert_int_equal(d.verdict, NU_DECISION_ALLOW);
+    nu__eval_path(profile, "vendor/y.c", &d);
+    assert_int_equal(d.verdict, NU_DECISION_DENY);
+    nu__eval_path(profile, "docs/b.md", &d);
+    assert_int_equal(d.verdict, NU_DECISION_APPROVAL);
+    nu_profile_free(profile);
+}
+
 /* Limits: the instruction limit, the deadline and the memory cap each
  * trip with their own message. */
 static void test_policy_limits_named(void **state)
@@ -450,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_policy_escape_at_load),
         cmocka_unit_test(test_policy_rejects_stateful_captures),
         cmocka_unit_test(test_policy_evaluations_isolated),
+        cmocka_unit_test(test_policy_frozen_classes_work),
         cmocka_unit_test(test_policy_limits_named),
         cmocka_unit_test(test_policy_allowed_library),
         cmocka_unit_test(test_policy_long_path_named_in_full),
