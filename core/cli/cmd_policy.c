@@ -332,6 +332,10 @@ static int nu__cmd_test(int argc, char **argv)
     char *fallback[] = { "policies" };
 
     if (count == 0) {
+        struct stat st;
+        if (stat(fallback[0], &st) != 0 || !S_ISDIR(st.st_mode))
+            return nu__usage_error("test needs a PATH (there is no "
+                                   "./policies directory)");
         paths = fallback;
         count = 1;
     }
