@@ -12,7 +12,7 @@
  *
  *   LIT c      one byte equal to c (c and the text byte both folded to
  *              lower case under NU_GLOB_CASEFOLD)
- *   LIT_RAW c  "\c": one byte whose folded form equals c; as in git, c
+ *   LIT_RAW c  "\c": one byte whose folded form equals c.  As in git, c
  *              itself is not folded, so "\A" never matches under CASEFOLD
  *   ANY        "?": one byte other than '/'
  *   CLASS      "[...]": one byte in the bracket expression, never '/'
@@ -737,8 +737,8 @@ static int nu__rule_match(const nu_glob_rule_t *r, const char *path)
  * Per-thread cache of prepared path rules, so that checking a path
  * against a policy's block lists does not compile every pattern on every
  * call.  A hash of the pattern picks a group of NU__RULE_CACHE_WAYS
- * slots.  A slot holds a copy of its pattern and is used only when that
- * copy equals the pattern asked for, so a hit is always the rule for
+ * slots.  A slot stores a copy of its pattern and is used only when that
+ * copy equals the requested pattern, so a hit is always the rule for
  * exactly that text.
  * NOTE: entries of a thread that exits are not freed (at most
  * NU__RULE_CACHE_SLOTS rules per thread).
