@@ -239,7 +239,8 @@ static int nu__put_object(nu_buf_t *b, const json_t *v, int depth, nu_err_t *err
     }
     json_object_foreach((json_t *)v, key, member)
         keys[i++] = key;
-    qsort(keys, count, sizeof *keys, nu__key_compare);
+    if (count > 1)
+        qsort(keys, count, sizeof *keys, nu__key_compare);
 
     nu__buf_append(b, "{", 1);
     for (i = 0; i < count && rc == NU_OK; i++) {
