@@ -63,6 +63,10 @@ int nu__audit_key_id_pem(const char *pem, char out[NU_SHA256_HEX_LEN + 1]);
 /* 1 when s is valid UTF-8 (RFC 3629), else 0. */
 int nu__audit_utf8_valid(const char *s);
 
+/* 1 when text is RFC 8785 canonical JSON, 0 when it is not, -1 when it
+ * holds a non-integer number and only a full round trip can tell. */
+int nu__audit_is_canonical(const char *text);
+
 /* Fill r from the current row of a "SELECT <columns>" statement. */
 #define NU__AUDIT_COLUMNS \
     "seq, time, pod, spiffe_id, type, tool, operation, args, decision, " \

@@ -333,3 +333,237 @@ nomem:
     nu_err_set(err, NU_ENOMEM, "audit: cannot convert event: out of memory");
     return NULL;
 }
+
+/* ---- canonical form check without parsing into jansson ----------------- */
+
+/*
+ * Verification checks that every stored args text is exactly canonical.
+ * Parsing with jansson and re-serializing costs about a third of the
+ * verification time, so this scanner decides the common case directly:
+ * it accepts the RFC 8785 output for objects, arrays, strings, literals
+ * and integers, and returns -1 (undecided) for any number with a fraction
+ * or exponent, whose canonical digits only a full formatter can judge.
+ */
+typedef struct nu__scan {
+    const unsigned char *p;
+    const unsigned char *end;
+    int depth;
+} nu__scan_t;
+
+static int nu__scan_value(nu__scan_t *sc);
+
+/* Decode the next code point of a canonical string body into *cp; returns
+ * 0, or -1 when the text is not canonical there. */
+static int nu__scan_char(nu__scan_t *sc, uint32_t *cp)
+{
+    const unsigned char *p = sc->p;
+    size_t len;
+
+    if (p >= sc->end)
+        return -1;
+    if (*p == '\\') {
+        static const char shorts[] = "\"\\bfnrt";
+        static const char values[] = "\"\\\b\f\n\r\t";
+        const char *hit;
+
+        if (p + 1 >= sc->end)
+            return -1;
+        if (p[1] == 'u') {
+            unsigned v = 0;
+
+            if (sc->end - p < 6 || p[2] != '0' || p[3] != '0' ||
+                !((p[4] == '0' || p[4] == '1')) ||
+                !((p[5] >= '0' && p[5] <= '9') || (p[5] >= 'a' && p[5] <= 'f')))
+                return -1;
+            v = (unsigned)(p[4] - '0') << 4 |
+                (unsigned)(p[5] <= '9' ? p[5] - '0' : p[5] - 'a' + 10);
+            if (v == '\b' || v == '\f' || v == '\n' || v == '\r' || v == '\t')
+                return -1;
+            *cp = v;
+            sc->p = p + 6;
+            return 0;
+        }
+        hit = strchr(shorts, p[1]);
+        if (hit == NULL || p[1] == '\0')
+            return -1;
+        *cp = (unsigned char)values[hit - shorts];
+        sc->p = p + 2;
+        return 0;
+    }
+    if (*p < 0x20 || *p == '"')
+        return -1;
+    len = nu__utf8_len(p, (size_t)(sc->end - p));
+    if (len == 0)
+        return -1;
+    *cp = len == 1 ? p[0]
+        : len == 2 ? (uint32_t)(p[0] & 0x1f) << 6 | (p[1] & 0x3f)
+        : len == 3 ? (uint32_t)(p[0] & 0x0f) << 12 | (uint32_t)(p[1] & 0x3f) << 6 |
+                     (p[2] & 0x3f)
+                   : (uint32_t)(p[0] & 0x07) << 18 | (uint32_t)(p[1] & 0x3f) << 12 |
+                     (uint32_t)(p[2] & 0x3f) << 6 | (p[3] & 0x3f);
+    sc->p = p + len;
+    return 0;
+}
+
+/* Scan a string; when key is not NULL, return its span for ordering. */
+static int nu__scan_string(nu__scan_t *sc, const unsigned char **begin,
+                           const unsigned char **end)
+{
+    uint32_t cp;
+
+    if (sc->p >= sc->end || *sc->p != '"')
+        return -1;
+    sc->p++;
+    if (begin != NULL)
+        *begin = sc->p;
+    while (sc->p < sc->end && *sc->p != '"')
+        if (nu__scan_char(sc, &cp) != 0)
+            return -1;
+    if (sc->p >= sc->end)
+        return -1;
+    if (end != NULL)
+        *end = sc->p;
+    sc->p++;
+    return 0;
+}
+
+/* UTF-16 code unit of cp at position 0 or 1 (high or low surrogate). */
+static uint32_t nu__utf16_unit(uint32_t cp, int second)
+{
+    if (cp < 0x10000)
+        return cp;
+    cp -= 0x10000;
+    return second ? 0xdc00 + (cp & 0x3ff) : 0xd800 + (cp >> 10);
+}
+
+/* Compare two canonical string bodies as RFC 8785 orders keys. */
+static int nu__key_cmp(const unsigned char *a, const unsigned char *a_end,
+                       const unsigned char *b, const unsigned char *b_end)
+{
+    nu__scan_t sa = { a, a_end, 0 }, sb = { b, b_end, 0 };
+
+    while (sa.p < a_end && sb.p < b_end) {
+        uint32_t ca, cb, ua, ub;
+
+        nu__scan_char(&sa, &ca);
+        nu__scan_char(&sb, &cb);
+        for (int k = 0; k < 2; k++) {
+            ua = nu__utf16_unit(ca, k);
+            ub = nu__utf16_unit(cb, k);
+            if (ua != ub)
+                return ua < ub ? -1 : 1;
+            if (ca < 0x10000 || cb < 0x10000)
+                break;
+        }
+    }
+    return (sa.p < a_end) - (sb.p < b_end);
+}
+
+static int nu__scan_number(nu__scan_t *sc)
+{
+    const unsigned char *start = sc->p;
+    int negative = 0;
+    uint64_t v = 0;
+    int digits = 0;
+
+    if (*sc->p == '-') {
+        negative = 1;
+        sc->p++;
+    }
+    if (sc->p < sc->end && *sc->p == '0') {
+        sc->p++;
+        digits = 1;
+        if (negative)
+            return -1;      /* canonical form of -0 is 0 */
+    } else {
+        while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9') {
+            if (digits == 0 && *sc->p == '0')
+                return -1;
+            if (++digits > 16)
+                return -1;
+            v = v * 10 + (uint64_t)(*sc->p++ - '0');
+        }
+    }
+    if (digits == 0)
+        return -1;
+    if (sc->p < sc->end && (*sc->p == '.' || *sc->p == 'e' || *sc->p == 'E'))
+        return -2;
+    (void)start;
+    return v > (UINT64_C(1) << 53) ? -1 : 0;
+}
+
+static int nu__scan_literal(nu__scan_t *sc, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, lit, n) != 0)
+        return -1;
+    sc->p += n;
+    return 0;
+}
+
+static int nu__scan_container(nu__scan_t *sc, int object)
+{
+    const unsigned char *prev_b = NULL, *prev_e = NULL, *kb, *ke;
+    int rc;
+
+    if (++sc->depth > 64)
+        return -1;
+    sc->p++;
+    if (sc->p < sc->end && *sc->p == (object ? '}' : ']')) {
+        sc->p++;
+        sc->depth--;
+        return 0;
+    }
+    for (;;) {
+        if (object) {
+            if (nu__scan_string(sc, &kb, &ke) != 0)
+                return -1;
+            if (prev_b != NULL && nu__key_cmp(prev_b, prev_e, kb, ke) >= 0)
+                return -1;
+            prev_b = kb;
+            prev_e = ke;
+            if (sc->p >= sc->end || *sc->p++ != ':')
+                return -1;
+        }
+        if ((rc = nu__scan_value(sc)) != 0)
+            return rc;
+        if (sc->p >= sc->end)
+            return -1;
+        if (*sc->p == ',') {
+            sc->p++;
+            continue;
+        }
+        if (*sc->p++ != (object ? '}' : ']'))
+            return -1;
+        sc->depth--;
+        return 0;
+    }
+}
+
+static int nu__scan_value(nu__scan_t *sc)
+{
+    if (sc->p >= sc->end)
+        return -1;
+    switch (*sc->p) {
+    case '{': return nu__scan_container(sc, 1);
+    case '[': return nu__scan_container(sc, 0);
+    case '"': return nu__scan_string(sc, NULL, NULL);
+    case 't': return nu__scan_literal(sc, "true");
+    case 'f': return nu__scan_literal(sc, "false");
+    case 'n': return nu__scan_literal(sc, "null");
+    default: return nu__scan_number(sc);
+    }
+}
+
+int nu__audit_is_canonical(const char *text)
+{
+    nu__scan_t sc = { (const unsigned char *)text, NULL, 0 };
+    int rc;
+
+    sc.end = sc.p + strlen(text);
+    rc = nu__scan_value(&sc);
+    if (rc == -2)
+        return -1;
+    return rc == 0 && sc.p == sc.end;
+}

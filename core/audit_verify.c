@@ -200,7 +200,12 @@ typedef struct nu__vitem {
 
 static int nu__args_canonical(const char *args)
 {
-    json_t *parsed = nu_json_parse(args, strlen(args), NULL);
+    int fast = nu__audit_is_canonical(args);
+    json_t *parsed;
+
+    if (fast >= 0)
+        return fast;
+    parsed = nu_json_parse(args, strlen(args), NULL);
     char *canon = parsed != NULL ? nu_json_canonical(parsed, NULL, NULL)
                                  : NULL;
     int ok = canon != NULL && strcmp(canon, args) == 0;

@@ -174,6 +174,42 @@ static void test_audit_preimage_rejects_invalid_utf8(void **state)
     nu_audit_record_clear(&r);
 }
 
+
+static int slow_canonical(const char *text)
+{
+    json_t *v = nu_json_parse(text, strlen(text), NULL);
+    char *c = v != NULL ? nu_json_canonical(v, NULL, NULL) : NULL;
+    int ok = c != NULL && strcmp(c, text) == 0;
+
+    free(c);
+    json_decref(v);
+    return ok;
+}
+
+static void test_audit_canonical_scanner_agrees(void **state)
+{
+    static const char *const cases[] = {
+        "{}", "[]", "{\"a\":1,\"b\":[true,false,null]}", "{\"b\":1,\"a\":2}",
+        "{\"a\":1,\"a\":2}", "{ \"a\":1}", "[1,2 ]", "\"x\"", "-0", "0", "01",
+        "9007199254740992", "9007199254740993", "-9007199254740992",
+        "\"\\u001f\"", "\"\\u001F\"", "\"\\u000a\"", "\"\\n\"", "\"\\/\"",
+        "\"\x7f\"", "\"\xc3\xa9\"", "\"\\u00e9\"", "\"\xc0\xaf\"",
+        "{\"\xef\xbf\xbf\":1,\"\xf0\x9f\x98\x80\":2}",
+        "{\"\xf0\x9f\x98\x80\":2,\"\xef\xbf\xbf\":1}", "{\"a\":{\"c\":1,\"b\":2}}",
+        "[1,]", "{\"a\"}", "tru", "nulll", "", "\"\t\"", "{\"\":0,\"a\":1}",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fast = nu__audit_is_canonical(cases[i]);
+        if (fast != slow_canonical(cases[i]))
+            fail_msg("case %zu '%s': scanner %d, round trip %d", i, cases[i],
+                     fast, slow_canonical(cases[i]));
+    }
+    assert_int_equal(nu__audit_is_canonical("[1.5]"), -1);
+    assert_int_equal(nu__audit_is_canonical("{\"a\":1e30}"), -1);
+}
+
 /* ---- appending ------------------------------------------------------------ */
 
 static void test_audit_append_and_verify(void **state)
@@ -515,6 +551,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_audit_preimage_matches_canonical_json),
         cmocka_unit_test(test_audit_preimage_rejects_invalid_utf8),
+        cmocka_unit_test(test_audit_canonical_scanner_agrees),
         cmocka_unit_test_setup_teardown(test_audit_append_and_verify, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
