@@ -103,12 +103,24 @@ describe("nucleus.core lattice values", function()
     end
   end)
 
-  it("meet is the greatest lower bound", function()
-    for i = 1, #values - 2 do
-      local a, b, c = values[i], values[i + 1], values[i + 2]
-      local lower = a & b & c
-      assert.is_true(lower <= (a & b))
+  it("meet is the greatest lower bound and join the least upper bound", function()
+    local checked = 0
+    for i = 1, #values do
+      for j = 1, #values do
+        local a, b = values[i], values[j]
+        local meet, join = a & b, a | b
+        for _, c in ipairs(values) do
+          if c <= a and c <= b then
+            assert.is_true(c <= meet)
+            checked = checked + 1
+          end
+          if a <= c and b <= c then
+            assert.is_true(join <= c)
+          end
+        end
+      end
     end
+    assert.is_true(checked > #values)
   end)
 
   it("orders bottom below top", function()
