@@ -56,6 +56,11 @@ local function sample(n, seed)
   local gen = generator(seed)
   local out = {}
   for i = 1, n do out[i] = gen() end
+  -- Meets and joins of the samples give pairs that are ordered.
+  for i = 1, n // 4 do
+    out[#out + 1] = out[i] & out[i + 1]
+    out[#out + 1] = out[i] | out[i + 2]
+  end
   out[#out + 1] = core.top()
   out[#out + 1] = core.bottom()
   return out
