@@ -20,6 +20,9 @@
  *      userdata (the kill token) that no Lua code can forge.  Coroutines
  *      inherit the hook and share the counters (they live in the
  *      nu_policy_t, found through the state's extra space).
+ *      NOTE: each coroutine counts toward its next hook call on its own,
+ *      so coroutines that finish within NU__HOOK_STEP instructions are
+ *      not charged; the deadline still bounds such code.
  *
  * C functions do not run hooks, so the library functions whose running
  * time is not bounded by their input size are wrapped: string.find,
