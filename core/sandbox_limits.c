@@ -99,12 +99,20 @@ static unsigned long long nu__start_time(long pid)
 
 int nu__cgroup_owner_tag(char *out, size_t size)
 {
-    static unsigned long long start;
+    /* Cached per pid: a forked child must not reuse its parent's start
+     * time, or a sweep would take its live pods for a dead owner's. */
+    static _Atomic long cached_pid;
+    static _Atomic unsigned long long cached_start;
+    long pid = (long)getpid();
+    unsigned long long start = cached_start;
 
-    if (start == 0)
-        start = nu__start_time((long)getpid());
-    return snprintf(out, size, "%ld.%llu", (long)getpid(), start) <
-           (int)size ? NU_OK : NU_ERANGE;
+    if (cached_pid != pid || start == 0) {
+        start = nu__start_time(pid);
+        cached_start = start;
+        cached_pid = pid;
+    }
+    return snprintf(out, size, "%ld.%llu", pid, start) < (int)size ?
+           NU_OK : NU_ERANGE;
 }
 
 /* Our own cgroup path in the hierarchy whose /proc/self/cgroup line has
