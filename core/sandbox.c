@@ -200,10 +200,15 @@ int nu__sandbox_init_fd(const char *init_path, nu_err_t *err)
     int rc;
 
     pthread_mutex_lock(&nu__init_lock);
-    if (nu__init_memfd >= 0) {
+    /* The cached descriptor may have been closed since (a daemon that
+     * closed every fd after fork); it must still carry our seals. */
+    if (nu__init_memfd >= 0 &&
+        fcntl(nu__init_memfd, F_GET_SEALS) == (F_SEAL_SHRINK | F_SEAL_GROW |
+                                                F_SEAL_WRITE | F_SEAL_SEAL)) {
         fd = nu__init_memfd;
         goto out;
     }
+    nu__init_memfd = -1;
 
     rc = nu__choose_init(init_path, path, sizeof path, err);
     if (rc < 0)
