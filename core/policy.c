@@ -20,9 +20,9 @@
  *      userdata (the kill token) that no Lua code can forge.  Coroutines
  *      inherit the hook and share the counters (they live in the
  *      nu_policy_t, found through the state's extra space).
- *      NOTE: each coroutine counts toward its next hook call on its own,
- *      so coroutines that finish within NU__HOOK_STEP instructions are
- *      not charged; the deadline still bounds such code.
+ *      Each coroutine counts toward its next hook call on its own, so
+ *      coroutine.create and wrap charge NU__HOOK_STEP instructions up
+ *      front: short coroutines in a loop cannot run uncharged.
  *
  * C functions do not run hooks, so the library functions whose running
  * time is not bounded by their input size are wrapped: string.find,
@@ -659,6 +659,31 @@ static int nu__tab_move(lua_State *L)
     return nu__call_original(L);
 }
 
+/* coroutine.create and wrap: charge a hook step, then create. */
+static int nu__co_create(lua_State *L)
+{
+    nu_policy_t *policy = nu__policy_fast(L);
+
+    if (policy != NULL && policy->running) {
+        policy->executed += NU__HOOK_STEP;
+        if (policy->executed > policy->limits.instructions) {
+            lua_Debug ar;
+            policy->killed = true;
+            if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) &&
+                ar.currentline > 0)
+                snprintf(policy->kill_msg, sizeof policy->kill_msg,
+                         "%s:%d: instruction limit exceeded",
+                         nu__source_name(&ar), ar.currentline);
+            else
+                snprintf(policy->kill_msg, sizeof policy->kill_msg,
+                         "instruction limit exceeded");
+            lua_pushlightuserdata(L, (void *)&nu__kill_token);
+            return lua_error(L);
+        }
+    }
+    return nu__call_original(L);
+}
+
 /* --- building the library -------------------------------------------- */
 
 typedef struct nu__wrap {
@@ -714,9 +739,9 @@ static const nu__wrap_t nu__utf8_fields[] = {
 };
 
 static const nu__wrap_t nu__coroutine_fields[] = {
-    { "close", NULL }, { "create", NULL }, { "isyieldable", NULL },
+    { "close", NULL }, { "create", nu__co_create }, { "isyieldable", NULL },
     { "resume", NULL }, { "running", NULL }, { "status", NULL },
-    { "wrap", NULL }, { "yield", NULL }, { NULL, NULL }
+    { "wrap", nu__co_create }, { "yield", NULL }, { NULL, NULL }
 };
 
 static const nu__wrap_t nu__os_fields[] = {

@@ -413,6 +413,17 @@ static void test_policy_limits_named(void **state)
     assert_int_equal(nu__exec(policy, "=ok", "local x = 1 + 1", &err), NU_OK);
     nu_policy_free(policy);
 
+    /* Short coroutines are charged too, not only bounded by the clock. */
+    limits.timeout_ms = 60000;
+    assert_int_equal(nu_policy_new(&policy, &limits, &err), NU_OK);
+    assert_int_equal(nu__exec(policy, "=co",
+                              "while true do coroutine.wrap(function() "
+                              "for i = 1, 500 do end end)() end", &err),
+                     NU_EPOLICY);
+    assert_non_null(strstr(err.msg, "instruction limit exceeded"));
+    nu_policy_free(policy);
+    limits.timeout_ms = NU_POLICY_DEFAULT_TIMEOUT_MS;
+
     limits.instructions = UINT64_MAX / 2;
     limits.timeout_ms = 50;
     assert_int_equal(nu_policy_new(&policy, &limits, &err), NU_OK);
