@@ -306,8 +306,8 @@ static void test_glob_path_rules(void **state)
     }
 }
 
-/* Path rules are cached per thread; more rules than the cache holds must
- * still give the same answers when they come back after eviction. */
+/* Path rules are cached per thread.  With more rules than the cache has
+ * slots, a rule must give the same answers after it was evicted. */
 static void test_glob_path_rule_cache_eviction(void **state)
 {
     char pattern[64];

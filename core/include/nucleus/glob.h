@@ -24,11 +24,11 @@
 /* Returns true when text matches pattern. */
 bool nu_glob_match(const char *pattern, const char *text, int flags);
 
-/* Can pattern ever match?  False for an unterminated bracket expression,
- * an unknown "[:class:]" name, a trailing lone backslash, or more than
- * NU_GLOB_PATTERN_MAX bytes: git's wildmatch rejects every text for such
- * a pattern, so a block rule written that way would silently block
- * nothing.  Policy loaders reject them. */
+/* Can pattern ever match?  Returns false for an unterminated bracket
+ * expression, an unknown "[:class:]" name, a trailing lone backslash, or
+ * more than NU_GLOB_PATTERN_MAX bytes.  git's wildmatch matches no text
+ * with such a pattern, so a block rule written that way would silently
+ * block nothing.  Policy loaders reject these patterns. */
 bool nu_glob_valid(const char *pattern);
 
 /* Path-rule matching as gitignore does it: a pattern without a slash

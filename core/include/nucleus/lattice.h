@@ -220,9 +220,10 @@ bool nu_perm_check_path(const nu_perm_t *p, const char *path,
 /* Check one simple command (argv[0] is the program as written).  Block
  * rules win over allow rules.  When denied and rule is not NULL, *rule
  * points at the matching block rule ("*" for a TOP block set) or is NULL
- * when no allow rule matched.  An empty argv, or a block rule that cannot
- * be parsed, denies.  Allow rules match a relative program path with a
- * slash ("./git") only when they name that exact path. */
+ * when no allow rule matched.  An empty argv is denied, and so is every
+ * command when a block rule cannot be parsed.  Allow rules match a
+ * relative program path with a slash ("./git") only when they name that
+ * exact path. */
 bool nu_perm_check_command(const nu_perm_t *p, int argc, char *const argv[],
                            const char **rule);
 
