@@ -7,9 +7,9 @@
  *   1. it has no writer for URI SANs or extended key usage, and marks
  *      basicConstraints critical only for CAs;
  *   2. it writes ecdsa-with-SHA256 AlgorithmIdentifiers with a NULL
- *      parameter, which RFC 5758 section 3.2 says must be absent;
- *   3. it signs through mbedtls_pk_sign, whose deterministic ECDSA takes
- *      about 2.4 times as long as mbedtls_ecdsa_sign on this machine.
+ *      parameter, where RFC 5758 section 3.2 requires none;
+ *   3. it signs through mbedtls_pk_sign, which took about 2.4 times as long
+ *      as mbedtls_ecdsa_sign on the benchmark machine (docs/benchmarks.md).
  *
  * Certificate layout (RFC 5280 4.1), DER, written back to front:
  *   SEQUENCE { tbsCertificate, AlgorithmIdentifier, BIT STRING signature }
@@ -126,12 +126,12 @@ static int nu__san_uri(const char *uri, unsigned char *buf, size_t size,
                        const unsigned char **val, size_t *val_len)
 {
     unsigned char *p = buf + size;
-    size_t len = strlen(uri);
+    size_t len = 0;
     int rc = 0;
 
     NU__ADD(len, mbedtls_asn1_write_raw_buffer(&p, buf,
                                                (const unsigned char *)uri,
-                                               strlen(uri)) - (int)strlen(uri));
+                                               strlen(uri)));
     NU__ADD(len, nu__wrap(&p, buf, len, MBEDTLS_ASN1_CONTEXT_SPECIFIC |
                           MBEDTLS_X509_SAN_UNIFORM_RESOURCE_IDENTIFIER));
     NU__ADD(len, nu__wrap(&p, buf, len, MBEDTLS_ASN1_CONSTRUCTED |
@@ -142,9 +142,9 @@ out:
     return rc;
 }
 
-/* 16 random bytes, positive, and always 16 bytes long in DER (the top bit
- * is cleared so the INTEGER needs no sign byte; the next one is set so it
- * needs no trimming). */
+/* 16 random bytes that stay a positive 16-byte INTEGER in DER.  The top bit
+ * is cleared, so no sign byte is needed, and the next bit is set, so DER
+ * does not trim a leading zero byte. */
 static int nu__random_serial(mbedtls_mpi *serial)
 {
     unsigned char raw[16];
@@ -314,16 +314,17 @@ int nu__id_write_cert(const nu__cert_spec_t *spec, unsigned char **der,
     int rc;
 
     if (tbs_buf == NULL || out_buf == NULL) {
-        rc = nu_err_set(err, NU_ENOMEM, "identity: cannot write certificate: "
-                        "out of memory");
-        goto fail;
+        free(tbs_buf);
+        free(out_buf);
+        return nu_err_set(err, NU_ENOMEM, "identity: cannot write certificate: "
+                          "out of memory");
     }
     rc = nu__write_tbs(spec, tbs_buf, NU__DER_MAX, &tbs, &tbs_len);
     if (rc == 0)
         rc = nu__sign(spec->issuer_key, tbs, tbs_len, sig_buf, sizeof sig_buf,
                       &sig, &sig_len);
     if (rc != 0)
-        goto crypto_fail;
+        goto out;
 
     p = out_buf + NU__DER_MAX;
     NU__ADD(len, mbedtls_asn1_write_raw_buffer(&p, out_buf, sig, sig_len));
@@ -335,24 +336,22 @@ int nu__id_write_cert(const nu__cert_spec_t *spec, unsigned char **der,
     NU__ADD(len, nu__wrap(&p, out_buf, len, MBEDTLS_ASN1_CONSTRUCTED |
                           MBEDTLS_ASN1_SEQUENCE));
 
+    /* The DER was written back to front, so it ends at the buffer's end. */
     memmove(out_buf, p, len);
     *der = out_buf;
     *der_len = len;
-    free(tbs_buf);
-    return NU_OK;
+    out_buf = NULL;
 
 out:
-crypto_fail:
-    nu__id_mbed_err(err, NU_ECRYPTO, rc, "identity: cannot write the "
-                    "certificate for '%s'", spec->uri);
-    rc = NU_ECRYPTO;
-fail:
+    if (rc != 0)
+        rc = nu__id_mbed_err(err, NU_ECRYPTO, rc, "identity: cannot write the "
+                             "certificate for '%s'", spec->uri);
     free(tbs_buf);
     free(out_buf);
     return rc;
 }
 
-/* Compute the leaf's validity window; fills err when it would be empty. */
+/* Compute the leaf's validity window, rejecting a bad TTL or an expired CA. */
 static int nu__validity(const nu_ca_t *ca, int64_t ttl, time_t *not_before,
                         time_t *not_after, nu_err_t *err)
 {
