@@ -179,7 +179,7 @@ static int nu__load_meta(nu_ca_t *ca, int dirfd, const char *dir,
     const char *td;
     int rc = nu__id_read_file(dirfd, NU__CA_META, &text, &len, err);
 
-    if (rc == NU_ENOENT || (rc != NU_OK && errno == ENOENT))
+    if (rc == NU_ENOENT)
         return nu_err_set(err, NU_ENOENT, "ca: cannot load CA: no CA in '%s' "
                           "(run 'nucleus ca init' first)", dir);
     if (rc != NU_OK)

@@ -41,6 +41,73 @@ TD=nucleus.local
 CA_PEM=$NUCLEUS_HOME/ca/ca.pem
 CA_KEY=$NUCLEUS_HOME/ca/ca.key
 
+# ---- 0. the ca and svid commands ------------------------------------------
+
+# expect_cmd NAME EXPECTED_EXIT "EXPECTED OUTPUT SUBSTRING" COMMAND...
+expect_cmd() {
+    local name=$1 want_rc=$2 want=$3 out rc
+    shift 3
+    out=$("$@" 2>&1)
+    rc=$?
+    if [ "$rc" = "$want_rc" ] && [[ "$out" == *"$want"* ]]; then
+        ok "$name"
+    else
+        not_ok "$name" "exit $rc, output: $out (expected exit $want_rc and '$want')"
+    fi
+}
+
+expect_cmd "ca init refuses to overwrite" 1 "pass --force" "$NU" ca init
+expect_cmd "ca init rejects an uppercase trust domain" 1 "uppercase" \
+    "$NU" ca init --home "$work/other-home" --trust-domain Bad.Example
+expect_cmd "ca init --force replaces the CA" 0 "trust domain 'nucleus.local'" \
+    "$NU" ca init --force
+expect_cmd "ca bundle prints the root" 0 "BEGIN CERTIFICATE" "$NU" ca bundle
+expect_cmd "ca bundle rejects an unknown format" 2 "expected pem or spiffe" \
+    "$NU" ca bundle --format der
+expect_cmd "ca bundle needs a CA" 1 "nucleus ca init" \
+    "$NU" ca bundle --home "$work/empty-home"
+"$NU" ca bundle --format spiffe > "$work/bundle.json"
+if python3 - "$work/bundle.json" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+uses = sorted(k["use"] for k in b["keys"])
+x509 = [k for k in b["keys"] if k["use"] == "x509-svid"][0]
+jwt = [k for k in b["keys"] if k["use"] == "jwt-svid"][0]
+assert uses == ["jwt-svid", "x509-svid"], uses
+assert len(x509["x5c"]) == 1 and x509["crv"] == "P-256", x509
+assert jwt["kid"] and jwt["kty"] == "EC", jwt
+assert b["spiffe_sequence"] == 2, b["spiffe_sequence"]
+assert b["spiffe_refresh_hint"] > 0
+PY
+then
+    ok "ca bundle --format spiffe has both keys and the sequence"
+else
+    not_ok "ca bundle --format spiffe has both keys and the sequence"
+fi
+
+expect_cmd "svid issue needs --out" 2 "--id and --out are required" \
+    "$NU" svid issue --id spiffe://nucleus.local/x
+expect_cmd "svid issue rejects a bad --ttl" 2 "invalid --ttl" \
+    "$NU" svid issue --id spiffe://nucleus.local/x --out "$work/x" --ttl 1h
+expect_cmd "svid issue rejects another trust domain" 1 "not in trust domain" \
+    "$NU" svid issue --id spiffe://example.org/x --out "$work/x"
+expect_cmd "svid issue rejects a bad ID" 1 "percent-encoding" \
+    "$NU" svid issue --id spiffe://nucleus.local/a%20b --out "$work/x"
+expect_cmd "svid rejects an unknown action" 2 "unknown action" "$NU" svid renew
+
+token=$("$NU" svid jwt --id spiffe://nucleus.local/ns/default/pod/p1 --aud api --aud audit)
+expect_cmd "jwt-verify accepts a fresh token" 0 "ok: spiffe://nucleus.local/ns/default/pod/p1" \
+    "$NU" svid jwt-verify "$token" --aud audit
+expect_cmd "jwt-verify with the bundle JSON" 0 "ok: spiffe://nucleus.local/ns/default/pod/p1" \
+    "$NU" svid jwt-verify "$token" --aud api --bundle "$work/bundle.json"
+expect_cmd "jwt-verify rejects another audience" 1 "invalid: jwt: wrong audience" \
+    "$NU" svid jwt-verify "$token" --aud billing
+expect_cmd "jwt-verify rejects a truncated token" 1 "invalid: jwt:" \
+    "$NU" svid jwt-verify "${token%.*}" --aud api
+expect_cmd "jwt-verify needs --aud" 2 "one --aud" "$NU" svid jwt-verify "$token"
+expect_cmd "jwt needs an audience" 2 "--id and --aud are required" \
+    "$NU" svid jwt --id spiffe://nucleus.local/x
+
 # ---- 1. issuance accepted by openssl -------------------------------------
 
 "$NU" svid issue --id spiffe://$TD/ns/default/pod/server --out "$work/server" >/dev/null
