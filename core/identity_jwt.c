@@ -20,7 +20,7 @@
 #include "identity_internal.h"
 #include "nucleus/json.h"
 
-#define NU__JWT_MAX 8192       /* longest token accepted, in bytes */
+#define NU__JWT_MAX 8192       /* maximum token length, in bytes */
 #define NU__JWT_KEYS_MAX 64
 
 typedef struct nu__jwt_key {

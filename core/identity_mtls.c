@@ -129,8 +129,9 @@ static int nu__verify_peer(void *ctx, mbedtls_x509_crt *crt, int depth,
         return 0;
     }
 
-    /* A problem mbedTLS found (no path to the bundle, expiry) is reported
-     * first; a signing certificate's problem was recorded above. */
+    /* A problem that mbedTLS found (no path to the bundle, expiry) is
+     * reported first.  A signing certificate's problem was recorded at its
+     * own depth. */
     if (c->reject[0] != '\0')
         return 0;
     if (*flags != 0) {
@@ -402,9 +403,9 @@ int nu_mtls_handshake(const nu_mtls_config_t *cfg, int fd,
         goto fail;
     }
 
-    /* The callback checked a new peer chain; a resumed session skips it, so
-     * the session's certificate is checked again here (without the
-     * signatures, which were verified when the session was made). */
+    /* The callback checked a new peer chain, but a resumed session skips
+     * it.  So the session's certificate is checked again here, without the
+     * signatures, which were verified when the session was made. */
     peer = mbedtls_ssl_get_peer_cert(&c->ssl);
     if (peer == NULL) {
         rc = nu_err_set(err, NU_EDENIED, "mtls: peer sent no certificate");
