@@ -639,8 +639,10 @@ int nu_sandbox_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
     if (sb->cgroup.count == 0)
         sb->plan.nproc_limit = nu__count_own_processes() + sb->plan.limits.pids;
 
+    /* The release byte also goes over a socketpair, so that a child that
+     * died early costs an error return (MSG_NOSIGNAL), not SIGPIPE. */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 ||
-        pipe2(sync, O_CLOEXEC) != 0) {
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) != 0) {
         rc = nu_err_errno(err, errno, "sandbox: cannot create the pod's "
                           "stream");
         goto fail;
@@ -657,8 +659,12 @@ int nu_sandbox_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
     rc = nu__cgroup_attach(&sb->cgroup, sb->pid, err);
     if (rc < 0)
         goto fail;
-    if (write(sync[1], "g", 1) != 1) {
-        rc = nu_err_errno(err, errno, "sandbox: cannot release pod init");
+    if (send(sync[1], "g", 1, MSG_NOSIGNAL) != 1) {
+        /* The child already exited; its error frame says why. */
+        rc = nu__handshake(sb, opts, err);
+        if (rc == NU_OK)
+            rc = nu_err_errno(err, errno, "sandbox: cannot release pod "
+                              "init");
         goto fail;
     }
     close(sync[1]);
