@@ -247,7 +247,9 @@ int nu_svid_rotator_new(nu_ca_t *ca, const char *spiffe_id, int64_t ttl,
                         const char *path, nu_svid_rotator_t **out,
                         nu_err_t *err);
 
-/* Issue and install a new SVID now. */
+/* Issue and install a new SVID now.  A started rotator calls this itself,
+ * so call it directly only on a rotator that is not started: two
+ * rotations at once would race for the same generation directory. */
 int nu_svid_rotator_rotate(nu_svid_rotator_t *r, nu_err_t *err);
 
 /* Milliseconds until the next rotation is due (0 when due now). */
