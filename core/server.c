@@ -72,6 +72,8 @@ typedef struct nu_conn {
     bool closing;       /* the handle is closing or closed */
     bool skipping;      /* discarding an over-long line */
     bool reading;
+    bool shutdown;      /* uv_shutdown requested: no more writes */
+    uv_shutdown_t shutdown_req;
     struct nu_conn *next;
 } nu_conn_t;
 
@@ -125,7 +127,7 @@ static void nu__conn_send(nu_conn_t *c, char *line)
     nu_write_t *w;
     uv_buf_t buf;
 
-    if (c->closing) {
+    if (uv_is_closing((uv_handle_t *)&c->pipe) || c->shutdown) {
         free(line);
         return;
     }
@@ -201,15 +203,30 @@ static void nu__conn_closed(uv_handle_t *handle)
     uv_queue_work(&server->loop, &w->req, nu__drop_work, nu__drop_done);
 }
 
-/* Close the handle unless a request is still on a worker (then the
- * worker's completion closes it). */
+static void nu__conn_shutdown_done(uv_shutdown_t *req, int status)
+{
+    nu_conn_t *c = req->data;
+
+    (void)status;
+    if (!uv_is_closing((uv_handle_t *)&c->pipe))
+        uv_close((uv_handle_t *)&c->pipe, nu__conn_closed);
+}
+
+/* Close the connection unless a request is still on a worker (then the
+ * worker's completion closes it).  Queued responses are flushed first:
+ * uv_shutdown waits for pending writes, where uv_close would cancel
+ * them. */
 static void nu__conn_close(nu_conn_t *c)
 {
     c->closing = true;
-    if (c->busy || uv_is_closing((uv_handle_t *)&c->pipe))
+    if (c->busy || c->shutdown || uv_is_closing((uv_handle_t *)&c->pipe))
         return;
     nu__log_event(NU_LOG_INFO, "connection closed: %s", c->caller.name);
-    uv_close((uv_handle_t *)&c->pipe, nu__conn_closed);
+    c->shutdown = true;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->pipe,
+                    nu__conn_shutdown_done) != 0)
+        uv_close((uv_handle_t *)&c->pipe, nu__conn_closed);
 }
 
 /* --- requests ----------------------------------------------------------------- */
