@@ -157,6 +157,10 @@ int nu_exec_glob(nu_executor_t *ex, const json_t *args, json_t **result,
                  nu_err_t *err);
 int nu_exec_grep(nu_executor_t *ex, const json_t *args, json_t **result,
                  nu_err_t *err);
+/* NOTE: run forks and later reaps its own child.  While it runs, the
+ * calling process must not set SIGCHLD to SIG_IGN or call waitpid(-1),
+ * because either takes the exit status away (the result is then
+ * "internal"). */
 int nu_exec_run(nu_executor_t *ex, const json_t *args, json_t **result,
                 nu_err_t *err);
 
