@@ -21,6 +21,7 @@
  * results are redacted before they reach Lua.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,7 @@
 #include <lua.h>
 #include <mbedtls/base64.h>
 
+#include "nucleus/audit.h"
 #include "nucleus/pod.h"
 #include "policy_internal.h"
 
@@ -130,6 +132,29 @@ static nu_approve_t nu__approve_trampoline(nu_pod_t *pod, const json_t *request,
         answer = NU_APPROVE_ASK;
     lua_pop(L, 1);
     return answer;
+}
+
+/* --- the audit log ------------------------------------------------------ */
+
+/* Pods made from Lua share one audit log per process, in the state
+ * directory ($NUCLEUS_HOME), opened with the first pod that wants one. */
+static nu_audit_t *nu__audit;
+static pthread_mutex_t nu__audit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void nu__audit_close_at_exit(void)
+{
+    nu_audit_close(nu__audit);
+    nu__audit = NULL;
+}
+
+static nu_audit_t *nu__shared_audit(nu_err_t *err)
+{
+    pthread_mutex_lock(&nu__audit_lock);
+    if (nu__audit == NULL && nu_audit_open(NULL, &nu__audit, err) == NU_OK)
+        atexit(nu__audit_close_at_exit);
+    nu_audit_t *a = nu__audit;
+    pthread_mutex_unlock(&nu__audit_lock);
+    return a;
 }
 
 /* --- options ---------------------------------------------------------- */
@@ -284,6 +309,16 @@ static int nu__pod_new(lua_State *L)
         return luaL_error(L, "nucleus.pod: approve must be a function");
     else
         lua_pop(L, 1);
+
+    /* audit = false turns the log off (tests, experiments); the default
+     * records every decision. */
+    lua_getfield(L, 1, "audit");
+    bool audit = lua_isnil(L, -1) || lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (audit && (opts.audit = nu__shared_audit(&err)) == NULL) {
+        luaL_unref(L, LUA_REGISTRYINDEX, approve_ref);
+        return luaL_error(L, "nucleus.pod: %s", err.msg);
+    }
 
     if (profile_name == NULL)
         profile_name = "default";
