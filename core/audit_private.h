@@ -12,9 +12,13 @@
 
 #include "nucleus/audit.h"
 
-/* Node key in the tree table: level in the high 16 bits, index below. */
+/* Node key in the tree table: the index of the node's last leaf times 64
+ * plus its level.  Every node that a new leaf completes then gets a key
+ * above all existing ones, so an append touches only the table's last
+ * page instead of one page per level. */
 #define NU__AUDIT_NODE(level, index) \
-    ((int64_t)(((uint64_t)(level) << 48) | (uint64_t)(index)))
+    ((int64_t)((((((uint64_t)(index) + 1) << (level)) - 1) << 6) | \
+               (uint64_t)(level)))
 
 typedef struct nu__audit_job nu__audit_job_t;
 
