@@ -85,6 +85,8 @@ static void test_read_errors(void **state)
     ws_t *w = *state;
 
     ws_fails(w, "{\"tool\":\"read\",\"path\":\"missing.txt\"}", "not_found");
+    ws_symlink(w, "dangling", "missing.txt");
+    ws_fails(w, "{\"tool\":\"read\",\"path\":\"dangling\"}", "not_found");
     ws_fails(w, "{\"tool\":\"read\",\"path\":\"src\"}", "invalid_request");
     ws_fails(w, "{\"tool\":\"read\"}", "invalid_request");
     ws_fails(w, "{\"tool\":\"read\",\"path\":7}", "invalid_request");

@@ -356,6 +356,21 @@ static void test_run_closes_descriptors(void **state)
     close(leak);
 }
 
+static void test_run_stdin_limit(void **state)
+{
+    nu_executor_config_t cfg;
+    ws_t *w;
+
+    (void)state;
+    nu_executor_config_init(&cfg);
+    cfg.max_stdin_bytes = 4;
+    w = ws_new(&cfg);
+    json_decref(ws_ok(w, "{\"tool\":\"run\",\"argv\":[\"cat\"],\"stdin\":\"1234\"}"));
+    ws_fails(w, "{\"tool\":\"run\",\"argv\":[\"cat\"],\"stdin\":\"12345\"}",
+             "invalid_request");
+    ws_free(w);
+}
+
 static void test_run_timeout_clamped(void **state)
 {
     nu_executor_config_t cfg;
@@ -412,6 +427,7 @@ int main(void)
         T(test_run_timeout_ignoring_sigterm),
         T(test_run_background_process_killed),
         T(test_run_closes_descriptors),
+        T(test_run_stdin_limit),
         T(test_run_timeout_clamped),
         T(test_run_invalid_requests),
     };

@@ -338,6 +338,36 @@ static void test_grep_exclude(void **state)
     json_decref(r);
 }
 
+static void test_search_limits_from_config(void **state)
+{
+    nu_executor_config_t cfg;
+    ws_t *w;
+    json_t *r;
+
+    (void)state;
+    nu_executor_config_init(&cfg);
+    cfg.max_grep_file_bytes = 16;
+    cfg.max_walk_entries = 3;
+    w = ws_new(&cfg);
+    ws_puts(w, "a.txt", "needle\n");
+    ws_puts(w, "b.txt", "needle and a line longer than sixteen bytes\n");
+    ws_puts(w, "c.txt", "needle\n");
+    ws_puts(w, "d.txt", "needle\n");
+
+    r = ws_ok(w, "{\"tool\":\"grep\",\"pattern\":\"needle\"}");
+    assert_int_equal(json_array_size(json_object_get(r, "matches")), 2);
+    assert_int_equal(int_field(r, "large_skipped"), 1);
+    assert_int_equal(int_field(r, "files_searched"), 2);
+    assert_true(json_is_true(json_object_get(r, "truncated")));
+    json_decref(r);
+
+    r = ws_ok(w, "{\"tool\":\"glob\",\"pattern\":\"*.txt\"}");
+    assert_int_equal(json_array_size(json_object_get(r, "matches")), 3);
+    assert_true(json_is_true(json_object_get(r, "truncated")));
+    json_decref(r);
+    ws_free(w);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -363,6 +393,7 @@ int main(void)
         T(test_grep_errors),
         T(test_grep_skips_linked_outside),
         T(test_grep_exclude),
+        T(test_search_limits_from_config),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
