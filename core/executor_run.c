@@ -666,6 +666,8 @@ static void nu__run_finish(nu__run_t *r)
     int status = 0;
     pid_t w;
 
+    if (r->pid <= 0)
+        return; /* kill(-pid) with pid -1 would signal process 1 */
     kill(-r->pid, SIGKILL);
     do
         w = waitpid(r->pid, &status, 0);
