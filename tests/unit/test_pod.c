@@ -447,6 +447,57 @@ static void test_pod_spawn_needs_manage_pods(void **state)
     nu_perm_free(&req);
 }
 
+static void test_pod_spawn_carves_budget(void **state)
+{
+    static const char text[] =
+        "return nucleus.profile { name = 'parent',\n"
+        "  capabilities = { read_files = 'always', manage_pods = 'low_risk' },\n"
+        "  paths = { allow = nucleus.ALL, block = nucleus.SENSITIVE },\n"
+        "  budget = { usd = 10, tool_calls = 100 } }\n";
+    fixture_t *f = *state;
+    nu_profile_t *profile;
+    nu_pod_options_t opts;
+    nu_pod_t *parent, *child;
+    nu_perm_t req;
+    nu_budget_t max, spent;
+    nu_err_t err;
+
+    assert_int_equal(nu_profile_load_string(&profile, "parent.lua", text,
+                                            sizeof text - 1, NULL, &err), NU_OK);
+    nu_pod_options_init(&opts);
+    opts.profile = profile;
+    opts.workspace = f->dir;
+    assert_int_equal(nu_pod_create(&opts, &parent, &err), NU_OK);
+
+    /* The request asks for more than the parent has: clamped. */
+    nu_perm_init_top(&req);
+    req.budget.usd = 4;
+    req.budget.tool_calls = 1000;
+    nu_pod_options_init(&opts);
+    assert_int_equal(nu_pod_spawn(parent, &opts, &req, false, &child, &err), NU_OK);
+    nu_pod_budget(child, &max, &spent);
+    assert_true(max.usd == 4);
+    assert_int_equal(max.tool_calls, 100);
+
+    /* Strict mode rejects the same request. */
+    nu_pod_t *strict_child = NULL;
+    assert_int_equal(nu_pod_spawn(parent, &opts, &req, true, &strict_child, &err),
+                     NU_EDENIED);
+
+    /* The child spent a call; the parent gets it back on close. */
+    nu_call_result_t r;
+    json_t *c = json_pack("{s:s, s:s}", "tool", "read", "path", "notes.txt");
+    nu_pod_call(child, c, &r);
+    assert_int_equal(r.decision.verdict, NU_DECISION_ALLOW);
+    nu_call_result_clear(&r);
+    json_decref(c);
+
+    /* Closing the parent closes the child. */
+    nu_pod_close(parent);
+    nu_perm_free(&req);
+    nu_profile_free(profile);
+}
+
 int main(void)
 {
     if (access("/proc/self/ns/user", F_OK) != 0) {
@@ -474,6 +525,7 @@ int main(void)
         T(test_pod_budget_rejects_bad_charges),
         T(test_pod_credentials_redacted),
         T(test_pod_spawn_needs_manage_pods),
+        T(test_pod_spawn_carves_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
