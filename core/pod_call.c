@@ -278,6 +278,29 @@ static void nu__filter_matches(const nu_perm_t *perm, json_t *result)
     }
 }
 
+/* For glob and grep, a copy of call whose "exclude" adds the block set;
+ * NULL for other tools. */
+static json_t *nu__with_exclude(const nu_perm_t *perm, const json_t *call)
+{
+    const char *tool = json_string_value(json_object_get(call, "tool"));
+    json_t *copy, *exclude;
+
+    if (tool == NULL || (strcmp(tool, "glob") != 0 && strcmp(tool, "grep") != 0) ||
+        perm->paths.block.count == 0)
+        return NULL;
+    copy = json_deep_copy(call);
+    if (copy == NULL)
+        return NULL;
+    exclude = json_object_get(copy, "exclude");
+    if (!json_is_array(exclude)) {
+        exclude = json_array();
+        json_object_set_new(copy, "exclude", exclude);
+    }
+    for (size_t i = 0; i < perm->paths.block.count; i++)
+        json_array_append_new(exclude, json_string(perm->paths.block.items[i]));
+    return copy;
+}
+
 /* Steps 10 and 11 for an allowed call.  The pod lock is not held. */
 static int nu__execute(nu_pod_t *pod, const nu_perm_t *perm,
                        const json_t *call, const json_t *exec_call,
@@ -318,7 +341,11 @@ static int nu__execute(nu_pod_t *pod, const nu_perm_t *perm,
     }
     pthread_mutex_unlock(&pod->lock);
 
-    rc = nu_sandbox_tool(pod->sandbox, exec_call, &result, &err);
+    /* Searches must not open blocked files that appeared after the pod's
+     * masks were laid down: hand the block set to the walk. */
+    json_t *search = nu__with_exclude(perm, exec_call);
+    rc = nu_sandbox_tool(pod->sandbox, search ? search : exec_call, &result, &err);
+    json_decref(search);
     out->executed = true;
 
     /* Settle, redact, update the exposure and record the result. */
