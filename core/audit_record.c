@@ -147,18 +147,25 @@ static int nu__sb_string(nu__sb_t *b, const char *s)
 
 typedef struct nu__field {
     const char *name;
-    size_t offset;   /* of the char * in nu_audit_record_t */
+    const char *key;      /* "\"name\":" as it appears in the preimage */
+    size_t key_len;
+    size_t offset;        /* of the char * in nu_audit_record_t */
 } nu__field_t;
 
-#define NU__F(name) { #name, offsetof(nu_audit_record_t, name) }
+#define NU__F(name) \
+    { #name, "\"" #name "\":", sizeof "\"" #name "\":" - 1, \
+      offsetof(nu_audit_record_t, name) }
 
 /* Preimage members in canonical order; "args" and "seq" are special. */
 static const nu__field_t nu__fields[] = {
     NU__F(args), NU__F(decision), NU__F(kind), NU__F(operation), NU__F(pod),
     NU__F(prev_hash), NU__F(profile_digest), NU__F(reason),
-    NU__F(result_digest), { "seq", 0 }, NU__F(spiffe_id), NU__F(time),
-    NU__F(tool), NU__F(type),
+    NU__F(result_digest), { "seq", "\"seq\":", 6, 0 }, NU__F(spiffe_id),
+    NU__F(time), NU__F(tool), NU__F(type),
 };
+
+#define NU__ARGS_FIELD 0
+#define NU__SEQ_FIELD 9
 
 static const char *nu__field_value(const nu_audit_record_t *r,
                                    const nu__field_t *f)
@@ -170,30 +177,28 @@ char *nu_audit_preimage(const nu_audit_record_t *r, size_t *len,
                         nu_err_t *err)
 {
     nu__sb_t b = { 0 };
-    const char *sep = "{";
+    char sep = '{';
     char num[32];
 
     for (size_t i = 0; i < sizeof nu__fields / sizeof nu__fields[0]; i++) {
         const nu__field_t *f = &nu__fields[i];
         const char *v;
 
-        if (strcmp(f->name, "seq") == 0) {
-            int n = snprintf(num, sizeof num, "%s\"seq\":%" PRId64, sep,
+        if (i == NU__SEQ_FIELD) {
+            int n = snprintf(num, sizeof num, "%c\"seq\":%" PRId64, sep,
                              r->seq);
             nu__sb_put(&b, num, (size_t)n);
-            sep = ",";
+            sep = ',';
             continue;
         }
         v = nu__field_value(r, f);
         if (v == NULL)
             continue;
 
-        nu__sb_put(&b, sep, 1);
-        nu__sb_put(&b, "\"", 1);
-        nu__sb_put(&b, f->name, strlen(f->name));
-        nu__sb_put(&b, "\":", 2);
-        sep = ",";
-        if (f->offset == offsetof(nu_audit_record_t, args)) {
+        nu__sb_put(&b, &sep, 1);
+        nu__sb_put(&b, f->key, f->key_len);
+        sep = ',';
+        if (i == NU__ARGS_FIELD) {
             nu__sb_put(&b, v, strlen(v));
             continue;
         }
@@ -220,7 +225,7 @@ char *nu_audit_preimage(const nu_audit_record_t *r, size_t *len,
 void nu_audit_record_clear(nu_audit_record_t *r)
 {
     for (size_t i = 0; i < sizeof nu__fields / sizeof nu__fields[0]; i++)
-        if (strcmp(nu__fields[i].name, "seq") != 0)
+        if (i != NU__SEQ_FIELD)
             free(*(char **)((char *)r + nu__fields[i].offset));
     free(r->hash);
     memset(r, 0, sizeof *r);
