@@ -1,0 +1,837 @@
+/*
+ * net_filter.c - the pod's packet filter with iptables (nf_tables backend).
+ *
+ * Why iptables-restore and not libnftnl: Debian 12 ships iptables-nft as
+ * "iptables", so these rules land in nf_tables anyway, and the restore
+ * format gives one atomic transaction per table with a read-back
+ * (iptables-save) in the same syntax.  The rules below are written exactly
+ * as iptables-save 1.8.9 prints them, so the read-back is compared line by
+ * line with what was written; nothing is normalized except counters.
+ *
+ * Pod namespace (the whole table is ours, restored with a flush):
+ *   filter: INPUT, FORWARD, OUTPUT policy DROP; loopback and replies
+ *   accepted; OUTPUT drops 169.254.0.0/16 and the pod range, accepts the
+ *   proxy port on the host side, drops port 53, then accepts the policy's
+ *   IPv4 CIDR[:port] entries (tcp and udp; an entry without a port allows
+ *   every tcp and udp port except 53).  ip6tables: everything DROP except
+ *   loopback.
+ *
+ * Host (shared tables, restored with --noflush; every jump carries the
+ * owner tag as a comment):
+ *   FORWARD -i nuh<N> / -o nuh<N>  -> NUF<N>  the same allowlist, replies
+ *                                             only towards the pod
+ *   INPUT   -i nuh<N>              -> NUI<N>  the proxy port only
+ *   nat POSTROUTING -s pod ! -o nuh<N> MASQUERADE
+ *
+ * Read-back: the rules of our chains, and the lines in the built-in chains
+ * that carry our tag, are grouped by chain; built-in chains' lines are
+ * compared as sets (their order among other software's rules is not
+ * ours), our chains' lines in order.
+ */
+#include <arpa/inet.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+
+#include "net_internal.h"
+#include "nucleus/log.h"
+
+/* Serializes host rule changes inside this process; iptables-nft restores
+ * are atomic per table, so other processes can only make ours fail, not
+ * corrupt them. */
+static pthread_mutex_t nu__filter_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* --- running iptables ------------------------------------------------- */
+
+static const char *nu__tool_path(const char *name)
+{
+    static const char *const dirs[] = { "/usr/sbin", "/sbin", "/usr/bin" };
+    static __thread char path[64];
+
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dirs[i], name);
+        if (access(path, X_OK) == 0)
+            return path;
+    }
+    return NULL;
+}
+
+static void nu__close_pair(int fds[2])
+{
+    if (fds[0] >= 0)
+        close(fds[0]);
+    if (fds[1] >= 0)
+        close(fds[1]);
+}
+
+/* Append what fd delivers to *buf until EOF. */
+static int nu__read_all(int fd, char **buf, size_t *len)
+{
+    size_t cap = 4096;
+    char *data = malloc(cap);
+
+    *len = 0;
+    if (data == NULL)
+        return NU_ENOMEM;
+    for (;;) {
+        if (cap - *len < 1024) {
+            char *bigger = realloc(data, cap * 2);
+            if (bigger == NULL) {
+                free(data);
+                return NU_ENOMEM;
+            }
+            data = bigger;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, data + *len, cap - *len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        *len += (size_t)n;
+    }
+    data[*len] = '\0';
+    *buf = data;
+    return NU_OK;
+}
+
+int nu__net_exec(int netns_fd, const char *const argv[], const char *input,
+                 char **output, nu_err_t *err)
+{
+    int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 };
+    char *text = NULL, *errtext = NULL;
+    size_t len = 0, errlen = 0;
+    int status = 0;
+    pid_t pid;
+    int rc = NU_EIO;
+
+    if (output != NULL)
+        *output = NULL;
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 ||
+        pipe2(errp, O_CLOEXEC) != 0) {
+        rc = nu_err_errno(err, errno, "net: cannot create a pipe");
+        goto out;
+    }
+
+    pid = fork();
+    if (pid < 0) {
+        rc = nu_err_errno(err, errno, "net: cannot fork %s", argv[0]);
+        goto out;
+    }
+    if (pid == 0) {
+        if ((netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0) ||
+            dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(errp[1], 2) < 0)
+            _exit(126);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    in[0] = -1;
+    close(out[1]);
+    out[1] = -1;
+    close(errp[1]);
+    errp[1] = -1;
+
+    /* Inputs are a few KiB, well under the pipe buffer, and the tools read
+     * all input before writing, so writing first cannot deadlock. */
+    if (input != NULL) {
+        size_t left = strlen(input);
+        const char *p = input;
+        while (left > 0) {
+            ssize_t n = write(in[1], p, left);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            p += n;
+            left -= (size_t)n;
+        }
+    }
+    close(in[1]);
+    in[1] = -1;
+
+    if (nu__read_all(out[0], &text, &len) != NU_OK ||
+        nu__read_all(errp[0], &errtext, &errlen) != NU_OK) {
+        rc = nu_err_set(err, NU_ENOMEM, "net: out of memory");
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (rc == NU_ENOMEM)
+        goto out;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char *nl = errtext != NULL ? strchr(errtext, '\n') : NULL;
+        if (nl != NULL)
+            *nl = '\0';
+        rc = nu_err_set(err, NU_EIO, "net: %s failed (status %d): %s", argv[0],
+                        WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                        errtext != NULL ? errtext : "");
+        goto out;
+    }
+    rc = NU_OK;
+    if (output != NULL) {
+        *output = text;
+        text = NULL;
+    }
+
+out:
+    free(text);
+    free(errtext);
+    nu__close_pair(in);
+    nu__close_pair(out);
+    nu__close_pair(errp);
+    return rc;
+}
+
+static int nu__iptables(int netns_fd, const char *tool, const char *const *args,
+                        const char *input, char **output, nu_err_t *err)
+{
+    const char *argv[8];
+    const char *path = nu__tool_path(tool);
+    size_t n = 0;
+
+    if (path == NULL)
+        return nu_err_set(err, NU_ENOTSUP, "net: cannot find %s (install the "
+                          "iptables package)", tool);
+    argv[n++] = path;
+    for (size_t i = 0; args != NULL && args[i] != NULL && n < 7; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    return nu__net_exec(netns_fd, argv, input, output, err);
+}
+
+/* --- rule text -------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+    bool failed;
+} nu__buf_t;
+
+static void nu__buf_printf(nu__buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void nu__buf_printf(nu__buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (b->failed)
+        return;
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap == 0 ? 4096 : b->cap * 2;
+        char *bigger = realloc(b->data, cap);
+        if (bigger == NULL || n < 0) {
+            b->failed = true;
+            return;
+        }
+        b->data = bigger;
+        b->cap = cap;
+    }
+}
+
+/* An allow entry as iptables prints it: "10.0.0.0/8", port 0 for any. */
+typedef struct {
+    char cidr[48];
+    int port;
+} nu__allow_t;
+
+/* Parse an IPv4 "CIDR[:port]" allow entry; false for IPv6 entries and
+ * anything else (IPv6 is disabled in the pod). */
+static bool nu__allow_parse(const char *entry, nu__allow_t *out)
+{
+    char addr[32];
+    int prefix = 32;
+    const char *colon = strchr(entry, ':');
+    const char *slash;
+    size_t len = colon != NULL ? (size_t)(colon - entry) : strlen(entry);
+    struct in_addr in;
+
+    if (entry[0] == '[' || (colon != NULL && strchr(colon + 1, ':') != NULL) ||
+        len >= sizeof addr)
+        return false;
+    memcpy(addr, entry, len);
+    addr[len] = '\0';
+    slash = strchr(addr, '/');
+    if (slash != NULL) {
+        prefix = atoi(slash + 1);
+        addr[slash - addr] = '\0';
+    }
+    if (inet_pton(AF_INET, addr, &in) != 1 || prefix < 0 || prefix > 32)
+        return false;
+    uint32_t mask = prefix == 0 ? 0 : 0xffffffffu << (32 - prefix);
+    in.s_addr = htonl(ntohl(in.s_addr) & mask);
+    inet_ntop(AF_INET, &in, addr, sizeof addr);
+    snprintf(out->cidr, sizeof out->cidr, "%s/%d", addr, prefix);
+    out->port = colon != NULL ? atoi(colon + 1) : 0;
+    return out->port >= 0 && out->port <= 65535;
+}
+
+/* Emit the allow rules for chain ("OUTPUT" in the pod, "NUF<N>" on the
+ * host); match is the interface/source part ("-o nup3" or "-s ... -i"). */
+static void nu__emit_allow(nu__buf_t *b, const nu_net_t *net,
+                           const char *chain, const char *src,
+                           const char *iface)
+{
+    const nu_strset_t *allow = &net->perm.network.allow;
+    size_t count = allow->top ? 1 : allow->count;
+
+    for (size_t i = 0; i < count; i++) {
+        nu__allow_t a;
+
+        if (allow->top) {
+            snprintf(a.cidr, sizeof a.cidr, "0.0.0.0/0");
+            a.port = 0;
+        } else if (!nu__allow_parse(allow->items[i], &a)) {
+            continue;
+        }
+        const char *dst = strcmp(a.cidr, "0.0.0.0/0") == 0 ? "" : "-d ";
+        const char *dcidr = dst[0] != '\0' ? a.cidr : "";
+        for (int proto = 0; proto < 2; proto++) {
+            const char *p = proto == 0 ? "tcp" : "udp";
+            if (a.port != 0)
+                nu__buf_printf(b, "-A %s %s%s%s%s %s -p %s -m %s --dport %d "
+                               "-j ACCEPT\n", chain, src, dst, dcidr,
+                               dst[0] != '\0' ? "" : "", iface, p, p, a.port);
+            else
+                nu__buf_printf(b, "-A %s %s%s%s %s -p %s -j ACCEPT\n", chain,
+                               src, dst, dcidr, iface, p);
+        }
+    }
+}
+
+static char *nu__pod_rules(const nu_net_t *net)
+{
+    nu__buf_t b = { 0 };
+    char iface[32];
+
+    snprintf(iface, sizeof iface, "-o %s", net->pod_if);
+    nu__buf_printf(&b, "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n"
+                       ":OUTPUT DROP [0:0]\n");
+    nu__buf_printf(&b, "-A INPUT -i lo -j ACCEPT\n"
+                       "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED "
+                       "-j ACCEPT\n");
+    nu__buf_printf(&b, "-A OUTPUT -o lo -j ACCEPT\n"
+                       "-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED "
+                       "-j ACCEPT\n");
+    nu__buf_printf(&b, "-A OUTPUT -d 169.254.0.0/16 -j DROP\n");
+    nu__buf_printf(&b, "-A OUTPUT -d %s/32 %s -p tcp -m tcp --dport %d "
+                       "-j ACCEPT\n", net->host_addr, iface, NU_NET_PROXY_PORT);
+    nu__buf_printf(&b, "-A OUTPUT -d %s -j DROP\n", net->range);
+    nu__buf_printf(&b, "-A OUTPUT -p udp -m udp --dport 53 -j DROP\n"
+                       "-A OUTPUT -p tcp -m tcp --dport 53 -j DROP\n");
+    nu__emit_allow(&b, net, "OUTPUT", "", iface);
+    nu__buf_printf(&b, "COMMIT\n");
+    if (b.failed) {
+        free(b.data);
+        return NULL;
+    }
+    return b.data;
+}
+
+static char *nu__pod_rules6(void)
+{
+    return strdup("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n"
+                  ":OUTPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\n"
+                  "-A OUTPUT -o lo -j ACCEPT\nCOMMIT\n");
+}
+
+static char *nu__host_filter(const nu_net_t *net)
+{
+    nu__buf_t b = { 0 };
+    unsigned n = net->index;
+    char src[48];
+    char iface[32];
+
+    snprintf(src, sizeof src, "-s %s/32 ", net->pod_addr);
+    snprintf(iface, sizeof iface, "-i %s", net->host_if);
+    nu__buf_printf(&b, "*filter\n:NUF%u - [0:0]\n:NUI%u - [0:0]\n", n, n);
+    nu__buf_printf(&b, "-A INPUT -i %s -m comment --comment %s -j NUI%u\n",
+                   net->host_if, net->owner_tag, n);
+    nu__buf_printf(&b, "-A FORWARD -i %s -m comment --comment %s -j NUF%u\n",
+                   net->host_if, net->owner_tag, n);
+    nu__buf_printf(&b, "-A FORWARD -o %s -m comment --comment %s -j NUF%u\n",
+                   net->host_if, net->owner_tag, n);
+    nu__buf_printf(&b, "-A NUF%u -o %s -m conntrack --ctstate "
+                       "RELATED,ESTABLISHED -j ACCEPT\n", n, net->host_if);
+    nu__buf_printf(&b, "-A NUF%u -o %s -j DROP\n", n, net->host_if);
+    nu__buf_printf(&b, "-A NUF%u -d 169.254.0.0/16 -j DROP\n", n);
+    nu__buf_printf(&b, "-A NUF%u -d %s -j DROP\n", n, net->range);
+    nu__buf_printf(&b, "-A NUF%u -p udp -m udp --dport 53 -j DROP\n"
+                       "-A NUF%u -p tcp -m tcp --dport 53 -j DROP\n", n, n);
+    {
+        char chain[16];
+        snprintf(chain, sizeof chain, "NUF%u", n);
+        nu__emit_allow(&b, net, chain, src, iface);
+    }
+    nu__buf_printf(&b, "-A NUF%u -j DROP\n", n);
+    nu__buf_printf(&b, "-A NUI%u -m conntrack --ctstate RELATED,ESTABLISHED "
+                       "-j ACCEPT\n", n);
+    nu__buf_printf(&b, "-A NUI%u -s %s/32 -d %s/32 -p tcp -m tcp --dport %d "
+                       "-j ACCEPT\n", n, net->pod_addr, net->host_addr,
+                   NU_NET_PROXY_PORT);
+    nu__buf_printf(&b, "-A NUI%u -j DROP\nCOMMIT\n", n);
+    if (b.failed) {
+        free(b.data);
+        return NULL;
+    }
+    return b.data;
+}
+
+static char *nu__host_nat(const nu_net_t *net)
+{
+    char *text = NULL;
+
+    if (asprintf(&text, "*nat\n-A POSTROUTING -s %s/32 ! -o %s -m comment "
+                        "--comment %s -j MASQUERADE\nCOMMIT\n",
+                 net->pod_addr, net->host_if, net->owner_tag) < 0)
+        return NULL;
+    return text;
+}
+
+/* Turn the built-in chains' "-A" lines into "-I CHAIN 1" so our jumps come
+ * before other software's rules. */
+static char *nu__insert_form(const char *rules)
+{
+    nu__buf_t b = { 0 };
+    const char *line = rules;
+
+    while (*line != '\0') {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+        const char *builtin[] = { "-A INPUT ", "-A FORWARD ", "-A POSTROUTING " };
+        bool done = false;
+
+        for (size_t i = 0; i < 3 && !done; i++) {
+            size_t plen = strlen(builtin[i]);
+            if (len > plen && strncmp(line, builtin[i], plen) == 0) {
+                const char *chain = builtin[i] + 3;
+                nu__buf_printf(&b, "-I %.*s 1 %.*s\n",
+                               (int)(strlen(chain) - 1), chain,
+                               (int)(len - plen), line + plen);
+                done = true;
+            }
+        }
+        if (!done)
+            nu__buf_printf(&b, "%.*s\n", (int)len, line);
+        line += len + (end != NULL ? 1 : 0);
+    }
+    if (b.failed) {
+        free(b.data);
+        return NULL;
+    }
+    return b.data;
+}
+
+/* --- read-back -------------------------------------------------------- */
+
+typedef struct {
+    char *chain;
+    char *text;
+    size_t order;
+    bool builtin;
+} nu__line_t;
+
+static int nu__line_cmp(const void *pa, const void *pb)
+{
+    const nu__line_t *a = pa, *b = pb;
+    int c = strcmp(a->chain, b->chain);
+
+    if (c != 0)
+        return c;
+    if (a->builtin) {
+        c = strcmp(a->text, b->text);
+        if (c != 0)
+            return c;
+    }
+    return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* Does chain name one of the per-pod chains of net (host side)? */
+static bool nu__our_chain(const nu_net_t *net, const char *chain, size_t len)
+{
+    char f[16], i[16];
+
+    snprintf(f, sizeof f, "NUF%u", net->index);
+    snprintf(i, sizeof i, "NUI%u", net->index);
+    return (len == strlen(f) && strncmp(chain, f, len) == 0) ||
+           (len == strlen(i) && strncmp(chain, i, len) == 0);
+}
+
+/* Collect the lines of text that concern this pod, grouped by chain.
+ * whole: every rule and chain line (the pod's own table); otherwise only
+ * our chains and lines carrying our tag.  Counters are dropped. */
+static int nu__collect(const nu_net_t *net, const char *text, bool whole,
+                       nu__line_t **out, size_t *count)
+{
+    nu__line_t *lines = NULL;
+    size_t n = 0, cap = 0;
+    const char *line = text;
+
+    while (line != NULL && *line != '\0') {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+        const char *chain = NULL;
+        size_t chain_len = 0;
+        bool keep = false;
+
+        if (len > 3 && strncmp(line, "-A ", 3) == 0) {
+            chain = line + 3;
+            chain_len = strcspn(chain, " \n");
+        } else if (len > 1 && line[0] == ':') {
+            chain = line + 1;
+            chain_len = strcspn(chain, " \n");
+            const char *bracket = memchr(line, '[', len);
+            if (bracket != NULL)
+                len = (size_t)(bracket - line);
+        }
+        if (chain != NULL) {
+            bool ours = !whole && nu__our_chain(net, chain, chain_len);
+            bool tagged = !whole && memmem(line, len, net->owner_tag,
+                                           strlen(net->owner_tag)) != NULL;
+            keep = whole || ours || tagged;
+        }
+        if (keep) {
+            if (n == cap) {
+                cap = cap == 0 ? 32 : cap * 2;
+                nu__line_t *bigger = realloc(lines, cap * sizeof *lines);
+                if (bigger == NULL)
+                    goto nomem;
+                lines = bigger;
+            }
+            while (len > 0 && line[len - 1] == ' ')
+                len--;
+            lines[n].chain = strndup(chain, chain_len);
+            lines[n].text = strndup(line, len);
+            lines[n].order = n;
+            lines[n].builtin = whole || !nu__our_chain(net, chain, chain_len);
+            n++;
+            if (lines[n - 1].chain == NULL || lines[n - 1].text == NULL)
+                goto nomem;
+        }
+        line = end != NULL ? end + 1 : NULL;
+    }
+    if (lines != NULL && !whole)
+        qsort(lines, n, sizeof *lines, nu__line_cmp);
+    *out = lines;
+    *count = n;
+    return NU_OK;
+
+nomem:
+    for (size_t i = 0; i < n; i++) {
+        free(lines[i].chain);
+        free(lines[i].text);
+    }
+    free(lines);
+    return NU_ENOMEM;
+}
+
+static void nu__lines_free(nu__line_t *lines, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(lines[i].chain);
+        free(lines[i].text);
+    }
+    free(lines);
+}
+
+/* Compare the expected rules with an iptables-save output. */
+static int nu__compare(const nu_net_t *net, const char *where,
+                       const char *expected, const char *actual, bool whole,
+                       nu_err_t *err)
+{
+    nu__line_t *want = NULL, *have = NULL;
+    size_t nwant = 0, nhave = 0;
+    int rc;
+
+    rc = nu__collect(net, expected, whole, &want, &nwant);
+    if (rc == NU_OK)
+        rc = nu__collect(net, actual, whole, &have, &nhave);
+    if (rc != NU_OK) {
+        rc = nu_err_set(err, rc, "net: out of memory");
+        goto out;
+    }
+
+    for (size_t i = 0; i < nwant || i < nhave; i++) {
+        if (i < nwant && i < nhave && strcmp(want[i].text, have[i].text) == 0)
+            continue;
+        rc = nu_err_set(err, NU_EPOLICY,
+                        "net: %s filter of %s differs: expected '%s', found "
+                        "'%s'", where, net->host_if,
+                        i < nwant ? want[i].text : "(nothing)",
+                        i < nhave ? have[i].text : "(nothing)");
+        goto out;
+    }
+    rc = NU_OK;
+
+out:
+    nu__lines_free(want, nwant);
+    nu__lines_free(have, nhave);
+    return rc;
+}
+
+static int nu__check_one(nu_net_t *net, int netns_fd, const char *tool,
+                         const char *table, const char *where,
+                         const char *expected, bool whole, nu_err_t *err)
+{
+    const char *args[] = { "-t", table, NULL };
+    char *saved = NULL;
+    int rc = nu__iptables(netns_fd, tool, args, NULL, &saved, err);
+
+    if (rc == NU_OK)
+        rc = nu__compare(net, where, expected, saved, whole, err);
+    free(saved);
+    return rc;
+}
+
+int nu__net_filter_check(nu_net_t *net, nu_err_t *err)
+{
+    int rc;
+
+    rc = nu__check_one(net, net->pod_netns_fd, "iptables-save", "filter",
+                       "pod", net->pod_rules, true, err);
+    if (rc == NU_OK)
+        rc = nu__check_one(net, net->pod_netns_fd, "ip6tables-save", "filter",
+                           "pod IPv6", net->pod_rules6, true, err);
+    if (rc == NU_OK)
+        rc = nu__check_one(net, -1, "iptables-save", "filter", "host",
+                           net->host_filter, false, err);
+    if (rc == NU_OK)
+        rc = nu__check_one(net, -1, "iptables-save", "nat", "host NAT",
+                           net->host_nat, false, err);
+    return rc;
+}
+
+/* --- install and remove ----------------------------------------------- */
+
+static int nu__restore_host(const char *rules, nu_err_t *err)
+{
+    const char *args[] = { "--noflush", "-w", NULL };
+    char *insert = nu__insert_form(rules);
+    int rc;
+
+    if (insert == NULL)
+        return nu_err_set(err, NU_ENOMEM, "net: out of memory");
+    rc = nu__iptables(-1, "iptables-restore", args, insert, NULL, err);
+    free(insert);
+    return rc;
+}
+
+int nu__net_filter_install(nu_net_t *net, nu_err_t *err)
+{
+    int rc;
+
+    net->pod_rules = nu__pod_rules(net);
+    net->pod_rules6 = nu__pod_rules6();
+    net->host_filter = nu__host_filter(net);
+    net->host_nat = nu__host_nat(net);
+    if (net->pod_rules == NULL || net->pod_rules6 == NULL ||
+        net->host_filter == NULL || net->host_nat == NULL)
+        return nu_err_set(err, NU_ENOMEM, "net: out of memory");
+
+    rc = nu__iptables(net->pod_netns_fd, "iptables-restore", NULL,
+                      net->pod_rules, NULL, err);
+    if (rc == NU_OK)
+        rc = nu__iptables(net->pod_netns_fd, "ip6tables-restore", NULL,
+                          net->pod_rules6, NULL, err);
+    if (rc != NU_OK)
+        return rc;
+
+    pthread_mutex_lock(&nu__filter_lock);
+    net->host_rules = true;
+    rc = nu__restore_host(net->host_filter, err);
+    if (rc == NU_OK)
+        rc = nu__restore_host(net->host_nat, err);
+    pthread_mutex_unlock(&nu__filter_lock);
+    if (rc != NU_OK)
+        return rc;
+
+    return nu__net_filter_check(net, err);
+}
+
+/* Build the deletion script for every rule in saved (one table's
+ * iptables-save output) whose comment names a dead owner (owner == NULL)
+ * or exactly owner, and flush and delete the chains they jump to.
+ * Returns the number of jumps found. */
+static int nu__removal(const char *saved, const char *table,
+                       const char *owner, nu__buf_t *b)
+{
+    const char *line = saved;
+    int found = 0;
+
+    nu__buf_printf(b, "*%s\n", table);
+    while (line != NULL && *line != '\0') {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+        const char *tag = memmem(line, len, "--comment nucleus-", 18);
+
+        if (len > 3 && strncmp(line, "-A ", 3) == 0 && tag != NULL) {
+            char name[64];
+            size_t tlen = strcspn(tag + 10, " \n");
+            snprintf(name, sizeof name, "%.*s", (int)tlen, tag + 10);
+            bool match = owner != NULL ? strcmp(name, owner) == 0
+                                       : !nu__net_owner_alive(name);
+            if (match) {
+                const char *jump = memmem(line, len, " -j ", 4);
+                nu__buf_printf(b, "-D %.*s\n", (int)(len - 3), line + 3);
+                if (jump != NULL && strncmp(jump + 4, "NU", 2) == 0) {
+                    size_t jlen = strcspn(jump + 4, " \n");
+                    nu__buf_printf(b, "-F %.*s\n", (int)jlen, jump + 4);
+                }
+                found++;
+            }
+        }
+        line = end != NULL ? end + 1 : NULL;
+    }
+    return found;
+}
+
+/* "-F NUF3" lines may repeat (two FORWARD jumps); emit each chain's
+ * "-X" once after every "-D", as iptables needs. */
+static void nu__finish_removal(nu__buf_t *b, size_t start)
+{
+    char *chains[64];
+    size_t n = 0;
+    const char *p = b->data != NULL ? b->data + start : NULL;
+
+    while (p != NULL && (p = strstr(p, "\n-F ")) != NULL && n < 64) {
+        size_t len = strcspn(p + 4, "\n");
+        char *name = strndup(p + 4, len);
+        bool dup = false;
+        for (size_t i = 0; name != NULL && i < n; i++)
+            dup = dup || strcmp(chains[i], name) == 0;
+        if (name != NULL && !dup)
+            chains[n++] = name;
+        else
+            free(name);
+        p += 4;
+    }
+    for (size_t i = 0; i < n; i++) {
+        nu__buf_printf(b, "-X %s\n", chains[i]);
+        free(chains[i]);
+    }
+    nu__buf_printf(b, "COMMIT\n");
+}
+
+static int nu__remove_tagged(const char *owner, nu_err_t *err)
+{
+    static const char *const tables[] = { "filter", "nat" };
+    int total = 0;
+
+    for (size_t t = 0; t < 2; t++) {
+        const char *args[] = { "-t", tables[t], NULL };
+        const char *restore[] = { "--noflush", "-w", NULL };
+        nu__buf_t b = { 0 };
+        char *saved = NULL;
+        int found;
+        int rc = nu__iptables(-1, "iptables-save", args, NULL, &saved, err);
+
+        if (rc != NU_OK)
+            return rc;
+        found = nu__removal(saved, tables[t], owner, &b);
+        free(saved);
+        if (found == 0) {
+            free(b.data);
+            continue;
+        }
+        nu__finish_removal(&b, 0);
+        rc = b.failed ? NU_ENOMEM
+                      : nu__iptables(-1, "iptables-restore", restore, b.data,
+                                     NULL, err);
+        free(b.data);
+        if (rc != NU_OK)
+            return rc;
+        total += found;
+    }
+    return total;
+}
+
+void nu__net_filter_remove(nu_net_t *net)
+{
+    nu_err_t err = { 0 };
+    char *saved_tag;
+
+    if (!net->host_rules)
+        return;
+
+    /* The tag names the owner process, and an owner may hold many pods;
+     * match on the tag plus this pod's interface. */
+    if (asprintf(&saved_tag, "%s", net->owner_tag) < 0)
+        return;
+    pthread_mutex_lock(&nu__filter_lock);
+    (void)saved_tag;
+    {
+        static const char *const tables[] = { "filter", "nat" };
+        for (size_t t = 0; t < 2; t++) {
+            const char *args[] = { "-t", tables[t], NULL };
+            const char *restore[] = { "--noflush", "-w", NULL };
+            nu__buf_t b = { 0 };
+            char *saved = NULL;
+            int found = 0;
+
+            if (nu__iptables(-1, "iptables-save", args, NULL, &saved, &err) != NU_OK) {
+                nu_log(NU_LOG_WARN, "net", "%s", err.msg);
+                continue;
+            }
+            nu__buf_printf(&b, "*%s\n", tables[t]);
+            for (const char *line = saved; line != NULL && *line != '\0';) {
+                const char *end = strchr(line, '\n');
+                size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+                char ifmatch[32], ofmatch[32];
+                snprintf(ifmatch, sizeof ifmatch, " -i %s ", net->host_if);
+                snprintf(ofmatch, sizeof ofmatch, " -o %s ", net->host_if);
+                if (len > 3 && strncmp(line, "-A ", 3) == 0 &&
+                    memmem(line, len, net->owner_tag, strlen(net->owner_tag)) != NULL &&
+                    (memmem(line, len, ifmatch, strlen(ifmatch)) != NULL ||
+                     memmem(line, len, ofmatch, strlen(ofmatch)) != NULL)) {
+                    nu__buf_printf(&b, "-D %.*s\n", (int)(len - 3), line + 3);
+                    found++;
+                }
+                line = end != NULL ? end + 1 : NULL;
+            }
+            free(saved);
+            if (t == 0) {
+                /* Our chains go even when the jumps are already gone. */
+                nu__buf_printf(&b, "-F NUF%u\n-F NUI%u\n", net->index, net->index);
+            }
+            nu__finish_removal(&b, 0);
+            if (!b.failed && (found > 0 || t == 0) &&
+                nu__iptables(-1, "iptables-restore", restore, b.data, NULL,
+                             &err) != NU_OK)
+                nu_log(NU_LOG_WARN, "net", "cannot remove the rules of %s: %s",
+                       net->host_if, err.msg);
+            free(b.data);
+        }
+    }
+    pthread_mutex_unlock(&nu__filter_lock);
+    free(saved_tag);
+    net->host_rules = false;
+}
+
+int nu__net_filter_sweep(nu_err_t *err)
+{
+    int rc;
+
+    if (nu__tool_path("iptables-save") == NULL)
+        return 0;
+    pthread_mutex_lock(&nu__filter_lock);
+    rc = nu__remove_tagged(NULL, err);
+    pthread_mutex_unlock(&nu__filter_lock);
+    return rc;
+}
