@@ -216,6 +216,30 @@ static int nu__args_canonical(const char *args)
     return ok;
 }
 
+/* Decode 64 lowercase hex digits; nu_hex_decode is general but slower,
+ * and this runs once per verified event. */
+static inline int nu__hex_digit(unsigned char c)
+{
+    if ((unsigned)(c - '0') < 10)
+        return c - '0';
+    if ((unsigned)(c - 'a') < 6)
+        return c - 'a' + 10;
+    return -1;
+}
+
+static int nu__hex32(const char *text, uint8_t out[NU_SHA256_LEN])
+{
+    for (int i = 0; i < NU_SHA256_LEN; i++) {
+        int hi = nu__hex_digit((unsigned char)text[2 * i]);
+        int lo = hi < 0 ? -1 : nu__hex_digit((unsigned char)text[2 * i + 1]);
+
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return text[2 * NU_SHA256_LEN] == '\0' ? 0 : -1;
+}
+
 static void nu__prepare_item(nu__vitem_t *it)
 {
     const nu_audit_record_t *r = it->rec;
@@ -238,8 +262,7 @@ static void nu__prepare_item(nu__vitem_t *it)
         it->problem = "event fields are not valid UTF-8";
         return;
     }
-    if (r->prev_hash == NULL ||
-        nu_hex_decode(r->prev_hash, prev, sizeof prev) != 0)
+    if (r->prev_hash == NULL || nu__hex32(r->prev_hash, prev) != 0)
         memset(prev, 0, sizeof prev);   /* nu__consume rejects it anyway */
 
     mbedtls_sha256_init(&c);
