@@ -22,7 +22,7 @@
  *      tree; after it, write a checkpoint event when one is due;
  *   4. COMMIT; only then do the waiting appenders return NU_OK.
  * Any failure rolls back the whole batch and every appender in it gets the
- * error, so no caller is told an uncommitted event is logged.
+ * error, so no caller sees success for an event that was not committed.
  *
  * Group commit is leader/follower: an appender queues its job; when no
  * batch is running it becomes the leader and commits everything queued,
@@ -47,7 +47,7 @@
 /* Extra batches a leader commits for others before returning. */
 #define NU__LEADER_ROUNDS 8
 
-/* Longest time a leader waits for other appenders to queue (ns). */
+/* Maximum time a leader waits for other appenders to queue (ns). */
 #define NU__GATHER_NS 300000L
 
 struct nu__audit_job {
@@ -86,7 +86,7 @@ static const char *const *const nu__migrations[] = { nu__schema_v1 };
 _Static_assert(sizeof nu__migrations / sizeof nu__migrations[0] ==
                NU_AUDIT_SCHEMA_VERSION, "one migration per schema version");
 
-int nu__audit_db_err(nu_err_t *err, sqlite3 *db, const char *what)
+int nu__audit_db_err(nu_err_t *err, sqlite3 *db, const char *action)
 {
     int code = sqlite3_extended_errcode(db) & 0xff;
     int nu = (code == SQLITE_FULL || code == SQLITE_IOERR ||
@@ -94,7 +94,7 @@ int nu__audit_db_err(nu_err_t *err, sqlite3 *db, const char *what)
               code == SQLITE_READONLY || code == SQLITE_CANTOPEN)
                  ? NU_EIO : NU_EDB;
 
-    return nu_err_set(err, nu, "audit: cannot %s: %s", what,
+    return nu_err_set(err, nu, "audit: cannot %s: %s", action,
                       sqlite3_errmsg(db));
 }
 
@@ -962,7 +962,7 @@ static void nu__gather(nu_audit_t *a, int self)
 
 /* Queue job and wait until some leader (maybe this thread) has committed
  * or failed it.  Each waiter sleeps on its own condition variable, so a
- * commit wakes exactly the appenders it completed; a leader that stops
+ * commit wakes exactly the appenders it completed.  A leader that stops
  * with work queued wakes the oldest waiter to lead next. */
 static int nu__submit(nu_audit_t *a, nu__audit_job_t *job, nu_err_t *err)
 {

@@ -68,7 +68,7 @@ int nu__audit_key_id_pem(const char *pem, char out[NU_SHA256_HEX_LEN + 1]);
 int nu__audit_utf8_valid(const char *s);
 
 /* 1 when text is RFC 8785 canonical JSON, 0 when it is not, -1 when it
- * holds a non-integer number and only a full round trip can tell. */
+ * contains a non-integer number and only a full round trip can tell. */
 int nu__audit_is_canonical(const char *text);
 
 /* Fill r from the current row of a "SELECT <columns>" statement. */

@@ -11,7 +11,7 @@
  * "seq" is an integer (1, 2, ...); "args" is a JSON value stored as its
  * canonical text; every other member is a string.  Absent fields (SQL NULL)
  * are omitted, never written as null.  Strings are escaped as RFC 8785
- * rule 3 says: '"' and '\\' with a backslash, \b \f \n \r \t, other
+ * rule 3 requires: '"' and '\\' with a backslash, \b \f \n \r \t, other
  * control characters as \u00xx (lowercase hex), everything else as UTF-8.
  *
  * The writer builds the preimage here directly instead of through jansson
@@ -344,10 +344,10 @@ nomem:
 /*
  * Verification checks that every stored args text is exactly canonical.
  * Parsing with jansson and re-serializing costs about a third of the
- * verification time, so this scanner decides the common case directly:
- * it accepts the RFC 8785 output for objects, arrays, strings, literals
- * and integers, and returns -1 (undecided) for any number with a fraction
- * or exponent, whose canonical digits only a full formatter can judge.
+ * verification time, so this scanner decides the common case directly.
+ * It accepts the RFC 8785 output for objects, arrays, strings, literals
+ * and integers.  For any number with a fraction or exponent it returns -1
+ * (undecided), because only a full formatter can judge those digits.
  */
 typedef struct nu__scan {
     const unsigned char *p;

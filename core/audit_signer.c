@@ -37,10 +37,10 @@ typedef struct nu__signer {
     char *chain_pem;
 } nu__signer_t;
 
-static int nu__mbed_err(nu_err_t *err, int mrc, const char *what)
+static int nu__mbed_err(nu_err_t *err, int mrc, const char *action)
 {
     return nu_err_set(err, NU_ECRYPTO, "audit: cannot %s: mbedTLS error "
-                      "-0x%04x", what, (unsigned)-mrc);
+                      "-0x%04x", action, (unsigned)-mrc);
 }
 
 static char *nu__read_file(const char *path, size_t *len_out, nu_err_t *err)

@@ -2,7 +2,7 @@
  * audit_verify.c - offline verification of the chain, the tree and the
  * checkpoints.
  *
- * Algorithm (docs/audit-format.md, "Verifying"), for events in seq order:
+ * Algorithm (docs/audit-format.md, section 8), for events in seq order:
  *   1. seq must be the previous seq + 1, starting at 1 (a gap names the
  *      first missing seq);
  *   2. prev_hash must equal the previous event's hash (32 zero bytes for
@@ -189,8 +189,8 @@ cleanup:
 
 /* The order-independent half of verifying one event: preimage, args
  * check and both hashes, computed from the event's own prev_hash.  The
- * in-order half (nu__consume) then only compares; because it requires
- * prev_hash to equal the previous event's hash, hashing with the stored
+ * in-order half (nu__consume) then only compares.  It requires prev_hash
+ * to equal the previous event's hash, so hashing with the stored
  * prev_hash gives the same result as hashing with the previous hash. */
 typedef struct nu__vitem {
     const nu_audit_record_t *rec;
@@ -416,9 +416,9 @@ int nu__audit_save_anchor(nu_audit_t *a, const char *args_json)
 /* ---- verifying the database ---------------------------------------------- */
 
 /*
- * Rows are read in chunks; a helper thread computes the order-independent
+ * Rows are read in chunks.  A helper thread computes the order-independent
  * half (preimages and hashes) of the second half of each chunk while this
- * thread does the first half, then this thread checks the chunk in order.
+ * thread does the first half.  This thread then checks the chunk in order.
  * Hashing dominates verification, so two cores nearly halve its time.
  */
 #define NU__VCHUNK 2048
