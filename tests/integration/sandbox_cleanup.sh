@@ -30,8 +30,15 @@ check() {
     fi
 }
 
-# The pods' cgroup directories live in "nucleus" below our own cgroup of
-# each v1 hierarchy (and of the v2 tree when it is delegated).
+# Other programs on the host may run pods of their own, so every check
+# looks only at this test's pods: their init's environment carries a tag,
+# and their cgroups are named after owner pids this test recorded.
+tag=NU_CLEANUP_TAG=$$.$(date +%s%N)
+owners=
+
+# Directories "<owner pid>.<start>.<seq>" of the recorded owners left in
+# "nucleus" below our own cgroup of each v1 hierarchy (and of the v2 tree
+# when it is delegated).
 cgroup_leftovers() {
     count=0
     while IFS=: read -r _ controllers path; do
@@ -39,36 +46,53 @@ cgroup_leftovers() {
             case ",$controllers," in *,"$c",*) ;; *) continue ;; esac
             dir=/sys/fs/cgroup/$c${path%/}/nucleus
             [ -d "$dir" ] || continue
-            count=$((count + $(find "$dir" -mindepth 1 -maxdepth 1 -type d | wc -l)))
+            for owner in $owners; do
+                count=$((count + $(find "$dir" -mindepth 1 -maxdepth 1 \
+                    -type d -name "$owner.*" | wc -l)))
+            done
         done
     done </proc/self/cgroup
     echo "$count"
 }
 
 pod_processes() {
-    pgrep -f '^nucleus-podinit' | wc -l
+    count=0
+    for pid in $(pgrep -f '^nucleus-podinit'); do
+        if tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qx "$tag"; then
+            count=$((count + 1))
+        fi
+    done
+    echo "$count"
+}
+
+# Start a pod in the background; "exec" makes $! the nucleus process
+# itself, not a subshell.
+exec_pod_bg() {
+    exec "$NU_BIN" exec --profile local_dev --workspace "$ws" --env "$tag" "$@"
 }
 
 mounts_before=$(wc -l </proc/self/mountinfo)
-pods_before=$(pod_processes)
-cgroups_before=$(cgroup_leftovers)
 tmp_before=$(find /tmp -maxdepth 1 -name 'nucleus-*' | wc -l)
 
 errors=0
 i=0
 while [ $i -lt 200 ]; do
-    "$NU_BIN" exec --profile local_dev --workspace "$ws" -- /bin/true \
-        2>>"$work/errors" || errors=$((errors + 1))
+    exec_pod_bg -- /bin/true 2>>"$work/errors" &
+    owner=$!
+    owners="$owners $owner"
+    wait "$owner" || errors=$((errors + 1))
     i=$((i + 1))
 done
 check "$errors" "200_pods_created_and_closed" "$errors failed: $(head -c 300 "$work/errors")"
+check "$(cgroup_leftovers)" "closed_pods_leave_no_cgroup"
 
 # Kill 20 owners while their pods run a command.
 killed=0
 i=0
 while [ $i -lt 20 ]; do
-    "$NU_BIN" exec --profile local_dev --workspace "$ws" -- /bin/sleep 313 &
+    exec_pod_bg -- /bin/sleep 313 &
     owner=$!
+    owners="$owners $owner"
     # Wait until the command runs: owner -> pod init -> sleep.
     t=0
     while [ $t -lt 100 ]; do
@@ -80,6 +104,10 @@ while [ $i -lt 20 ]; do
         t=$((t + 1))
     done
     [ -n "$init" ] && killed=$((killed + 1))
+    if [ $i -eq 0 ]; then
+        # The tag finds a live pod, so the checks below are not vacuous.
+        check "$(( $(pod_processes) == 0 ))" "live_pod_found_by_tag"
+    fi
     kill -9 "$owner"
     wait "$owner" 2>/dev/null
     i=$((i + 1))
@@ -88,19 +116,19 @@ check "$((20 - killed))" "20_owners_killed_with_running_pods" "only $killed pods
 
 # PR_SET_PDEATHSIG acts at once, but give the kernel a moment to reap.
 t=0
-while [ $t -lt 100 ] && { [ "$(pod_processes)" -gt "$pods_before" ] ||
+while [ $t -lt 100 ] && { [ "$(pod_processes)" -gt 0 ] ||
                           pgrep -f '^/bin/sleep 313' >/dev/null; }; do
     sleep 0.05
     t=$((t + 1))
 done
-check "$(( $(pod_processes) - pods_before ))" "no_pod_init_left"
+check "$(pod_processes)" "no_pod_init_left"
 check "$(pgrep -f '^/bin/sleep 313' | wc -l)" "no_pod_command_left"
 check "$(( $(wc -l </proc/self/mountinfo) - mounts_before ))" "no_mount_left_on_host"
 
 # Killed owners left their cgroups; the next pod creation removes them.
-echo "# cgroups left by killed owners before the sweep: $(( $(cgroup_leftovers) - cgroups_before ))"
+echo "# cgroups left by killed owners before the sweep: $(cgroup_leftovers)"
 "$NU_BIN" exec --profile local_dev --workspace "$ws" -- /bin/true
-check "$(( $(cgroup_leftovers) - cgroups_before ))" "stale_cgroups_swept"
+check "$(cgroup_leftovers)" "stale_cgroups_swept"
 check "$(( $(find /tmp -maxdepth 1 -name 'nucleus-*' | wc -l) - tmp_before ))" \
     "no_temporary_directory_left"
 
