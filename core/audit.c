@@ -859,6 +859,9 @@ static int nu__write_checkpoint(nu__txn_t *t, int64_t *seq_out)
     return rc;
 }
 
+/* NOTE: the time rule is checked when an event is appended; an idle log
+ * gets its time-based checkpoint with the next append or an explicit
+ * nu_audit_checkpoint, since there is no timer thread. */
 static int nu__checkpoint_due(nu_audit_t *a, int64_t now)
 {
     int64_t pending = a->size - a->last_cp_seq;

@@ -610,6 +610,9 @@ static int nu__resolve_trust(const char *home, const nu_audit_trust_t *trust,
     return NU_OK;
 }
 
+/* NOTE: the tree table is a cache for proofs and is not compared with the
+ * recomputed tree here; a damaged node makes the proofs that use it fail
+ * their check instead. */
 int nu_audit_verify_anchor(nu_audit_t *a, const nu_audit_trust_t *trust,
                         const char *anchor_path, nu_audit_report_t *rep,
                         nu_err_t *err)

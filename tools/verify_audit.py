@@ -268,6 +268,9 @@ def _issued_by(cert, issuer):
         return False
 
 
+# NOTE: chain checks cover issuer names and signatures only, not key
+# usage, basic constraints or the SPIFFE ID; the C verifier uses mbedTLS's
+# full path validation.
 def _check_issued(cert, issuer):
     if cert.issuer != issuer.subject:
         raise ValueError("certificate chain is out of order")
