@@ -278,6 +278,121 @@ static void nu__filter_matches(const nu_perm_t *perm, json_t *result)
     }
 }
 
+/* Streamed output on its way to the caller.  Each stream keeps back the
+ * bytes that could be the start of a credential value, so a value split
+ * across two chunks is still replaced whole. */
+typedef struct nu__hold {
+    char *data;
+    size_t len;
+} nu__hold_t;
+
+typedef struct nu__stream {
+    nu_pod_t *pod;
+    nu_pod_output_fn fn;
+    void *userdata;
+    size_t longest;              /* longest credential value */
+    nu__hold_t hold[2];          /* stdout, stderr */
+} nu__stream_t;
+
+static void nu__stream_emit(nu__stream_t *st, const char *name, const char *data,
+                            size_t len)
+{
+    size_t out_len;
+    char *red;
+
+    if (len == 0)
+        return;
+    red = nu_redact_string(&st->pod->redactor, data, len, &out_len);
+    if (red != NULL)
+        st->fn(name, red, out_len, st->userdata);
+    free(red);
+}
+
+static void nu__stream_chunk(const char *name, const void *data, size_t len,
+                             void *userdata)
+{
+    nu__stream_t *st = userdata;
+    nu__hold_t *h = &st->hold[strcmp(name, "stderr") == 0];
+    const nu_redactor_t *r = &st->pod->redactor;
+    char *buf = realloc(h->data, h->len + len);
+    size_t cut;
+
+    if (buf == NULL)
+        return;
+    memcpy(buf + h->len, data, len);
+    h->data = buf;
+    h->len += len;
+
+    /* Emit all but the last longest - 1 bytes, extended past any value
+     * that starts before the cut and ends after it. */
+    cut = h->len > st->longest - 1 ? h->len - (st->longest - 1) : 0;
+    for (size_t i = 0; i < cut; i++)
+        for (size_t v = 0; v < r->count; v++) {
+            size_t vlen = strlen(r->values[v]);
+            if (i + vlen > cut && i + vlen <= h->len &&
+                memcmp(h->data + i, r->values[v], vlen) == 0)
+                cut = i + vlen;
+        }
+    nu__stream_emit(st, name, h->data, cut);
+    memmove(h->data, h->data + cut, h->len - cut);
+    h->len -= cut;
+}
+
+static void nu__stream_flush(nu__stream_t *st)
+{
+    static const char *const names[2] = { "stdout", "stderr" };
+
+    for (int i = 0; i < 2; i++) {
+        nu__stream_emit(st, names[i], st->hold[i].data, st->hold[i].len);
+        free(st->hold[i].data);
+        st->hold[i].data = NULL;
+        st->hold[i].len = 0;
+    }
+}
+
+/* Run exec_call in the pod, streaming run output through st when st is
+ * not NULL. */
+static int nu__sandbox_run(nu_pod_t *pod, const json_t *exec_call,
+                           nu__stream_t *st, json_t **result, nu_err_t *err)
+{
+    const char *tool = json_string_value(json_object_get(exec_call, "tool"));
+    nu_frame_t frame = { 0 };
+    json_t *request;
+    int rc;
+
+    /* The pod streams argv commands without env or stdin; anything else
+     * runs unstreamed and its output comes in the result. */
+    if (st == NULL || tool == NULL || strcmp(tool, "run") != 0 ||
+        json_object_get(exec_call, "env") != NULL ||
+        json_object_get(exec_call, "stdin") != NULL)
+        return nu_sandbox_tool(pod->sandbox, exec_call, result, err);
+
+    request = json_deep_copy(exec_call);
+    if (request == NULL)
+        return nu_err_set(err, NU_ENOMEM, "pod: out of memory");
+    json_t *command = json_object_get(request, "command");
+    if (json_is_string(command)) {
+        /* What the executor does with a shell string, spelled as argv. */
+        json_object_set_new(request, "argv", json_pack("[s, s, O]", "/bin/sh",
+                                                       "-c", command));
+        json_object_del(request, "command");
+    }
+    json_object_set_new(request, "stream", json_true());
+    rc = nu_sandbox_call(pod->sandbox, request, NULL, 0, nu__stream_chunk, st,
+                         &frame, err);
+    json_decref(request);
+    nu__stream_flush(st);
+    if (rc != NU_OK) {
+        *result = json_pack("{s:b, s:s, s:s}", "ok", 0, "kind", "sandbox_error",
+                            "error", err->msg);
+        return rc;
+    }
+    json_object_del(frame.json, "id");
+    *result = json_incref(frame.json);
+    nu_frame_free(&frame);
+    return NU_OK;
+}
+
 /* For glob and grep, a copy of call whose "exclude" adds the block set;
  * NULL for other tools. */
 static json_t *nu__with_exclude(const nu_perm_t *perm, const json_t *call)
@@ -304,7 +419,7 @@ static json_t *nu__with_exclude(const nu_perm_t *perm, const json_t *call)
 /* Steps 10 and 11 for an allowed call.  The pod lock is not held. */
 static int nu__execute(nu_pod_t *pod, const nu_perm_t *perm,
                        const json_t *call, const json_t *exec_call,
-                       nu_call_result_t *out)
+                       nu__stream_t *st, nu_call_result_t *out)
 {
     nu_budget_t cost = { 0.0, 0, 0, 1 };
     char digest[NU_SHA256_HEX_LEN + 1];
@@ -344,7 +459,7 @@ static int nu__execute(nu_pod_t *pod, const nu_perm_t *perm,
     /* Searches must not open blocked files that appeared after the pod's
      * masks were laid down: hand the block set to the walk. */
     json_t *search = nu__with_exclude(perm, exec_call);
-    rc = nu_sandbox_tool(pod->sandbox, search ? search : exec_call, &result, &err);
+    rc = nu__sandbox_run(pod, search ? search : exec_call, st, &result, &err);
     json_decref(search);
     out->executed = true;
 
@@ -399,7 +514,8 @@ static int nu__execute(nu_pod_t *pod, const nu_perm_t *perm,
     return NU_OK;
 }
 
-int nu_pod_call(nu_pod_t *pod, const json_t *call, nu_call_result_t *out)
+static int nu__pod_call(nu_pod_t *pod, const json_t *call, nu__stream_t *st,
+                        nu_call_result_t *out)
 {
     nu_decide_ctx_t dctx = { 0 };
     nu_policy_ctx_t pctx = { 0 };
@@ -465,7 +581,7 @@ int nu_pod_call(nu_pod_t *pod, const json_t *call, nu_call_result_t *out)
     }
 
     /* Steps 10 and 11. */
-    rc = nu__execute(pod, &perm, call, exec_call, out);
+    rc = nu__execute(pod, &perm, call, exec_call, st, out);
     goto done;
 
 io_fail:
@@ -474,6 +590,26 @@ done:
     json_decref(exec_call);
     nu_perm_free(&perm);
     return rc;
+}
+
+int nu_pod_call(nu_pod_t *pod, const json_t *call, nu_call_result_t *out)
+{
+    return nu__pod_call(pod, call, NULL, out);
+}
+
+int nu_pod_call_stream(nu_pod_t *pod, const json_t *call,
+                       nu_pod_output_fn on_output, void *userdata,
+                       nu_call_result_t *out)
+{
+    nu__stream_t st = { .pod = pod, .fn = on_output, .userdata = userdata,
+                        .longest = 1 };
+
+    if (on_output == NULL)
+        return nu__pod_call(pod, call, NULL, out);
+    for (size_t i = 0; i < pod->redactor.count; i++)
+        if (strlen(pod->redactor.values[i]) > st.longest)
+            st.longest = strlen(pod->redactor.values[i]);
+    return nu__pod_call(pod, call, &st, out);
 }
 
 void nu_call_result_clear(nu_call_result_t *r)

@@ -447,6 +447,42 @@ static void test_pod_spawn_needs_manage_pods(void **state)
     nu_perm_free(&req);
 }
 
+static void collect_output(const char *stream, const void *data, size_t len,
+                           void *userdata)
+{
+    char *buf = userdata;
+    size_t used = strlen(buf);
+
+    (void)stream;
+    if (used + len < 4096) {
+        memcpy(buf + used, data, len);
+        buf[used + len] = '\0';
+    }
+}
+
+static void test_pod_stream_redacts_split_secret(void **state)
+{
+    fixture_t *f = *state;
+    char output[4096] = "";
+    nu_call_result_t r;
+    /* The value arrives in two chunks, split in the middle. */
+    json_t *c = json_pack("{s:s, s:s}", "tool", "run", "command",
+                          "v=$API_TOKEN; printf '%s' \"${v%%-very*}\"; sleep 0.3; "
+                          "printf '%s\\n' \"-very${v#*-very}\"");
+
+    nu_pod_call_stream(f->pod, c, collect_output, output, &r);
+    if (strstr(output, "[REDACTED:API_TOKEN]") == NULL) {
+        char *dump = json_dumps(r.result, 0);
+        print_message("output: %s\nresult: %s\n", output, dump);
+        free(dump);
+    }
+    assert_int_equal(r.decision.verdict, NU_DECISION_ALLOW);
+    assert_null(strstr(output, SECRET));
+    assert_non_null(strstr(output, "[REDACTED:API_TOKEN]"));
+    nu_call_result_clear(&r);
+    json_decref(c);
+}
+
 static void test_pod_spawn_carves_budget(void **state)
 {
     static const char text[] =
@@ -524,6 +560,7 @@ int main(void)
         T(test_pod_budget_concurrent_charges),
         T(test_pod_budget_rejects_bad_charges),
         T(test_pod_credentials_redacted),
+        T(test_pod_stream_redacts_split_secret),
         T(test_pod_spawn_needs_manage_pods),
         T(test_pod_spawn_carves_budget),
     };

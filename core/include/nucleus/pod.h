@@ -120,6 +120,17 @@ int nu_pod_call(nu_pod_t *pod, const json_t *call, nu_call_result_t *out);
 
 void nu_call_result_clear(nu_call_result_t *r);
 
+/* Like nu_pod_call, and for run calls hand stdout and stderr to on_output
+ * while the command runs (stream is "stdout" or "stderr"); the result then
+ * has no stdout/stderr fields.  Streamed output is redacted like results:
+ * bytes that could begin a credential value are held back until the next
+ * chunk shows whether they do.  Other tools behave as with nu_pod_call. */
+typedef void (*nu_pod_output_fn)(const char *stream, const void *data,
+                                 size_t len, void *userdata);
+int nu_pod_call_stream(nu_pod_t *pod, const json_t *call,
+                       nu_pod_output_fn on_output, void *userdata,
+                       nu_call_result_t *out);
+
 /* Grant approval for key: count uses (>= 1), valid for ttl_s seconds
  * (1..NU_APPROVAL_TTL_MAX; 0 selects the maximum).  source names the
  * approver for the record ("orchestrator", "daemon:<spiffe id>", ...).
