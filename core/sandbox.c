@@ -660,7 +660,7 @@ int nu_sandbox_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
     if (rc < 0)
         goto fail;
     if (send(sync[1], "g", 1, MSG_NOSIGNAL) != 1) {
-        /* The child already exited; its error frame says why. */
+        /* The child already exited, and its error frame explains why. */
         rc = nu__handshake(sb, opts, err);
         if (rc == NU_OK)
             rc = nu_err_errno(err, errno, "sandbox: cannot release pod "
@@ -823,9 +823,10 @@ out:
     return rc;
 }
 
-/* The pod sends read content as a raw blob ("content_encoding": "blob");
- * the pipeline's result carries it in JSON: as text when it is UTF-8
- * without NUL, as base64 otherwise. */
+/* A pod sends read content as a raw blob ("content_encoding": "blob")
+ * when the request has "want_blob": true.  The pipeline's result carries
+ * it in JSON instead, as text when it is UTF-8 without NUL and as base64
+ * otherwise. */
 static int nu__blob_into_json(json_t *result, const uint8_t *blob, size_t len)
 {
     const char *enc = json_string_value(json_object_get(result,

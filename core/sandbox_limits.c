@@ -10,8 +10,8 @@
  *     pids controllers and we may write there (a delegated subtree).
  * The owner's start time (field 22 of /proc/<pid>/stat) distinguishes a live
  * owner from a recycled pid.  When an owner dies without closing its pods, the
- * kernel kills the pods (PR_SET_PDEATHSIG on the init, PID 1 of the pod)
- * but the empty cgroups remain; nu_sandbox_sweep, run by every
+ * kernel kills the pods (PR_SET_PDEATHSIG on the init, PID 1 of the pod),
+ * but the empty cgroups remain.  nu_sandbox_sweep, run by every
  * nu_sandbox_create, removes those whose owner is gone.
  *
  * Rlimits are the floor that applies without cgroups (unprivileged
