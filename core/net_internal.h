@@ -87,9 +87,11 @@ void nu__proxy_stats(const nu__proxy_t *proxy, nu_net_stats_t *out);
  * the list's entry or NULL. */
 const char *nu__net_hosts_lookup(const char *const *hosts, const char *name);
 
-/* Is addr (network byte order) one the proxy must never connect to on a
- * name's behalf (loopback, link-local, unspecified, multicast, the pod
- * range), unless perm's allow entries name it? */
-bool nu__net_addr_forbidden(const nu_net_t *net, uint32_t addr_be);
+/* Is addr:port (address in network byte order) one the proxy must never
+ * connect to on a name's behalf (loopback, link-local, unspecified,
+ * multicast, the pod range, any address of the host), unless the allow
+ * entries of net's policy name it?  net may be NULL (no policy, no
+ * range). */
+bool nu__net_addr_forbidden(const nu_net_t *net, uint32_t addr_be, int port);
 
 #endif

@@ -1,35 +1,838 @@
 /*
- * net_proxy.c - the pod's egress proxy (libuv).
+ * net_proxy.c - the pod's egress proxy: HTTP forward proxy and CONNECT
+ * tunnels on libuv, one loop thread per pod, listening on the host side of
+ * the pod's veth (net.h).
+ *
+ * Threat model: everything the pod sends is hostile.  The pod chooses the
+ * request line, the headers and the first bytes of a tunnel; the proxy
+ * chooses the destination address itself.  Per connection:
+ *
+ *   1. Read the request head (at most 16 KiB, ended by CRLF CRLF).
+ *   2. Plain HTTP: the request target must be an absolute http:// URL and
+ *      the Host header must name the same host and port (no Host spoofing
+ *      towards a virtual host on an allowed address).  The head is
+ *      rewritten to origin form with "Connection: close", so one client
+ *      connection carries one request.
+ *      CONNECT host:port: answer 200, then wait for the TLS ClientHello
+ *      and require its SNI to equal host (names only; an IP literal target
+ *      is allowed by the CIDR entries and needs no SNI).
+ *   3. The host (canonical form of nu_url_parse, so 0x7f.1 and
+ *      ::ffff:a.b.c.d are IPv4) must pass nu_perm_check_host.
+ *   4. The proxy resolves names itself (static hosts list first, then
+ *      getaddrinfo, IPv4 only) and refuses addresses the pod must never
+ *      reach through a name: loopback, link-local, unspecified, multicast,
+ *      the pod range and every address of the host, unless the policy's
+ *      CIDR entries name that address and port.
+ *   5. Splice bytes both ways with backpressure (reading stops while the
+ *      other side has more than 1 MiB queued), counting them per pod.
+ *
+ * A refused request gets a 403 (400 for bad syntax) and is counted in
+ * "denied"; a refused tunnel after 200 is closed.
  */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <uv.h>
 
 #include "net_internal.h"
+#include "nucleus/decide.h"
+#include "nucleus/log.h"
+
+#define NU__HEAD_MAX 16384
+#define NU__HELLO_MAX (16384 + 5)
+#define NU__QUEUE_HIGH (1u << 20)
+
+struct nu__proxy {
+    nu_net_t *net;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t stop;
+    pthread_t thread;
+    bool loop_ready;
+    atomic_uint_least64_t bytes_in;
+    atomic_uint_least64_t bytes_out;
+    atomic_uint_least64_t connections;
+    atomic_uint_least64_t denied;
+};
+
+typedef enum {
+    NU__HEAD = 0,    /* reading the request head */
+    NU__HELLO,       /* CONNECT answered, waiting for the ClientHello */
+    NU__DIALING,     /* resolving or connecting */
+    NU__PIPE,        /* splicing */
+    NU__CLOSING
+} nu__state_t;
+
+typedef struct nu__conn {
+    nu__proxy_t *proxy;
+    uv_tcp_t client;
+    uv_tcp_t upstream;
+    uv_getaddrinfo_t gai;
+    uv_connect_t connect_req;
+    nu__state_t state;
+    bool tunnel;
+    bool upstream_init;
+    bool client_eof, upstream_eof;
+    bool client_paused, upstream_paused;
+    bool close_after_reply;    /* a refusal is being written */
+    int open_handles;          /* handles plus a pending getaddrinfo */
+    char host[NU_URL_HOST_MAX];
+    int port;
+    char *buf;                 /* head, then the ClientHello */
+    size_t len;
+    char *forward;             /* bytes to send upstream once connected */
+    size_t forward_len;
+} nu__conn_t;
+
+typedef struct {
+    uv_write_t req;
+    nu__conn_t *conn;
+    char *data;
+    bool to_client;
+} nu__write_t;
+
+/* --- shared helpers --------------------------------------------------- */
+
+const char *nu__net_hosts_lookup(const char *const *hosts, const char *name)
+{
+    size_t len = strlen(name);
+
+    for (size_t i = 0; hosts != NULL && hosts[i] != NULL; i++) {
+        if (strncasecmp(hosts[i], name, len) == 0 && hosts[i][len] == '=')
+            return hosts[i] + len + 1;
+    }
+    return NULL;
+}
+
+static bool nu__in_prefix(uint32_t addr, uint32_t net, int bits)
+{
+    uint32_t mask = bits == 0 ? 0 : 0xffffffffu << (32 - bits);
+    return (addr & mask) == (net & mask);
+}
+
+static bool nu__is_host_addr(uint32_t addr_be)
+{
+    struct ifaddrs *list = NULL;
+    bool found = false;
+
+    if (getifaddrs(&list) != 0)
+        return true; /* fail closed */
+    for (struct ifaddrs *ifa = list; ifa != NULL && !found; ifa = ifa->ifa_next) {
+        if (ifa->ifa_addr != NULL && ifa->ifa_addr->sa_family == AF_INET &&
+            ((struct sockaddr_in *)ifa->ifa_addr)->sin_addr.s_addr == addr_be)
+            found = true;
+    }
+    freeifaddrs(list);
+    return found;
+}
+
+bool nu__net_addr_forbidden(const nu_net_t *net, uint32_t addr_be, int port)
+{
+    uint32_t a = ntohl(addr_be);
+    char text[INET_ADDRSTRLEN];
+    struct in_addr in = { .s_addr = addr_be };
+
+    inet_ntop(AF_INET, &in, text, sizeof text);
+    if (net != NULL && !net->perm.network.allow.top &&
+        nu_perm_check_host(&net->perm, text, port))
+        return false;
+    if (nu__in_prefix(a, 0x00000000u, 8) || nu__in_prefix(a, 0x7f000000u, 8) ||
+        nu__in_prefix(a, 0xa9fe0000u, 16) || nu__in_prefix(a, 0xe0000000u, 3))
+        return true;
+    if (net != NULL && nu__in_prefix(a, net->range_base, net->range_prefix))
+        return true;
+    return nu__is_host_addr(addr_be);
+}
+
+/* Parse the SNI host name of a TLS ClientHello record in data[0..len).
+ * Returns 1 (name in out), 0 (no SNI), -1 (need more bytes) or -2 (not a
+ * ClientHello). */
+static int nu__sni_parse(const uint8_t *d, size_t len, char *out, size_t size)
+{
+    size_t rec, p, end, ext_end;
+
+    if (len < 5)
+        return -1;
+    if (d[0] != 0x16 || d[1] != 0x03)
+        return -2;
+    rec = ((size_t)d[3] << 8) | d[4];
+    if (len < 5 + rec)
+        return -1;
+    end = 5 + rec;
+    p = 5;
+    if (p + 4 > end || d[p] != 0x01)
+        return -2;
+    p += 4 + 2 + 32;                                  /* header, version, random */
+    if (p + 1 > end)
+        return -2;
+    p += 1 + d[p];                                    /* session id */
+    if (p + 2 > end)
+        return -2;
+    p += 2 + (((size_t)d[p] << 8) | d[p + 1]);        /* cipher suites */
+    if (p + 1 > end)
+        return -2;
+    p += 1 + d[p];                                    /* compression */
+    if (p + 2 > end)
+        return p == end ? 0 : -2;
+    ext_end = p + 2 + (((size_t)d[p] << 8) | d[p + 1]);
+    p += 2;
+    if (ext_end > end)
+        return -2;
+    while (p + 4 <= ext_end) {
+        unsigned type = ((unsigned)d[p] << 8) | d[p + 1];
+        size_t elen = ((size_t)d[p + 2] << 8) | d[p + 3];
+        p += 4;
+        if (p + elen > ext_end)
+            return -2;
+        if (type == 0) {
+            /* server_name_list: length(2), type(1) = host_name, length(2) */
+            if (elen < 5 || d[p + 2] != 0)
+                return -2;
+            size_t nlen = ((size_t)d[p + 3] << 8) | d[p + 4];
+            if (5 + nlen > elen || nlen == 0 || nlen >= size)
+                return -2;
+            memcpy(out, d + p + 5, nlen);
+            out[nlen] = '\0';
+            return 1;
+        }
+        p += elen;
+    }
+    return 0;
+}
+
+/* --- connection life cycle -------------------------------------------- */
+
+static void nu__conn_free(nu__conn_t *c)
+{
+    free(c->buf);
+    free(c->forward);
+    free(c);
+}
+
+static void nu__on_close(uv_handle_t *handle)
+{
+    nu__conn_t *c = handle->data;
+
+    if (--c->open_handles == 0)
+        nu__conn_free(c);
+}
+
+static void nu__conn_close(nu__conn_t *c)
+{
+    if (c->state == NU__CLOSING)
+        return;
+    c->state = NU__CLOSING;
+    if (!uv_is_closing((uv_handle_t *)&c->client))
+        uv_close((uv_handle_t *)&c->client, nu__on_close);
+    if (c->upstream_init && !uv_is_closing((uv_handle_t *)&c->upstream))
+        uv_close((uv_handle_t *)&c->upstream, nu__on_close);
+}
+
+static void nu__on_write(uv_write_t *req, int status);
+
+static int nu__send(nu__conn_t *c, bool to_client, char *data, size_t len)
+{
+    nu__write_t *w = malloc(sizeof *w);
+    uv_buf_t buf = uv_buf_init(data, (unsigned)len);
+    uv_stream_t *s = to_client ? (uv_stream_t *)&c->client
+                               : (uv_stream_t *)&c->upstream;
+
+    if (w == NULL) {
+        free(data);
+        return UV_ENOMEM;
+    }
+    w->conn = c;
+    w->data = data;
+    w->to_client = to_client;
+    int rc = uv_write(&w->req, s, &buf, 1, nu__on_write);
+    if (rc != 0) {
+        free(data);
+        free(w);
+    }
+    return rc;
+}
+
+static void nu__deny(nu__conn_t *c, int status, const char *why)
+{
+    static const char fmt[] = "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+                              "Connection: close\r\nContent-Length: %zu\r\n\r\n%s\n";
+    char *text = NULL;
+    const char *reason = status == 403 ? "Forbidden"
+                         : status == 400 ? "Bad Request" : "Bad Gateway";
+
+    atomic_fetch_add(&c->proxy->denied, status == 403 ? 1 : 0);
+    nu_log(NU_LOG_INFO, "net", "proxy of %s refused %s:%d: %s",
+           c->proxy->net->host_if, c->host[0] != '\0' ? c->host : "?",
+           c->port, why);
+    if (c->tunnel && c->state != NU__HEAD) {
+        nu__conn_close(c);
+        return;
+    }
+    if (asprintf(&text, fmt, status, reason, strlen(why) + 1, why) < 0 ||
+        nu__send(c, true, text, strlen(text)) != 0) {
+        nu__conn_close(c);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&c->client);
+    c->state = NU__DIALING;
+    c->close_after_reply = true;
+}
+
+/* --- splicing --------------------------------------------------------- */
+
+static void nu__on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    (void)handle;
+    buf->base = malloc(suggested);
+    buf->len = buf->base != NULL ? suggested : 0;
+}
+
+static uv_stream_t *nu__peer(nu__conn_t *c, uv_stream_t *s)
+{
+    return s == (uv_stream_t *)&c->client ? (uv_stream_t *)&c->upstream
+                                          : (uv_stream_t *)&c->client;
+}
+
+static void nu__on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+static void nu__on_pipe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+static void nu__on_write(uv_write_t *req, int status)
+{
+    nu__write_t *w = (nu__write_t *)req;
+    nu__conn_t *c = w->conn;
+    bool to_client = w->to_client;
+
+    free(w->data);
+    free(w);
+    if (c->state == NU__CLOSING)
+        return;
+    if (status < 0) {
+        nu__conn_close(c);
+        return;
+    }
+    if (c->close_after_reply) {
+        nu__conn_close(c);
+        return;
+    }
+    if (c->state != NU__PIPE)
+        return;
+
+    /* Resume the side that feeds the stream that just drained. */
+    uv_stream_t *dst = to_client ? (uv_stream_t *)&c->client
+                                    : (uv_stream_t *)&c->upstream;
+    uv_stream_t *src = nu__peer(c, dst);
+    bool *paused = src == (uv_stream_t *)&c->client ? &c->client_paused
+                                                    : &c->upstream_paused;
+    if (*paused && uv_stream_get_write_queue_size(dst) < NU__QUEUE_HIGH) {
+        *paused = false;
+        uv_read_start(src, nu__on_alloc, nu__on_pipe_read);
+    }
+}
+
+static void nu__on_pipe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    nu__conn_t *c = s->data;
+    uv_stream_t *dst = nu__peer(c, s);
+    bool from_client = s == (uv_stream_t *)&c->client;
+
+    if (n == 0) {
+        free(buf->base);
+        return;
+    }
+    if (n < 0) {
+        free(buf->base);
+        bool *eof = from_client ? &c->client_eof : &c->upstream_eof;
+        *eof = true;
+        if (n != UV_EOF || (c->client_eof && c->upstream_eof)) {
+            nu__conn_close(c);
+            return;
+        }
+        uv_shutdown_t *req = malloc(sizeof *req);
+        if (req == NULL || uv_shutdown(req, dst, nu__on_shutdown) != 0) {
+            free(req);
+            nu__conn_close(c);
+        }
+        return;
+    }
+
+    atomic_fetch_add(from_client ? &c->proxy->bytes_out : &c->proxy->bytes_in,
+                     (uint64_t)n);
+    if (nu__send(c, !from_client, buf->base, (size_t)n) != 0) {
+        nu__conn_close(c);
+        return;
+    }
+    if (uv_stream_get_write_queue_size(dst) >= NU__QUEUE_HIGH) {
+        uv_read_stop(s);
+        if (from_client)
+            c->client_paused = true;
+        else
+            c->upstream_paused = true;
+    }
+}
+
+static void nu__start_pipe(nu__conn_t *c)
+{
+    c->state = NU__PIPE;
+    if (c->forward != NULL && c->forward_len > 0) {
+        atomic_fetch_add(&c->proxy->bytes_out, c->forward_len);
+        if (nu__send(c, false, c->forward, c->forward_len) != 0) {
+            c->forward = NULL;
+            nu__conn_close(c);
+            return;
+        }
+        c->forward = NULL;
+        c->forward_len = 0;
+    }
+    uv_read_start((uv_stream_t *)&c->client, nu__on_alloc, nu__on_pipe_read);
+    uv_read_start((uv_stream_t *)&c->upstream, nu__on_alloc, nu__on_pipe_read);
+}
+
+/* --- dialing ---------------------------------------------------------- */
+
+static void nu__on_connect(uv_connect_t *req, int status)
+{
+    nu__conn_t *c = req->data;
+
+    if (c->state == NU__CLOSING)
+        return;
+    if (status < 0) {
+        nu__deny(c, 502, uv_strerror(status));
+        return;
+    }
+    nu__start_pipe(c);
+}
+
+static void nu__dial(nu__conn_t *c, uint32_t addr_be)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)c->port),
+                              .sin_addr.s_addr = addr_be };
+
+    if (nu__net_addr_forbidden(c->proxy->net, addr_be, c->port)) {
+        nu__deny(c, 403, "the name resolves to an address pods may not reach");
+        return;
+    }
+    uv_tcp_init(&c->proxy->loop, &c->upstream);
+    c->upstream.data = c;
+    c->upstream_init = true;
+    c->open_handles++;
+    c->connect_req.data = c;
+    int rc = uv_tcp_connect(&c->connect_req, &c->upstream,
+                            (const struct sockaddr *)&sa, nu__on_connect);
+    if (rc != 0)
+        nu__deny(c, 502, uv_strerror(rc));
+}
+
+static void nu__on_resolved(uv_getaddrinfo_t *req, int status,
+                            struct addrinfo *res)
+{
+    nu__conn_t *c = req->data;
+    uint32_t addr = 0;
+
+    if (status == 0 && res != NULL)
+        addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr.s_addr;
+    uv_freeaddrinfo(res);
+    if (--c->open_handles == 0) {
+        nu__conn_free(c);
+        return;
+    }
+    if (c->state == NU__CLOSING)
+        return;
+    if (status < 0 || addr == 0) {
+        nu__deny(c, 502, "the name does not resolve");
+        return;
+    }
+    nu__dial(c, addr);
+}
+
+static void nu__resolve(nu__conn_t *c)
+{
+    const char *pinned = nu__net_hosts_lookup(
+        (const char *const *)c->proxy->net->hosts, c->host);
+    struct in_addr in;
+    struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM };
+
+    c->state = NU__DIALING;
+    uv_read_stop((uv_stream_t *)&c->client);
+    if (inet_pton(AF_INET, c->host, &in) == 1 ||
+        (pinned != NULL && inet_pton(AF_INET, pinned, &in) == 1)) {
+        nu__dial(c, in.s_addr);
+        return;
+    }
+    c->gai.data = c;
+    c->open_handles++;
+    if (uv_getaddrinfo(&c->proxy->loop, &c->gai, nu__on_resolved, c->host,
+                       NULL, &hints) != 0) {
+        c->open_handles--;
+        nu__deny(c, 502, "the name does not resolve");
+    }
+}
+
+/* --- request head ----------------------------------------------------- */
+
+/* Canonicalize "host[:port]" (authority form) into c->host / c->port. */
+static bool nu__authority(const char *scheme, const char *authority,
+                          size_t len, char *host, int *port)
+{
+    char url[NU_URL_HOST_MAX + 32];
+    nu_url_t u;
+
+    if (len == 0 || len > NU_URL_HOST_MAX)
+        return false;
+    snprintf(url, sizeof url, "%s://%.*s/", scheme, (int)len, authority);
+    if (nu_url_parse(url, &u, NULL) != NU_OK)
+        return false;
+    snprintf(host, NU_URL_HOST_MAX, "%s", u.host);
+    *port = u.port;
+    return true;
+}
+
+/* Find header name (case-insensitive) in head; returns its value and
+ * length, or NULL. */
+static const char *nu__header(const char *head, const char *name, size_t *len)
+{
+    size_t nlen = strlen(name);
+    const char *p = strstr(head, "\r\n");
+
+    while (p != NULL && p[2] != '\r') {
+        p += 2;
+        if (strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
+            const char *v = p + nlen + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            const char *e = strstr(v, "\r\n");
+            *len = e != NULL ? (size_t)(e - v) : strlen(v);
+            while (*len > 0 && (v[*len - 1] == ' ' || v[*len - 1] == '\t'))
+                (*len)--;
+            return v;
+        }
+        p = strstr(p, "\r\n");
+    }
+    return NULL;
+}
+
+static bool nu__hop_header(const char *line)
+{
+    static const char *const names[] = { "connection:", "proxy-connection:",
+                                         "proxy-authorization:", "keep-alive:" };
+    for (size_t i = 0; i < 4; i++)
+        if (strncasecmp(line, names[i], strlen(names[i])) == 0)
+            return true;
+    return false;
+}
+
+/* Build the origin-form request for upstream. */
+static char *nu__rewrite(const char *method, const char *path,
+                         const char *version, const char *head,
+                         const char *rest, size_t rest_len, size_t *out_len)
+{
+    size_t cap = strlen(head) + strlen(path) + rest_len + 64;
+    char *out = malloc(cap);
+    size_t n;
+    const char *p = strstr(head, "\r\n");
+
+    if (out == NULL)
+        return NULL;
+    n = (size_t)snprintf(out, cap, "%s %s %s\r\n", method, path, version);
+    while (p != NULL && p[2] != '\r') {
+        const char *line = p + 2;
+        const char *e = strstr(line, "\r\n");
+        size_t len = e != NULL ? (size_t)(e - line) : strlen(line);
+        if (!nu__hop_header(line)) {
+            memcpy(out + n, line, len);
+            n += len;
+            memcpy(out + n, "\r\n", 2);
+            n += 2;
+        }
+        p = e;
+    }
+    n += (size_t)snprintf(out + n, cap - n, "Connection: close\r\n\r\n");
+    memcpy(out + n, rest, rest_len);
+    *out_len = n + rest_len;
+    return out;
+}
+
+static void nu__handle_http(nu__conn_t *c, char *method, char *target,
+                            char *version, size_t head_len)
+{
+    const char *hv;
+    size_t hlen = 0;
+    char host[NU_URL_HOST_MAX];
+    int port = 0;
+    const char *path;
+    nu_url_t u;
+
+    if (strncasecmp(target, "http://", 7) != 0 ||
+        nu_url_parse(target, &u, NULL) != NU_OK) {
+        nu__deny(c, 400, "expected an absolute http:// URL (use CONNECT for https)");
+        return;
+    }
+    snprintf(c->host, sizeof c->host, "%s", u.host);
+    c->port = u.port;
+
+    hv = nu__header(c->buf, "Host", &hlen);
+    if (hv == NULL || !nu__authority("http", hv, hlen, host, &port) ||
+        strcmp(host, c->host) != 0 || port != c->port) {
+        nu__deny(c, 403, "the Host header does not match the request URL");
+        return;
+    }
+    if (!nu_perm_check_host(&c->proxy->net->perm, c->host, c->port)) {
+        nu__deny(c, 403, "the destination is not in the pod's network policy");
+        return;
+    }
+
+    path = strchr(target + 7, '/');
+    c->forward = nu__rewrite(method, path != NULL ? path : "/", version, c->buf,
+                             c->buf + head_len, c->len - head_len,
+                             &c->forward_len);
+    if (c->forward == NULL) {
+        nu__conn_close(c);
+        return;
+    }
+    nu__resolve(c);
+}
+
+static void nu__check_hello(nu__conn_t *c)
+{
+    char sni[NU_URL_HOST_MAX];
+    struct in_addr in;
+    int rc;
+
+    if (inet_pton(AF_INET, c->host, &in) == 1) {
+        rc = 0;
+    } else {
+        rc = nu__sni_parse((const uint8_t *)c->buf, c->len, sni, sizeof sni);
+        if (rc == -1 && c->len < NU__HELLO_MAX)
+            return;  /* wait for more */
+        if (rc != 1 || strcasecmp(sni, c->host) != 0) {
+            nu__deny(c, 403, rc == 1 ? "the TLS SNI does not match the "
+                                       "CONNECT target"
+                                     : "expected a TLS ClientHello with SNI");
+            return;
+        }
+    }
+    c->forward = c->buf;
+    c->forward_len = c->len;
+    c->buf = NULL;
+    c->len = 0;
+    nu__resolve(c);
+}
+
+static void nu__handle_connect(nu__conn_t *c, char *target, size_t head_len)
+{
+    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    char *reply;
+
+    c->tunnel = true;
+    if (!nu__authority("https", target, strlen(target), c->host, &c->port) ||
+        strchr(target, ':') == NULL) {
+        nu__deny(c, 400, "expected CONNECT host:port");
+        return;
+    }
+    if (!nu_perm_check_host(&c->proxy->net->perm, c->host, c->port)) {
+        nu__deny(c, 403, "the destination is not in the pod's network policy");
+        return;
+    }
+    reply = strdup(ok);
+    if (reply == NULL || nu__send(c, true, reply, sizeof ok - 1) != 0) {
+        nu__conn_close(c);
+        return;
+    }
+    memmove(c->buf, c->buf + head_len, c->len - head_len);
+    c->len -= head_len;
+    c->state = NU__HELLO;
+    nu__check_hello(c);
+}
+
+static void nu__parse_head(nu__conn_t *c, size_t head_len)
+{
+    char line[NU__HEAD_MAX];
+    char *method, *target, *version, *save = NULL;
+    const char *eol = strstr(c->buf, "\r\n");
+
+    memcpy(line, c->buf, (size_t)(eol - c->buf));
+    line[eol - c->buf] = '\0';
+    method = strtok_r(line, " ", &save);
+    target = strtok_r(NULL, " ", &save);
+    version = strtok_r(NULL, " ", &save);
+    if (method == NULL || target == NULL || version == NULL ||
+        strtok_r(NULL, " ", &save) != NULL ||
+        strncmp(version, "HTTP/1.", 7) != 0) {
+        nu__deny(c, 400, "malformed request line");
+        return;
+    }
+    if (strcmp(method, "CONNECT") == 0)
+        nu__handle_connect(c, target, head_len);
+    else
+        nu__handle_http(c, method, target, version, head_len);
+}
+
+static void nu__on_head_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    nu__conn_t *c = s->data;
+    size_t cap = c->state == NU__HEAD ? NU__HEAD_MAX : NU__HELLO_MAX;
+
+    if (n <= 0) {
+        free(buf->base);
+        if (n < 0)
+            nu__conn_close(c);
+        return;
+    }
+    if (c->len + (size_t)n > cap) {
+        free(buf->base);
+        nu__deny(c, 400, "request head too large");
+        return;
+    }
+    memcpy(c->buf + c->len, buf->base, (size_t)n);
+    c->len += (size_t)n;
+    c->buf[c->len] = '\0';
+    free(buf->base);
+
+    if (c->state == NU__HELLO) {
+        nu__check_hello(c);
+        return;
+    }
+    if (memchr(c->buf, '\0', c->len) != NULL) {
+        nu__deny(c, 400, "NUL byte in the request head");
+        return;
+    }
+    char *end = strstr(c->buf, "\r\n\r\n");
+    if (end != NULL)
+        nu__parse_head(c, (size_t)(end - c->buf) + 4);
+}
+
+static void nu__on_accept(uv_stream_t *server, int status)
+{
+    nu__proxy_t *proxy = server->data;
+    nu__conn_t *c;
+
+    if (status < 0)
+        return;
+    c = calloc(1, sizeof *c);
+    if (c != NULL)
+        c->buf = malloc(NU__HELLO_MAX + 1);
+    if (c == NULL || c->buf == NULL) {
+        free(c);
+        return;
+    }
+    c->proxy = proxy;
+    uv_tcp_init(&proxy->loop, &c->client);
+    c->client.data = c;
+    c->open_handles = 1;
+    if (uv_accept(server, (uv_stream_t *)&c->client) != 0) {
+        nu__conn_close(c);
+        return;
+    }
+    atomic_fetch_add(&proxy->connections, 1);
+    uv_read_start((uv_stream_t *)&c->client, nu__on_alloc, nu__on_head_read);
+}
+
+/* --- proxy thread ----------------------------------------------------- */
+
+static void nu__close_walk(uv_handle_t *handle, void *arg)
+{
+    (void)arg;
+    if (uv_is_closing(handle))
+        return;
+    if (handle->type == UV_TCP && handle->data != NULL &&
+        handle->data != ((nu__proxy_t *)arg)) {
+        nu__conn_close(handle->data);
+        return;
+    }
+    uv_close(handle, NULL);
+}
+
+static void nu__on_stop(uv_async_t *async)
+{
+    nu__proxy_t *proxy = async->data;
+    uv_walk(&proxy->loop, nu__close_walk, proxy);
+}
+
+static void *nu__proxy_main(void *arg)
+{
+    nu__proxy_t *proxy = arg;
+
+    uv_run(&proxy->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
 
 int nu__proxy_start(nu_net_t *net, nu_err_t *err)
 {
-    (void)net;
-    (void)err;
+    nu__proxy_t *proxy = calloc(1, sizeof *proxy);
+    struct sockaddr_in sa;
+    int rc;
+
+    if (proxy == NULL)
+        return nu_err_set(err, NU_ENOMEM, "net: out of memory");
+    proxy->net = net;
+    rc = uv_loop_init(&proxy->loop);
+    if (rc != 0) {
+        free(proxy);
+        return nu_err_set(err, NU_EIO, "net: cannot start the proxy loop: %s",
+                          uv_strerror(rc));
+    }
+    proxy->loop_ready = true;
+    net->proxy = proxy;
+
+    uv_tcp_init(&proxy->loop, &proxy->listener);
+    proxy->listener.data = proxy;
+    uv_async_init(&proxy->loop, &proxy->stop, nu__on_stop);
+    proxy->stop.data = proxy;
+
+    uv_ip4_addr(net->host_addr, NU_NET_PROXY_PORT, &sa);
+    rc = uv_tcp_bind(&proxy->listener, (const struct sockaddr *)&sa, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&proxy->listener, 128, nu__on_accept);
+    if (rc != 0) {
+        nu_err_set(err, NU_EIO, "net: cannot listen on %s:%d: %s",
+                   net->host_addr, NU_NET_PROXY_PORT, uv_strerror(rc));
+        uv_close((uv_handle_t *)&proxy->listener, NULL);
+        uv_close((uv_handle_t *)&proxy->stop, NULL);
+        uv_run(&proxy->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&proxy->loop);
+        free(proxy);
+        net->proxy = NULL;
+        return NU_EIO;
+    }
+    if (pthread_create(&proxy->thread, NULL, nu__proxy_main, proxy) != 0) {
+        uv_close((uv_handle_t *)&proxy->listener, NULL);
+        uv_close((uv_handle_t *)&proxy->stop, NULL);
+        uv_run(&proxy->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&proxy->loop);
+        free(proxy);
+        net->proxy = NULL;
+        return nu_err_set(err, NU_ENOMEM, "net: cannot start the proxy thread");
+    }
     return NU_OK;
 }
 
 void nu__proxy_stop(nu__proxy_t *proxy)
 {
-    (void)proxy;
+    if (proxy == NULL)
+        return;
+    uv_async_send(&proxy->stop);
+    pthread_join(proxy->thread, NULL);
+    uv_loop_close(&proxy->loop);
+    proxy->net->proxy = NULL;
+    free(proxy);
 }
 
 void nu__proxy_stats(const nu__proxy_t *proxy, nu_net_stats_t *out)
 {
-    (void)proxy;
-    (void)out;
-}
+    nu__proxy_t *p = (nu__proxy_t *)proxy;
 
-const char *nu__net_hosts_lookup(const char *const *hosts, const char *name)
-{
-    return NULL;
-}
-
-bool nu__net_addr_forbidden(const nu_net_t *net, uint32_t addr_be)
-{
-    return true;
+    out->bytes_in = atomic_load(&p->bytes_in);
+    out->bytes_out = atomic_load(&p->bytes_out);
+    out->connections = atomic_load(&p->connections);
+    out->denied = atomic_load(&p->denied);
 }
