@@ -238,6 +238,10 @@ int nu__cgroup_create(nu__cgroup_t *cg, const char *name,
         char mount[128];
         char *dir = cg->paths[cg->count];
 
+        /* Without a bandwidth limit the cpu hierarchy has nothing to do. */
+        if (strcmp(nu__v1_controllers[i], "cpu") == 0 &&
+            limits->cpu_millis == 0)
+            continue;
         snprintf(mount, sizeof mount, NU__CGROUP_ROOT "/%s",
                  nu__v1_controllers[i]);
         if (access(mount, W_OK) != 0 ||

@@ -401,6 +401,80 @@ static void test_sandbox_put_file_under_run(void **state)
     json_decref(call);
 }
 
+/* Read the first line of the cgroup file of the pod's cgroup in a v1
+ * hierarchy; returns false when that hierarchy is not in use. */
+static bool read_cgroup(const char *controller, const char *id,
+                        const char *file, char *out, size_t size)
+{
+    char own[256] = "";
+    char line[512];
+    char path[1024];
+    FILE *fp = fopen("/proc/self/cgroup", "r");
+
+    while (fp != NULL && fgets(line, sizeof line, fp) != NULL) {
+        char *list = strchr(line, ':');
+        char *cg = list != NULL ? strchr(list + 1, ':') : NULL;
+        if (cg == NULL)
+            continue;
+        *cg = '\0';
+        if (strcmp(list + 1, controller) == 0) {
+            cg[strcspn(cg + 1, "\n") + 1] = '\0';
+            snprintf(own, sizeof own, "%s", strcmp(cg + 1, "/") == 0 ? "" :
+                     cg + 1);
+        }
+    }
+    if (fp != NULL)
+        fclose(fp);
+
+    snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/nucleus/%s/%s",
+             controller, own, id, file);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return false;
+    if (fgets(out, (int)size, fp) == NULL)
+        out[0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+    fclose(fp);
+    return true;
+}
+
+static void test_sandbox_cgroup_limits_written(void **state)
+{
+    fixture_t *f = *state;
+    nu_sandbox_opts_t opts;
+    nu_err_t err = { 0 };
+    char value[64];
+
+    if (geteuid() != 0 || access("/sys/fs/cgroup/pids", W_OK) != 0)
+        skip();
+    nu_sandbox_opts_init(&opts);
+    opts.workspace = f->workspace;
+    opts.limits.memory_bytes = 64ULL << 20;
+    opts.limits.pids = 77;
+    opts.limits.cpu_millis = 250;
+    assert_int_equal(nu_sandbox_create(&opts, &f->sb, &err), NU_OK);
+
+    assert_true(read_cgroup("pids", nu_sandbox_id(f->sb), "pids.max", value,
+                            sizeof value));
+    assert_string_equal(value, "77");
+    if (access("/sys/fs/cgroup/memory", W_OK) == 0) {
+        assert_true(read_cgroup("memory", nu_sandbox_id(f->sb),
+                                "memory.limit_in_bytes", value,
+                                sizeof value));
+        assert_string_equal(value, "67108864");
+    }
+    if (access("/sys/fs/cgroup/cpu", W_OK) == 0) {
+        assert_true(read_cgroup("cpu", nu_sandbox_id(f->sb),
+                                "cpu.cfs_quota_us", value, sizeof value));
+        assert_string_equal(value, "25000");
+    }
+
+    /* The init itself is in the pod's pids cgroup. */
+    assert_true(read_cgroup("pids", nu_sandbox_id(f->sb), "pids.current",
+                            value, sizeof value));
+    assert_true(atoi(value) >= 1);
+}
+
 static void *ping_many(void *arg)
 {
     nu_sandbox_t *sb = arg;
@@ -498,6 +572,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_sandbox_stream_timeout_kills_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sandbox_cgroup_limits_written,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_put_file_under_run,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandbox_concurrent_callers_queue,
