@@ -630,6 +630,11 @@ int nu_sandbox_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
         goto fail;
     sb->plan.exec_fd = rc;
 
+    rc = nu__seccomp_program(&sb->plan.seccomp_code,
+                             &sb->plan.seccomp_count, err);
+    if (rc < 0)
+        goto fail;
+
     nu_sandbox_sweep(NULL);
     if (!(opts->flags & NU_SANDBOX_NO_CGROUPS)) {
         rc = nu__cgroup_create(&sb->cgroup, sb->id, &sb->plan.limits, err);

@@ -1,7 +1,14 @@
 /*
- * sandbox_harden.c - confinement the pod init applies to itself before it
- * reads a request: capabilities checked empty, no_new_privs, not dumpable,
- * Landlock, seccomp.  Every command the init starts inherits all of it.
+ * sandbox_harden.c - the seccomp filter and the confinement the pod init
+ * checks or applies before it reads a request: capabilities checked
+ * empty, no_new_privs, not dumpable, Landlock, the seccomp filter checked
+ * present.  Every command the init starts inherits all of it.
+ *
+ * The host builds the seccomp filter once per process with libseccomp and
+ * exports it as raw BPF (nu__seccomp_program).  The child of clone loads
+ * it with two prctl calls just before it executes the init
+ * (nu__seccomp_apply), which needs no allocation and saves the init the
+ * cost of building the filter in every pod.
  *
  * Seccomp.  The filter (libseccomp, default allow) rejects the system
  * calls that an unprivileged process needs only to attack the kernel or to
@@ -27,12 +34,15 @@
 #include <linux/filter.h>
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <sched.h>
-#include <stddef.h>
 #include <seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -285,6 +295,109 @@ static int nu__personality_filter(void)
            0 : -errno;
 }
 
+/* Build the libseccomp context of the filter into *out. */
+static int nu__seccomp_build(scmp_filter_ctx *out, nu_err_t *err)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    int rc;
+
+    *out = NULL;
+    if (ctx == NULL)
+        return nu_err_set(err, NU_ENOMEM, "sandbox: cannot create seccomp "
+                          "filter: out of memory");
+
+    /* Only the native architecture is in the filter: the others (i386
+     * via int 0x80, x32) take the bad-architecture action. */
+    rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH,
+                          SCMP_ACT_KILL_PROCESS);
+    if (rc == 0)
+        rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
+    if (rc == 0)
+        rc = nu__seccomp_rules(ctx);
+    if (rc != 0) {
+        seccomp_release(ctx);
+        return nu_err_set(err, NU_ESANDBOX, "sandbox: cannot build seccomp "
+                          "filter: %s", strerror(-rc));
+    }
+    *out = ctx;
+    return NU_OK;
+}
+
+/* The exported filter, built once per host process. */
+static pthread_mutex_t nu__bpf_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sock_filter *nu__bpf_code;
+static size_t nu__bpf_count;
+
+/* Export ctx as raw BPF into a malloc'd array. */
+static int nu__seccomp_export(scmp_filter_ctx ctx, struct sock_filter **code,
+                              size_t *count, nu_err_t *err)
+{
+    int fd = memfd_create("nucleus-seccomp", MFD_CLOEXEC);
+    off_t size;
+    int rc = NU_OK;
+
+    if (fd < 0)
+        return nu_err_errno(err, errno, "sandbox: cannot export seccomp "
+                            "filter");
+    if (seccomp_export_bpf(ctx, fd) != 0 ||
+        (size = lseek(fd, 0, SEEK_END)) <= 0 ||
+        size % (off_t)sizeof(struct sock_filter) != 0 ||
+        size / (off_t)sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        rc = nu_err_set(err, NU_ESANDBOX, "sandbox: cannot export seccomp "
+                        "filter: libseccomp produced no valid program");
+        goto out;
+    }
+    *code = malloc((size_t)size);
+    if (*code == NULL) {
+        rc = nu_err_set(err, NU_ENOMEM, "sandbox: out of memory");
+        goto out;
+    }
+    if (pread(fd, *code, (size_t)size, 0) != size) {
+        free(*code);
+        *code = NULL;
+        rc = nu_err_errno(err, errno, "sandbox: cannot read the exported "
+                          "seccomp filter");
+        goto out;
+    }
+    *count = (size_t)size / sizeof(struct sock_filter);
+
+out:
+    close(fd);
+    return rc;
+}
+
+int nu__seccomp_program(const void **code, size_t *count, nu_err_t *err)
+{
+    scmp_filter_ctx ctx;
+    int rc = NU_OK;
+
+    pthread_mutex_lock(&nu__bpf_lock);
+    if (nu__bpf_code == NULL) {
+        rc = nu__seccomp_build(&ctx, err);
+        if (rc == NU_OK) {
+            rc = nu__seccomp_export(ctx, &nu__bpf_code, &nu__bpf_count, err);
+            seccomp_release(ctx);
+        }
+    }
+    *code = nu__bpf_code;
+    *count = nu__bpf_count;
+    pthread_mutex_unlock(&nu__bpf_lock);
+    return rc;
+}
+
+int nu__seccomp_apply(const void *code, size_t count)
+{
+    struct sock_fprog prog = {
+        .len = (unsigned short)count,
+        .filter = (struct sock_filter *)code,
+    };
+
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+        return -errno;
+    return nu__personality_filter();
+}
+
 int nu__seccomp_install(bool load, nu_err_t *err)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
@@ -349,5 +462,9 @@ int nu__harden(bool require_landlock, int *landlock_abi, char *warn,
             return rc;
     }
 
-    return nu__seccomp_install(true, err);
+    /* The filter was installed before exec (sandbox_ns.c); check it. */
+    if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 2)
+        return nu_err_set(err, NU_ESANDBOX, "sandbox: cannot start pod: no "
+                          "seccomp filter is installed in the init");
+    return NU_OK;
 }

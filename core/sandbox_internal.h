@@ -54,6 +54,8 @@ typedef struct nu__plan {
     char tmp_opts[64];       /* tmpfs mount options */
     char run_opts[64];
     char *const *envp;
+    const void *seccomp_code;  /* struct sock_filter[seccomp_count] */
+    size_t seccomp_count;
 } nu__plan_t;
 
 /* Run in the child of clone: build the pod and exec the init.  Never
@@ -93,7 +95,8 @@ int nu__rlimits_apply(const nu_sandbox_limits_t *limits,
 
 /* Verify that no capability is left (effective, permitted, inheritable,
  * bounding, ambient), then set no_new_privs and PR_SET_DUMPABLE 0,
- * restrict the file system with Landlock and install the seccomp filter.
+ * restrict the file system with Landlock and check that the seccomp filter
+ * from before exec is in place.
  * *landlock_abi (OUT) is the ABI enforced, 0 when the kernel has none;
  * warn receives a message when Landlock was skipped.  Returns NU_OK or
  * NU_ESANDBOX. */
@@ -103,9 +106,19 @@ int nu__harden(bool require_landlock, int *landlock_abi, char *warn,
 /* The Landlock ABI version of the running kernel, 0 when unavailable. */
 int nu__landlock_abi(void);
 
-/* Build the seccomp filter into a libseccomp context and load it.  Exposed
- * for nucleus doctor, which checks that libseccomp can build it. */
+/* Build the seccomp filter into a libseccomp context and load it when
+ * load is true.  nucleus doctor calls it with false to check that
+ * libseccomp can build the filter. */
 int nu__seccomp_install(bool load, nu_err_t *err);
+
+/* Return the filter as raw BPF (*code, OUT, a struct sock_filter array of
+ * *count entries), built on first use and owned by the library. */
+int nu__seccomp_program(const void **code, size_t *count, nu_err_t *err);
+
+/* Set no_new_privs and load the raw filter and the personality filter.
+ * Makes system calls only, so the child of clone may call it.  Returns 0
+ * or -errno. */
+int nu__seccomp_apply(const void *code, size_t count);
 
 /* Serve a run request with "stream": true (sandbox_stream.c): output
  * frames go to host_fd as the command writes, and the returned object is

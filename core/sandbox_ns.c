@@ -18,11 +18,13 @@
  *      /tmp, /run and a fresh /proc into it;
  *   6. pivot_root into it and detach the old root;
  *   7. bring up loopback, set the hostname, rlimits, empty the capability
- *      bounding set and the ambient set, leave only the documented fds;
+ *      bounding set and the ambient set, set no_new_privs and load the
+ *      seccomp filter the host built, leave only the documented fds;
  *   8. execveat() the sealed memfd holding the pod init.
  *
- * Hardening that needs the final process (no_new_privs, dumpable, Landlock,
- * seccomp) happens in the init after exec, before it reads a request.
+ * Hardening that needs the final process (dumpable, Landlock, the checks
+ * of capabilities and seccomp) happens in the init after exec, before it
+ * reads a request.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -647,6 +649,9 @@ void nu__sandbox_child(const nu__plan_t *plan)
     if (rc < 0)
         nu__child_fail(plan, "set", "resource limits", -rc);
     nu__drop_bounding(plan);
+    rc = nu__seccomp_apply(plan->seccomp_code, plan->seccomp_count);
+    if (rc < 0)
+        nu__child_fail(plan, "load", "the seccomp filter", -rc);
 
     exec_fd = nu__arrange_fds(plan);
     syscall(SYS_execveat, exec_fd, "", argv, plan->envp, AT_EMPTY_PATH);
