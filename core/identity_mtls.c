@@ -46,6 +46,9 @@ struct nu_mtls_conn {
     nu_spiffeid_t peer;
     char reject[NU_ERR_MAX];        /* why the verify callback rejected */
     mbedtls_ecp_group *borrowed;    /* peer key group using nu__g_table */
+    unsigned char offered_id[32];   /* client: the session id it offered */
+    size_t offered_id_len;
+    int resumed;
 };
 
 static const int nu__suites[] = {
@@ -410,8 +413,11 @@ static void nu__offer_session(nu_mtls_conn_t *c)
     if (cfg->role != NU_MTLS_CLIENT || !cfg->resume)
         return;
     pthread_mutex_lock(&cfg->session_lock);
-    if (cfg->have_session)
-        (void)mbedtls_ssl_set_session(&c->ssl, &cfg->session);
+    if (cfg->have_session && cfg->session.id_len <= sizeof c->offered_id &&
+        mbedtls_ssl_set_session(&c->ssl, &cfg->session) == 0) {
+        memcpy(c->offered_id, cfg->session.id, cfg->session.id_len);
+        c->offered_id_len = cfg->session.id_len;
+    }
     pthread_mutex_unlock(&cfg->session_lock);
 }
 
@@ -487,6 +493,11 @@ int nu_mtls_handshake(const nu_mtls_config_t *cfg, int fd,
         rc = nu_err_set(err, NU_EDENIED, "mtls: peer sent no certificate");
         goto fail;
     }
+    /* A server that accepts the offered session echoes its id. */
+    c->resumed = c->offered_id_len > 0 &&
+                 c->ssl.session->id_len == c->offered_id_len &&
+                 memcmp(c->ssl.session->id, c->offered_id,
+                        c->offered_id_len) == 0;
     rc = nu__check_session_peer(c, peer, err);
     if (rc != NU_OK)
         goto fail;
@@ -504,6 +515,11 @@ fail:
 const nu_spiffeid_t *nu_mtls_peer_id(const nu_mtls_conn_t *conn)
 {
     return &conn->peer;
+}
+
+int nu_mtls_resumed(const nu_mtls_conn_t *conn)
+{
+    return conn->resumed;
 }
 
 const char *nu_mtls_ciphersuite(const nu_mtls_conn_t *conn)

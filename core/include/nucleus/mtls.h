@@ -74,6 +74,10 @@ int nu_mtls_handshake(const nu_mtls_config_t *cfg, int fd,
 /* The peer's validated SPIFFE ID. */
 const nu_spiffeid_t *nu_mtls_peer_id(const nu_mtls_conn_t *conn);
 
+/* 1 when this client connection resumed the session it offered, else 0
+ * (always 0 on a server). */
+int nu_mtls_resumed(const nu_mtls_conn_t *conn);
+
 /* The negotiated ciphersuite's IANA name. */
 const char *nu_mtls_ciphersuite(const nu_mtls_conn_t *conn);
 
