@@ -958,9 +958,20 @@ static void nu__gather(nu_audit_t *a, int self)
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
+    a->gather_self = self;
+    a->gathering = 1;
     while (a->queued < a->inside - self)
         if (pthread_cond_timedwait(&a->queued_cv, &a->mu, &deadline) != 0)
             break;
+    a->gathering = 0;
+}
+
+/* Wake a gathering leader only once its condition holds: waking it for
+ * every arrival costs a context switch each.  Called with mu held. */
+static void nu__gather_notify(nu_audit_t *a)
+{
+    if (a->gathering && a->queued >= a->inside - a->gather_self)
+        pthread_cond_signal(&a->queued_cv);
 }
 
 /* Queue job and wait until some leader (maybe this thread) has committed
@@ -974,7 +985,7 @@ static int nu__submit(nu_audit_t *a, nu__audit_job_t *job, nu_err_t *err)
     pthread_cond_init(&job->cv, NULL);
     pthread_mutex_lock(&a->mu);
     a->queued++;
-    pthread_cond_signal(&a->queued_cv);
+    nu__gather_notify(a);
     if (a->queue_tail != NULL)
         a->queue_tail->next = job;
     else
@@ -1024,7 +1035,7 @@ static int nu__submit(nu_audit_t *a, nu__audit_job_t *job, nu_err_t *err)
     if (!a->leader_active && a->queue_head != NULL)
         pthread_cond_signal(&a->queue_head->cv);
     a->inside--;
-    pthread_cond_signal(&a->queued_cv);
+    nu__gather_notify(a);
     pthread_mutex_unlock(&a->mu);
     pthread_cond_destroy(&job->cv);
 
@@ -1053,7 +1064,7 @@ int nu_audit_append(nu_audit_t *a, const nu_audit_event_t *ev,
     } else {
         pthread_mutex_lock(&a->mu);
         a->inside--;
-        pthread_cond_signal(&a->queued_cv);
+        nu__gather_notify(a);
         pthread_mutex_unlock(&a->mu);
     }
     if (rc == NU_OK && seq_out != NULL)

@@ -38,6 +38,8 @@ struct nu_audit {
     pthread_cond_t queued_cv;  /* signalled when an appender queues */
     int inside;                /* threads inside append or checkpoint */
     int queued;                /* jobs in the queue */
+    int gathering;             /* a leader waits in nu__gather */
+    int gather_self;           /* its own job is already done (0 or 1) */
     nu__audit_job_t *queue_head;
     nu__audit_job_t *queue_tail;
     int leader_active;
