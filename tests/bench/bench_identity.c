@@ -77,7 +77,7 @@ static double rate(int (*op)(void *), void *arg)
 #define ROUNDS 5
 
 /* Measure floor and ours in ROUNDS alternating rounds of g_seconds / ROUNDS
- * each, so that load from other processes hits both alike; report the
+ * each, so that load from other processes hits both alike.  Reports the
  * median rate of each. */
 static int cmp_double(const void *a, const void *b);
 
@@ -261,8 +261,8 @@ static double our_handshakes(nu_mtls_config_t *client, int port, int *count,
 }
 
 /* Run openssl s_time with a new TLS 1.2 session per connection (mode
- * "-new") or one reused session ("-reuse"); returns the mean wall-clock ms
- * per connection, or -1. */
+ * "-new") or one reused session ("-reuse").  Returns the mean wall-clock
+ * ms per connection, or -1. */
 static double openssl_s_time(int port, const char *dir, const char *mode)
 {
     char cmd[1024], line[512];

@@ -2,9 +2,9 @@
 # identity_openssl.sh - X.509-SVIDs and mTLS against the openssl tools.
 #
 #   1. openssl verify -x509_strict accepts SVIDs from 'nucleus svid issue'.
-#   2. A corpus of certificates made with openssl, one per SPIFFE rejection
-#      rule, must each be rejected by 'nucleus svid verify' with the
-#      expected reason; the valid controls must be accepted.
+#   2. A corpus of certificates made with openssl has one case per SPIFFE
+#      rejection rule.  'nucleus svid verify' must reject each with the
+#      expected reason and accept the valid controls.
 #   3. mTLS: openssl s_client against our server and our client against
 #      openssl s_server complete handshakes and see each other's SPIFFE
 #      IDs; a wrong trust domain, a foreign CA or an expired certificate
@@ -74,7 +74,8 @@ uses = sorted(k["use"] for k in b["keys"])
 x509 = [k for k in b["keys"] if k["use"] == "x509-svid"][0]
 jwt = [k for k in b["keys"] if k["use"] == "jwt-svid"][0]
 assert uses == ["jwt-svid", "x509-svid"], uses
-assert len(x509["x5c"]) == 1 and x509["crv"] == "P-256", x509
+assert len(x509["x5c"]) == 1, x509
+assert x509["crv"] == "P-256", x509
 assert jwt["kid"] and jwt["kty"] == "EC", jwt
 assert b["spiffe_sequence"] == 2, b["spiffe_sequence"]
 assert b["spiffe_refresh_hint"] > 0
@@ -340,7 +341,7 @@ start_ours() {
 }
 
 # start_openssl LOG ARGS...: run openssl s_server for one connection; sets
-# ossl_port.  Its standard input is a FIFO that this script holds open,
+# ossl_port.  Its standard input is a FIFO that this script keeps open,
 # because s_server shuts down at end of input.
 mkfifo "$work/s_server.stdin"
 exec 3<>"$work/s_server.stdin"
