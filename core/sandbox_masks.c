@@ -4,9 +4,9 @@
  *
  * The walk runs on the host before the pod starts, so it finds the files
  * that exist at creation.  A file created later under a blocked name is
- * not masked by the mount namespace; the executor's path check (on the
- * resolved path) and the pipeline's path rules still deny the tool call,
- * but a command run inside the pod can read it.  docs/sandbox.md states
+ * not masked by the mount namespace.  The pipeline's path rules, applied
+ * to the path the executor resolves, still deny file tools on it, but a
+ * command run inside the pod can read it.  docs/sandbox.md states
  * this gap.
  */
 #include <dirent.h>
