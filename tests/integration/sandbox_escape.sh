@@ -248,6 +248,26 @@ else
     failed=$((failed + 1))
 fi
 
+n=$((n + 1))
+"$NU_BIN" exec --profile local_dev --workspace "$work/missing" -- /bin/true \
+    >/dev/null 2>&1
+status=$?
+if [ "$status" -eq 125 ]; then
+    echo "ok $n - nucleus_failure_exit_125"
+else
+    echo "not ok $n - nucleus_failure_exit_125: got $status"
+    failed=$((failed + 1))
+fi
+n=$((n + 1))
+"$NU_BIN" exec --memory lots -- /bin/true >/dev/null 2>&1
+status=$?
+if [ "$status" -eq 2 ]; then
+    echo "ok $n - usage_error_exit_2"
+else
+    echo "not ok $n - usage_error_exit_2: got $status"
+    failed=$((failed + 1))
+fi
+
 # The host is unaffected.
 n=$((n + 1))
 if kill -0 "$host_sleeper" 2>/dev/null &&
