@@ -11,9 +11,10 @@
  * the profile's block and write_block globs over the workspace, create the
  * pod and run the command, streaming its output as it is written.  Close
  * the pod.  Exit status: the command's own (128+N when killed by signal N),
- * 124 when it timed out, 125 when Nucleus itself failed, 126 when the
- * policy denied the call or required an approval nobody gave, 127 when the
- * command was not found.
+ * 124 when it timed out, 125 when Nucleus itself failed (a usage error
+ * included, as timeout(1) and env(1) do, so that it cannot be mistaken
+ * for the command's own status 2), 126 when the policy denied the call or
+ * required an approval nobody gave, 127 when the command was not found.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -66,8 +67,8 @@ static void nu__exec_usage(FILE *out)
         "  --file-size BYTES largest file a process may write (default: "
         "4G)\n"
         "  --env NAME=VALUE  add an environment variable (repeatable)\n\n"
-        "exit status: the command's; 124 timeout, 125 Nucleus failed, 126 "
-        "denied, 127 not found\n");
+        "exit status: the command's; 124 timeout, 125 Nucleus failed or bad "
+        "usage, 126 denied, 127 not found\n");
 }
 
 /* Parse "512M"-style sizes. */
@@ -120,7 +121,7 @@ static int nu__parse_exec_args(int argc, char **argv, nu__exec_args_t *a)
             if (nu__parse_size(optarg, &value) != 0 || value > 86400) {
                 fprintf(stderr, "nucleus exec: invalid --timeout '%s': give "
                         "seconds from 1 to 86400\n", optarg);
-                return NU_EXIT_USAGE;
+                return NU__EXIT_NUCLEUS;
             }
             a->timeout_ms = (uint32_t)value * 1000;
             break;
@@ -128,14 +129,14 @@ static int nu__parse_exec_args(int argc, char **argv, nu__exec_args_t *a)
             if (nu__parse_size(optarg, &a->memory) != 0) {
                 fprintf(stderr, "nucleus exec: invalid --memory '%s': give "
                         "bytes, optionally with K, M or G\n", optarg);
-                return NU_EXIT_USAGE;
+                return NU__EXIT_NUCLEUS;
             }
             break;
         case 'n':
             if (nu__parse_size(optarg, &value) != 0 || value > 1000000) {
                 fprintf(stderr, "nucleus exec: invalid --pids '%s': give a "
                         "count from 1 to 1000000\n", optarg);
-                return NU_EXIT_USAGE;
+                return NU__EXIT_NUCLEUS;
             }
             a->pids = (uint32_t)value;
             break;
@@ -143,14 +144,14 @@ static int nu__parse_exec_args(int argc, char **argv, nu__exec_args_t *a)
             if (nu__parse_size(optarg, &a->file_size) != 0) {
                 fprintf(stderr, "nucleus exec: invalid --file-size '%s': "
                         "give bytes, optionally with K, M or G\n", optarg);
-                return NU_EXIT_USAGE;
+                return NU__EXIT_NUCLEUS;
             }
             break;
         case 'e':
             if (strchr(optarg, '=') == NULL || a->nenv == NU__MAX_ENV) {
                 fprintf(stderr, "nucleus exec: invalid --env '%s': give "
                         "NAME=VALUE (at most %d)\n", optarg, NU__MAX_ENV);
-                return NU_EXIT_USAGE;
+                return NU__EXIT_NUCLEUS;
             }
             a->env[a->nenv++] = optarg;
             break;
@@ -159,13 +160,13 @@ static int nu__parse_exec_args(int argc, char **argv, nu__exec_args_t *a)
             return NU_EXIT_OK;
         default:
             nu__exec_usage(stderr);
-            return NU_EXIT_USAGE;
+            return NU__EXIT_NUCLEUS;
         }
     }
     if (optind >= argc) {
         fprintf(stderr, "nucleus exec: missing command (put it after "
                 "'--')\n");
-        return NU_EXIT_USAGE;
+        return NU__EXIT_NUCLEUS;
     }
     a->argv = argv + optind;
     a->argc = argc - optind;

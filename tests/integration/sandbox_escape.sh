@@ -261,10 +261,10 @@ fi
 n=$((n + 1))
 "$NU_BIN" exec --memory lots -- /bin/true >/dev/null 2>&1
 status=$?
-if [ "$status" -eq 2 ]; then
-    echo "ok $n - usage_error_exit_2"
+if [ "$status" -eq 125 ]; then
+    echo "ok $n - usage_error_exit_125"
 else
-    echo "not ok $n - usage_error_exit_2: got $status"
+    echo "not ok $n - usage_error_exit_125: got $status"
     failed=$((failed + 1))
 fi
 
