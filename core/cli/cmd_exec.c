@@ -10,11 +10,14 @@
  * profile's check hook, then its approve hook for an approval).  Expand
  * the profile's block and write_block globs over the workspace, create the
  * pod and run the command, streaming its output as it is written.  Close
- * the pod.  Exit status: the command's own (128+N when killed by signal N),
- * 124 when it timed out, 125 when Nucleus itself failed (a usage error
- * included, as timeout(1) and env(1) do, so that it cannot be mistaken
- * for the command's own status 2), 126 when the policy denied the call or
- * required an approval nobody gave, 127 when the command was not found.
+ * the pod.  Exit status:
+ *   the command's own, or 128+N when signal N killed it;
+ *   124 when it timed out;
+ *   125 when Nucleus itself failed, usage errors included (as timeout(1)
+ *       and env(1) do), so that a failure is not read as the command's 2;
+ *   126 when the policy denied the call or required an approval that no
+ *       hook granted;
+ *   127 when the command was not found.
  */
 #include <errno.h>
 #include <getopt.h>
