@@ -3,10 +3,10 @@
 
 Standard library only.  One run measures, on a 1 KiB workspace file:
 
-  1. daemon, --no-audit: tool.call read throughput with CLIENTS concurrent
-     client processes (multiprocessing, so the Python GIL does not cap the
-     clients), each on its own unix socket connection with one request in
-     flight, and the median round trip of a single client;
+  1. daemon, --no-audit: the median round trip of a single client, and
+     tool.call read throughput with CLIENTS concurrent client processes,
+     each on its own unix socket connection with one request in flight
+     (processes, so the Python GIL does not cap the clients);
   2. the same with the audit log on;
   3. in process, the baseline: `nucleus run` of a Lua script doing the same
      read in a loop, with no socket and no JSON-RPC;
@@ -255,7 +255,7 @@ def in_process_per_call(binary, tmp, workspace, profile, calls, audit):
     """Mean wall time of one pod:read in `nucleus run`, milliseconds.
 
     Each sample is (time of a run with `calls` reads - time of a run with
-    none) / calls, which removes start-up and pod creation; the result is
+    none) / calls, which removes start-up and pod creation.  The result is
     the median of three samples.  NOTE: this is a mean per call, not a
     median, because the Lua API offers no wall clock to time single calls.
     """
