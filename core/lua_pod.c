@@ -298,6 +298,11 @@ static int nu__pod_new(lua_State *L)
     lua_getfield(L, 1, "timeout");
     timeout = luaL_optnumber(L, -1, 0);
     lua_pop(L, 1);
+    lua_getfield(L, 1, "svid_ttl");
+    opts.svid_ttl = (int64_t)luaL_optinteger(L, -1, 0);
+    lua_pop(L, 1);
+    if (opts.svid_ttl < 0)
+        return luaL_error(L, "nucleus.pod: svid_ttl must be a number of seconds");
     if (!(timeout >= 0 && timeout <= 86400))
         return luaL_error(L, "nucleus.pod: timeout must be 0 to 86400 seconds");
     opts.timeout_ms = (uint32_t)(timeout * 1000);

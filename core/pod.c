@@ -235,6 +235,7 @@ static void nu__pod_free(nu_pod_t *pod)
 {
     if (pod == NULL)
         return;
+    nu__pod_svid_stop(pod);
     nu_sandbox_close(pod->sandbox);
     if (pod->workspace_fd >= 0)
         close(pod->workspace_fd);
@@ -341,6 +342,8 @@ int nu_pod_create(const nu_pod_options_t *opts, nu_pod_t **out,
     nu__ledger_init(&pod->ledger, &pod->effective.budget);
 
     rc = nu__pod_start_sandbox(pod, opts, err);
+    if (rc == NU_OK)
+        rc = nu__pod_svid_start(pod, opts->home, opts->svid_ttl, err);
     if (rc != NU_OK)
         goto fail;
 

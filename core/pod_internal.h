@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "nucleus/audit.h"
+#include "nucleus/identity.h"
 #include "nucleus/pod.h"
 #include "nucleus/redact.h"
 #include "nucleus/sandbox.h"
@@ -90,6 +91,19 @@ struct nu_pod {
     void *approve_userdata;
     nu_audit_t *audit;
 
+    /* The pod's SVID (pod_svid.c); ca is NULL when the state directory has
+     * no CA. */
+    nu_ca_t *ca;
+    int64_t svid_ttl;
+    uint64_t svid_generation;
+    time_t svid_not_before, svid_not_after;
+    pthread_t svid_thread;
+    pthread_mutex_t svid_lock;
+    pthread_cond_t svid_cond;
+    bool svid_sync;            /* svid_lock and svid_cond are initialized */
+    bool svid_running;
+    bool svid_stop;
+
     nu_pod_t *parent;
     nu_pod_t **children;
     size_t nchildren;
@@ -115,5 +129,11 @@ int nu__pod_audit(nu_pod_t *pod, const char *type, const char *tool,
                   const char *result_digest, int64_t *seq_out, nu_err_t *err);
 
 int64_t nu__now(void);
+
+/* Issue the pod's SVID into the pod and start rotating it, when the state
+ * directory home (NULL: the default) has a CA; stop and free. */
+int nu__pod_svid_start(nu_pod_t *pod, const char *home, int64_t ttl,
+                       nu_err_t *err);
+void nu__pod_svid_stop(nu_pod_t *pod);
 
 #endif

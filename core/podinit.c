@@ -146,7 +146,9 @@ static json_t *nu__handle(nu__podinit_t *pi, const nu_frame_t *frame,
     if (tool != NULL && strcmp(tool, "ping") == 0)
         return json_pack("{s:b,s:i}", "ok", 1, "pid", (int)getpid());
     if (tool != NULL && strcmp(tool, NU__PUT_RUN_FILE) == 0)
-        result = nu__put_run_file(request, frame->blob, frame->blob_len);
+        result = json_object_get(request, "link") != NULL
+               ? nu__put_run_link(request)
+               : nu__put_run_file(request, frame->blob, frame->blob_len);
     if (tool != NULL && strcmp(tool, "run") == 0 &&
         json_is_true(json_object_get(request, "stream")))
         result = nu__stream_run(&pi->executor, pi->fd, pi->version, request,

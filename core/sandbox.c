@@ -862,12 +862,10 @@ static int nu__blob_into_json(json_t *result, const uint8_t *blob, size_t len)
     return NU_OK;
 }
 
-int nu_sandbox_put_file(nu_sandbox_t *sb, const char *path,
-                        const void *data, size_t len, unsigned mode,
-                        nu_err_t *err)
+/* Send a host-only run-file request and turn its response into a code. */
+static int nu__put_request(nu_sandbox_t *sb, json_t *request, const void *data,
+                           size_t len, nu_err_t *err)
 {
-    json_t *request = json_pack("{s:s,s:s,s:i}", "tool", NU__PUT_RUN_FILE,
-                                "path", path, "mode", (int)(mode & 0777));
     nu_frame_t response = { 0 };
     const char *detail;
     int rc;
@@ -887,6 +885,25 @@ int nu_sandbox_put_file(nu_sandbox_t *sb, const char *path,
     }
     nu_frame_free(&response);
     return rc;
+}
+
+int nu_sandbox_put_file(nu_sandbox_t *sb, const char *path,
+                        const void *data, size_t len, unsigned mode,
+                        nu_err_t *err)
+{
+    return nu__put_request(sb, json_pack("{s:s,s:s,s:i}", "tool",
+                                         NU__PUT_RUN_FILE, "path", path,
+                                         "mode", (int)(mode & 0777)),
+                           data, len, err);
+}
+
+int nu_sandbox_put_link(nu_sandbox_t *sb, const char *path,
+                        const char *target, nu_err_t *err)
+{
+    return nu__put_request(sb, json_pack("{s:s,s:s,s:s}", "tool",
+                                         NU__PUT_RUN_FILE, "path", path,
+                                         "link", target),
+                           NULL, 0, err);
 }
 
 int nu_sandbox_tool(nu_sandbox_t *sb, const json_t *call, json_t **result,

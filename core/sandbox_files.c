@@ -10,7 +10,16 @@
  * target, so a reader sees the old or the new content, never a mix.  The
  * walk uses openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, so a
  * symlink an agent planted under /run/nucleus cannot redirect the write.
+ *
+ * With "link": TARGET instead of a blob, the init points the symbolic
+ * link REL at TARGET (a sibling name) by renaming a new link over it, so
+ * readers that resolve REL see one generation or the next, never a mix.
+ * Sibling directories named ".<name>.*" other than TARGET and the link's
+ * previous target are then removed.  This is how SVID directories rotate:
+ * svid -> .svid.3 holds svid.pem, svid.key and bundle.pem of one
+ * generation.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -156,6 +165,101 @@ json_t *nu__put_run_file(const json_t *request, const uint8_t *data,
 out:
     if (fd >= 0)
         close(fd);
+    if (dir >= 0)
+        close(dir);
+    if (root >= 0)
+        close(root);
+    return result;
+}
+
+/* Remove a directory of plain files below dir (one level, no symlinks
+ * followed). */
+static void nu__remove_flat_dir(int dir, const char *name)
+{
+    int fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    struct dirent *e;
+
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+    unlinkat(dir, name, AT_REMOVEDIR);
+}
+
+/* Remove generations ".<name>.*" except keep1 and keep2. */
+static void nu__prune_generations(int dir, const char *name, const char *keep1,
+                                  const char *keep2)
+{
+    char prefix[300];
+    int fd = fcntl(dir, F_DUPFD_CLOEXEC, 0);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    struct dirent *e;
+    char victims[16][256];
+    int n = 0;
+
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    snprintf(prefix, sizeof prefix, ".%s.", name);
+    while ((e = readdir(d)) != NULL && n < 16) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 ||
+            strcmp(e->d_name, keep1) == 0 || strcmp(e->d_name, keep2) == 0 ||
+            strstr(e->d_name, ".tmp-") != NULL)
+            continue;
+        snprintf(victims[n++], sizeof victims[0], "%s", e->d_name);
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++)
+        nu__remove_flat_dir(dir, victims[i]);
+}
+
+json_t *nu__put_run_link(const json_t *request)
+{
+    const char *path = json_string_value(json_object_get(request, "path"));
+    const char *target = json_string_value(json_object_get(request, "link"));
+    char rel[256], tmp[300], previous[256] = "";
+    const char *name;
+    int root = -1, dir = -1;
+    ssize_t n;
+    json_t *result;
+
+    if (path == NULL || !nu__run_path_valid(path) || target == NULL ||
+        !nu__run_path_valid(target) || strchr(target, '/') != NULL)
+        return json_pack("{s:b,s:s,s:s}", "ok", 0, "kind", "invalid_request",
+                         "error", "podinit: cannot link a run path: 'path' "
+                         "must be relative to " NU__RUN_DIR " and 'link' a "
+                         "sibling name");
+    snprintf(rel, sizeof rel, "%s", path);
+
+    root = open(NU__RUN_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    dir = root < 0 ? -1 : nu__run_parent(root, rel, &name);
+    if (dir < 0) {
+        result = nu__put_error(path, strerror(errno));
+        goto out;
+    }
+
+    n = readlinkat(dir, name, previous, sizeof previous - 1);
+    previous[n > 0 ? n : 0] = '\0';
+
+    snprintf(tmp, sizeof tmp, ".%s.tmp-%ld", name, (long)getpid());
+    unlinkat(dir, tmp, 0);
+    if (symlinkat(target, dir, tmp) != 0 || renameat(dir, tmp, dir, name) != 0) {
+        result = nu__put_error(path, strerror(errno));
+        unlinkat(dir, tmp, 0);
+        goto out;
+    }
+    nu__prune_generations(dir, name, target, previous);
+    result = json_pack("{s:b}", "ok", 1);
+
+out:
     if (dir >= 0)
         close(dir);
     if (root >= 0)

@@ -137,6 +137,10 @@ json_t *nu__stream_run(struct nu_executor *ex, int host_fd, int version,
 json_t *nu__put_run_file(const json_t *request, const uint8_t *data,
                          size_t len);
 
+/* Point the symbolic link /run/nucleus/REL at a sibling (the "link"
+ * member) and prune older generations (sandbox_files.c). */
+json_t *nu__put_run_link(const json_t *request);
+
 /* The pod init's main loop (podinit.c), reading requests from fd. */
 int nu__podinit_main(int fd);
 extern const int nu__podinit_linked;

@@ -27,6 +27,11 @@
  * pod are serialized by the pod's lock around steps 9-11; budget charges
  * never overspend under concurrency.
  *
+ * Identity.  When the state directory has a CA, the pod's X.509-SVID for
+ * its SPIFFE ID is placed at /run/nucleus/svid/{svid.pem, svid.key,
+ * bundle.pem} inside the pod and rotated at half of its lifetime
+ * (core/pod_svid.c).
+ *
  * Credentials.  Values of opts.credentials are injected into run
  * environments only.  Every string the pipeline returns, logs or audits
  * has each credential value replaced by "[REDACTED:NAME]".
@@ -88,6 +93,11 @@ typedef struct nu_pod_options {
     void *approve_userdata;
 
     nu_audit_t *audit;          /* borrowed; NULL = no audit log */
+
+    /* State directory whose CA issues the pod's X.509-SVID (NULL: the
+     * default, see home.h).  Without a CA the pod has no SVID. */
+    const char *home;
+    int64_t svid_ttl;           /* seconds; 0 = the CA's default (1 h) */
 } nu_pod_options_t;
 
 void nu_pod_options_init(nu_pod_options_t *opts);

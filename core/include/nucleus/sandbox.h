@@ -155,6 +155,14 @@ int nu_sandbox_put_file(nu_sandbox_t *sb, const char *path,
                         const void *data, size_t len, unsigned mode,
                         nu_err_t *err);
 
+/* Point the symbolic link /run/nucleus/PATH at target, a sibling name,
+ * replacing any previous link atomically, and remove older sibling
+ * directories named ".<name>.*" except target and the previous target.
+ * Used to rotate a directory of files as one unit.  Returns as
+ * nu_sandbox_put_file. */
+int nu_sandbox_put_link(nu_sandbox_t *sb, const char *path,
+                        const char *target, nu_err_t *err);
+
 /* Send sig to the pod init (SIGKILL ends the whole pod).  Returns NU_OK or
  * NU_EIO. */
 int nu_sandbox_kill(nu_sandbox_t *sb, int sig);
