@@ -132,6 +132,7 @@ static int nu__builtins(lua_State *L)
 
 int luaopen_nucleus_core(lua_State *L);
 void nu__lua_register_pod(lua_State *L);   /* core/lua_pod.c */
+void nu__lua_register_identity(lua_State *L);   /* core/lua_identity.c */
 
 int luaopen_nucleus_core(lua_State *L)
 {
@@ -151,5 +152,6 @@ int luaopen_nucleus_core(lua_State *L)
     lua_pushcfunction(L, nu__builtins);
     lua_setfield(L, -2, "builtins");
     nu__lua_register_pod(L);
+    nu__lua_register_identity(L);
     return 1;
 }
