@@ -95,14 +95,34 @@ static char **nu__pod_env(const nu_pod_options_t *opts)
         "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/workspace",
         "LANG=C.UTF-8", "TERM=dumb",
     };
-    size_t nbase = sizeof base / sizeof base[0];
-    char **env = calloc(nbase + opts->ncredentials + 1, sizeof *env);
+    size_t nbase = sizeof base / sizeof base[0], nextra = 0;
+    char **env;
 
+    while (opts->env != NULL && opts->env[nextra] != NULL)
+        nextra++;
+    env = calloc(nbase + nextra + opts->ncredentials + 1, sizeof *env);
     if (env == NULL)
         return NULL;
     for (size_t i = 0; i < nbase; i++)
         if ((env[i] = strdup(base[i])) == NULL)
             goto fail;
+    /* An extra variable replaces a default of the same name (getenv
+     * returns the first match, so a duplicate would not override). */
+    for (size_t i = 0; i < nextra; i++) {
+        const char *eq = strchr(opts->env[i], '=');
+        size_t slot = nbase, namelen = eq ? (size_t)(eq - opts->env[i]) : 0;
+        for (size_t j = 0; j < nbase; j++)
+            if (namelen > 0 && strncmp(env[j], opts->env[i], namelen + 1) == 0)
+                slot = j;
+        char *copy = strdup(opts->env[i]);
+        if (copy == NULL)
+            goto fail;
+        if (slot < nbase)
+            free(env[slot]);
+        else
+            nbase++;
+        env[slot] = copy;
+    }
     for (size_t i = 0; i < opts->ncredentials; i++) {
         const nu_credential_t *c = &opts->credentials[i];
         size_t len = strlen(c->name) + strlen(c->value) + 2;
@@ -148,6 +168,19 @@ static int nu__pod_check_options(const nu_pod_options_t *opts, nu_err_t *err)
     if (opts->isolation != NULL && strcmp(opts->isolation, "ns") != 0)
         return nu_err_set(err, NU_ENOTSUP, "pod: isolation '%s' is not "
                           "available (use 'ns')", opts->isolation);
+
+    for (size_t i = 0; opts->env != NULL && opts->env[i] != NULL; i++) {
+        const char *eq = strchr(opts->env[i], '=');
+        char name[256];
+        size_t n = eq ? (size_t)(eq - opts->env[i]) : 0;
+        if (n > 0 && n < sizeof name) {
+            memcpy(name, opts->env[i], n);
+            name[n] = '\0';
+        }
+        if (n == 0 || n >= sizeof name || !nu__env_name_valid(name))
+            return nu_err_set(err, NU_EINVAL, "pod: invalid environment entry "
+                              "'%.100s' (expected NAME=VALUE)", opts->env[i]);
+    }
 
     for (size_t i = 0; i < opts->ncredentials; i++) {
         if (!nu__env_name_valid(opts->credentials[i].name))
@@ -222,6 +255,8 @@ static int nu__pod_start_sandbox(nu_pod_t *pod, const nu_pod_options_t *opts,
     sb.env = (const char *const *)env;
     sb.timeout_ms = opts->timeout_ms;
     sb.limits.memory_bytes = opts->memory_bytes;
+    sb.limits.pids = opts->pids;
+    sb.limits.file_size_bytes = opts->file_size_bytes;
     rc = nu_sandbox_create(&sb, &pod->sandbox, err);
 
 out:

@@ -6,11 +6,11 @@
  *                [--env NAME=VALUE]...
  *                -- CMD [ARG...]
  *
- * Steps: load the profile and decide the run call (the lattice, then the
- * profile's check hook, then its approve hook for an approval).  Expand
- * the profile's block and write_block globs over the workspace, create the
- * pod and run the command, streaming its output as it is written.  Close
- * the pod.  Exit status:
+ * Steps: create a pod with the profile (its block and write_block globs
+ * masked in the workspace), send the run call through the tool-call
+ * pipeline (nu_pod_call_stream: the lattice, the check hook, approvals by
+ * the approve hook, the audit log), print its output as the command writes
+ * it, and close the pod.  Exit status:
  *   the command's own, or 128+N when signal N killed it;
  *   124 when it timed out;
  *   125 when Nucleus itself failed, usage errors included (as timeout(1)
@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +32,11 @@
 #include <mbedtls/base64.h>
 
 #include "cli/commands.h"
+#include "nucleus/audit.h"
 #include "nucleus/decide.h"
 #include "nucleus/log.h"
+#include "nucleus/pod.h"
 #include "nucleus/policy.h"
-#include "nucleus/sandbox.h"
 
 #define NU__EXIT_TIMEOUT 124
 #define NU__EXIT_NUCLEUS 125
@@ -51,6 +53,7 @@ typedef struct nu__exec_args {
     uint64_t file_size;
     const char *env[NU__MAX_ENV + 1];
     size_t nenv;
+    bool no_audit;
     char **argv;
     int argc;
 } nu__exec_args_t;
@@ -69,7 +72,8 @@ static void nu__exec_usage(FILE *out)
         "  --pids N          process limit (default: 1024)\n"
         "  --file-size BYTES largest file a process may write (default: "
         "4G)\n"
-        "  --env NAME=VALUE  add an environment variable (repeatable)\n\n"
+        "  --env NAME=VALUE  add an environment variable (repeatable)\n"
+        "  --no-audit        do not record the call in the audit log\n\n"
         "exit status: the command's; 124 timeout, 125 Nucleus failed or bad "
         "usage, 126 denied, 127 not found\n");
 }
@@ -106,6 +110,7 @@ static int nu__parse_exec_args(int argc, char **argv, nu__exec_args_t *a)
         { "pids", required_argument, NULL, 'n' },
         { "file-size", required_argument, NULL, 'f' },
         { "env", required_argument, NULL, 'e' },
+        { "no-audit", no_argument, NULL, 'A' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -158,6 +163,9 @@ static int nu__parse_exec_args(int argc, char **argv, nu__exec_args_t *a)
             }
             a->env[a->nenv++] = optarg;
             break;
+        case 'A':
+            a->no_audit = true;
+            break;
         case 'h':
             nu__exec_usage(stdout);
             return NU_EXIT_OK;
@@ -174,43 +182,6 @@ static int nu__parse_exec_args(int argc, char **argv, nu__exec_args_t *a)
     a->argv = argv + optind;
     a->argc = argc - optind;
     return -1;  /* go on */
-}
-
-/* The decision step: 0 to run, or the exit status to stop with. */
-static int nu__exec_decide(nu_profile_t *profile, const json_t *call)
-{
-    nu_decide_ctx_t dctx = { .now = (int64_t)time(NULL) };
-    nu_policy_ctx_t pctx = { 0 };
-    nu_decision_t decision;
-    nu_approve_t answer = NU_APPROVE_ASK;
-    json_t *request;
-    nu_err_t err;
-
-    nu_profile_eval(profile, call, &dctx, &pctx, &decision, NULL);
-    if (decision.verdict == NU_DECISION_ALLOW)
-        return 0;
-    if (decision.verdict == NU_DECISION_DENY) {
-        fprintf(stderr, "nucleus exec: denied (%s): %s\n",
-                nu_kind_name(decision.kind), decision.reason);
-        return NU__EXIT_DENIED;
-    }
-
-    request = json_pack("{s:s,s:s,s:O,s:s}", "operation",
-                        nu_op_name(decision.operation), "approval_key",
-                        decision.approval_key, "call", call, "reason",
-                        decision.reason);
-    if (request != NULL &&
-        nu_profile_approve(profile, request, &dctx, &pctx, &answer,
-                           &err) != NU_OK)
-        answer = NU_APPROVE_DENY;
-    json_decref(request);
-    if (answer == NU_APPROVE_APPROVE)
-        return 0;
-    fprintf(stderr, "nucleus exec: denied (approval_required): %s (approval "
-            "key %s); nucleus exec cannot ask for approvals, so use a "
-            "profile whose approve hook grants it\n", decision.reason,
-            decision.approval_key);
-    return NU__EXIT_DENIED;
 }
 
 /* Write one streamed chunk to our stdout or stderr as it arrives. */
@@ -281,76 +252,69 @@ static int nu__exec_status(const json_t *result)
     return NU__EXIT_NUCLEUS;
 }
 
-static int nu__exec_in_pod(const nu__exec_args_t *a, const nu_perm_t *perm,
-                           json_t *call)
+/* Report a call the pipeline did not run; returns the exit status. */
+static int nu__exec_refused(const nu_call_result_t *r)
 {
-    nu_sandbox_opts_t opts;
-    nu_sandbox_t *sb = NULL;
-    char **block = NULL;
-    char **write_block = NULL;
-    char cwd[PATH_MAX];
-    const char *env[NU__MAX_ENV + 8];
-    nu_frame_t response = { 0 };
-    json_t *result;
-    nu_err_t err = { 0 };
-    int status = NU__EXIT_NUCLEUS;
-    size_t n = 0;
+    const nu_decision_t *d = &r->decision;
 
-    nu_sandbox_opts_init(&opts);
+    if (d->verdict == NU_DECISION_APPROVAL) {
+        fprintf(stderr, "nucleus exec: denied (approval_required): %s "
+                "(approval key %s); nucleus exec cannot ask for approvals, so "
+                "use a profile whose approve hook grants it\n", d->reason,
+                d->approval_key);
+        return NU__EXIT_DENIED;
+    }
+    if (d->kind == NU_KIND_IO_ERROR || d->kind == NU_KIND_INTERNAL ||
+        d->kind == NU_KIND_SANDBOX_ERROR) {
+        fprintf(stderr, "nucleus exec: %s\n", d->reason);
+        return NU__EXIT_NUCLEUS;
+    }
+    fprintf(stderr, "nucleus exec: denied (%s): %s\n", nu_kind_name(d->kind),
+            d->reason);
+    return NU__EXIT_DENIED;
+}
+
+static int nu__exec_in_pod(const nu__exec_args_t *a, nu_profile_t *profile,
+                           nu_audit_t *audit, json_t *call)
+{
+    nu_pod_options_t opts;
+    nu_pod_t *pod = NULL;
+    nu_call_result_t r;
+    char cwd[PATH_MAX];
+    nu_err_t err = { 0 };
+    int status;
+
+    nu_pod_options_init(&opts);
     if (a->workspace == NULL && getcwd(cwd, sizeof cwd) == NULL) {
         fprintf(stderr, "nucleus exec: cannot read the current directory: "
                 "%s (pass --workspace)\n", strerror(errno));
         return NU__EXIT_NUCLEUS;
     }
+    opts.profile = profile;
     opts.workspace = a->workspace != NULL ? a->workspace : cwd;
-    if (opts.workspace[0] != '/' && realpath(opts.workspace, cwd) != NULL)
-        opts.workspace = cwd;
-    opts.limits.memory_bytes = a->memory;
-    opts.limits.pids = a->pids;
-    opts.limits.file_size_bytes = a->file_size;
+    opts.memory_bytes = a->memory;
+    opts.pids = a->pids;
+    opts.file_size_bytes = a->file_size;
     opts.timeout_ms = a->timeout_ms;
-    if (a->nenv > 0) {
-        env[n++] = "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin";
-        env[n++] = "HOME=/workspace";
-        env[n++] = "LANG=C.UTF-8";
-        for (size_t i = 0; i < a->nenv; i++)
-            env[n++] = a->env[i];
-        env[n] = NULL;
-        opts.env = env;
-    }
+    opts.env = a->nenv > 0 ? a->env : NULL;
+    opts.audit = audit;
+    opts.namespace_ = "exec";
 
-    if (nu_sandbox_collect(opts.workspace, perm, 0, &block, &write_block,
-                           &err) != NU_OK) {
+    if (nu_pod_create(&opts, &pod, &err) != NU_OK) {
         fprintf(stderr, "nucleus exec: %s\n", err.msg);
         return NU__EXIT_NUCLEUS;
     }
-    opts.block_paths = (const char *const *)block;
-    opts.write_block_paths = (const char *const *)write_block;
 
-    if (nu_sandbox_create(&opts, &sb, &err) != NU_OK) {
-        fprintf(stderr, "nucleus exec: %s\n", err.msg);
-        goto out;
+    nu_pod_call_stream(pod, call, nu__exec_output, NULL, &r);
+    if (r.decision.verdict != NU_DECISION_ALLOW || r.result == NULL) {
+        status = nu__exec_refused(&r);
+    } else {
+        nu__print_stream(r.result, "stdout", stdout);
+        nu__print_stream(r.result, "stderr", stderr);
+        status = nu__exec_status(r.result);
     }
-
-    /* The output arrives in output frames while the command runs; the
-     * response's stdout and stderr fields are set only by pods that do not
-     * stream. */
-    json_object_set_new(call, "stream", json_true());
-    if (nu_sandbox_call(sb, call, NULL, 0, nu__exec_output, NULL, &response,
-                        &err) != NU_OK) {
-        fprintf(stderr, "nucleus exec: %s\n", err.msg);
-        goto out;
-    }
-    result = response.json;
-    nu__print_stream(result, "stdout", stdout);
-    nu__print_stream(result, "stderr", stderr);
-    status = nu__exec_status(result);
-
-out:
-    nu_frame_free(&response);
-    nu_sandbox_close(sb);
-    nu_sandbox_free_list(block);
-    nu_sandbox_free_list(write_block);
+    nu_call_result_clear(&r);
+    nu_pod_close(pod);
     return status;
 }
 
@@ -358,6 +322,7 @@ int nu_cmd_exec(int argc, char **argv)
 {
     nu__exec_args_t args;
     nu_profile_t *profile = NULL;
+    nu_audit_t *audit = NULL;
     json_t *call = NULL;
     nu_err_t err = { 0 };
     int status;
@@ -385,12 +350,16 @@ int nu_cmd_exec(int argc, char **argv)
         goto out;
     }
 
-    status = nu__exec_decide(profile, call);
-    if (status == 0)
-        status = nu__exec_in_pod(&args, nu_profile_perm(profile), call);
+    if (!args.no_audit && nu_audit_open(NULL, &audit, &err) != NU_OK) {
+        fprintf(stderr, "nucleus exec: %s (or pass --no-audit)\n", err.msg);
+        status = NU__EXIT_NUCLEUS;
+        goto out;
+    }
+    status = nu__exec_in_pod(&args, profile, audit, call);
 
 out:
     json_decref(call);
+    nu_audit_close(audit);
     nu_profile_free(profile);
     return status;
 }

@@ -47,6 +47,9 @@ echo "API_KEY=hunter2" > "$ws/.env"
 gcc -O1 -o "$ws/probe" "${NU_SOURCE_DIR:-.}/tests/integration/sandbox_probe.c" ||
     { echo "Bail out! cannot build the probe"; exit 1; }
 chown -R "$uid:$gid" "$ws"
+# The user's own state directory: nucleus exec records its calls there.
+mkdir -p "$work/state"
+chown "$uid:$gid" "$work/state"
 chmod 711 "$work"
 
 n=0
@@ -54,7 +57,7 @@ failed=0
 
 as_user() {
     setpriv --reuid="$uid" --regid="$gid" --clear-groups \
-        env -i PATH=/usr/bin:/bin HOME=/nonexistent "$@"
+        env -i PATH=/usr/bin:/bin HOME=/nonexistent NUCLEUS_HOME="$work/state" "$@"
 }
 
 run_case() {

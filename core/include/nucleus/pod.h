@@ -88,6 +88,12 @@ typedef struct nu_pod_options {
 
     uint32_t timeout_ms;        /* default run timeout; 0 = executor default */
     uint64_t memory_bytes;      /* pod memory limit; 0 = sandbox default */
+    uint32_t pids;              /* process limit; 0 = sandbox default */
+    uint64_t file_size_bytes;   /* largest file written; 0 = sandbox default */
+
+    /* Extra environment of every command, "NAME=value", NULL-terminated;
+     * may be NULL.  Not secret: use credentials for secrets. */
+    const char *const *env;
 
     nu_pod_approve_fn approve;  /* orchestrator callback; may be NULL */
     void *approve_userdata;
