@@ -141,13 +141,15 @@ def check_read(line):
         raise RuntimeError("bench_daemon: read failed: %r" % line[:300])
 
 
-def throughput_client(path, pod, profile, workspace, start, stop_at, results):
+def throughput_client(path, pod, profile, workspace, ready, start, stop_at,
+                      results):
     """Run reads until stop_at (time.monotonic) and report the count.  With
     pod None, the client reads from a pod of its own."""
     conn = Connection(path)
     if pod is None:
         pod = conn.call("pod.create", {"profile": profile,
                                        "workspace": workspace})["id"]
+    ready.put(True)
     count = 0
     start.wait()
     cpu_before = time.process_time()
@@ -172,16 +174,20 @@ def measure_throughput(daemon, pod, profile, workspace, clients, seconds):
     the CPU time per call of the daemon and of the clients, milliseconds."""
     path = daemon.socket
     ctx = multiprocessing.get_context("fork")
+    ready = ctx.Queue()
     start = ctx.Event()
     stop_at = ctx.Value("d", 0.0)
     results = ctx.Queue()
     procs = [ctx.Process(target=throughput_client,
-                         args=(path, pod, profile, workspace, start, stop_at,
-                               results))
+                         args=(path, pod, profile, workspace, ready, start,
+                               stop_at, results))
              for _ in range(clients)]
     for p in procs:
         p.start()
-    time.sleep(0.5)     # let every client connect before the clock starts
+
+    # The clock starts once every client is connected and has its pod.
+    for _ in procs:
+        ready.get(timeout=60)
 
     cpu_before = cpu_seconds(daemon.proc.pid)
     began = time.monotonic()
