@@ -187,6 +187,8 @@ static char *nu__result_text(const char *tool, const json_t *result)
         json_t *sig = json_object_get(result, "signal");
         if (!json_is_integer(sig))
             sig = NULL;
+        if (!json_is_integer(code))
+            code = NULL;
         size_t len = (out ? strlen(out) : 0) + (err ? strlen(err) : 0) + 128;
 
         text = malloc(len);

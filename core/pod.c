@@ -150,6 +150,20 @@ static void nu__free_env(char **env)
     free(env);
 }
 
+/* A namespace becomes one segment of the pod's SPIFFE ID path. */
+static bool nu__segment_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 63 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (const char *p = s; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_'))
+            return false;
+    return true;
+}
+
 static int nu__pod_check_options(const nu_pod_options_t *opts, nu_err_t *err)
 {
     struct stat st;
@@ -165,6 +179,10 @@ static int nu__pod_check_options(const nu_pod_options_t *opts, nu_err_t *err)
     if (!S_ISDIR(st.st_mode))
         return nu_err_set(err, NU_EINVAL, "pod: workspace '%s' is not a "
                           "directory", opts->workspace);
+    if (opts->namespace_ != NULL && !nu__segment_valid(opts->namespace_))
+        return nu_err_set(err, NU_EINVAL, "pod: invalid namespace '%.100s' "
+                          "(use 1 to 63 letters, digits, '.', '-' or '_', not "
+                          "'.' or '..')", opts->namespace_);
     if (opts->isolation != NULL && strcmp(opts->isolation, "ns") != 0)
         return nu_err_set(err, NU_ENOTSUP, "pod: isolation '%s' is not "
                           "available (use 'ns')", opts->isolation);

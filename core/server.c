@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,8 +41,9 @@
 #include "nucleus/mtls.h"
 #include "server_internal.h"
 
-#define NU__MAX_WRITE_QUEUE (64u * 1024 * 1024)
+#define NU__MAX_WRITE_QUEUE (16u * 1024 * 1024)
 #define NU__TLS_HANDSHAKE_MS 10000
+#define NU__TLS_MAX_CONNECTIONS 256   /* TCP connections served at once */
 
 typedef struct nu_server {
     nu_srv_t s;
@@ -59,7 +61,7 @@ typedef struct nu_server {
     pthread_mutex_t tls_lock;
     pthread_cond_t tls_done;
     int tls_threads;
-    int tls_fds[1024];
+    int tls_fds[NU__TLS_MAX_CONNECTIONS];
 } nu_server_t;
 
 typedef struct nu_conn {
@@ -73,6 +75,7 @@ typedef struct nu_conn {
     bool skipping;      /* discarding an over-long line */
     bool reading;
     bool shutdown;      /* uv_shutdown requested: no more writes */
+    bool rejected;      /* unauthorized peer: input is discarded */
     uv_shutdown_t shutdown_req;
     struct nu_conn *next;
 } nu_conn_t;
@@ -291,7 +294,7 @@ static void nu__conn_next(nu_conn_t *c)
     char *nl;
 
     while (!c->busy && !c->closing) {
-        nl = memchr(c->buf, '\n', c->len);
+        nl = c->len > 0 ? memchr(c->buf, '\n', c->len) : NULL;
         if (nl == NULL) {
             if (c->len > max) {
                 /* Over the limit without a newline: answer once, then drop
@@ -371,7 +374,17 @@ static void nu__conn_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *bu
     if (nread < 0) {
         uv_read_stop(stream);
         c->reading = false;
+        if (c->rejected) {
+            c->closing = true;
+            if (!uv_is_closing((uv_handle_t *)&c->pipe))
+                uv_close((uv_handle_t *)&c->pipe, nu__conn_closed);
+            return;
+        }
         nu__conn_close(c);
+        return;
+    }
+    if (c->rejected) {
+        c->len = 0;
         return;
     }
     if (c->skipping) {
@@ -435,7 +448,14 @@ static void nu__on_unix_connection(uv_stream_t *listener, int status)
         snprintf(c->caller.name, sizeof c->caller.name, "unix:rejected");
         nu__send_error_line(c, NU_RPC_UNAUTHORIZED, "unauthorized: your uid may "
                             "not use this socket");
-        nu__conn_close(c);
+        /* Half-close and discard what the peer sends until it hangs up: a
+         * close with unread input would reset the connection before the
+         * peer reads the error. */
+        c->rejected = true;
+        c->shutdown = true;
+        c->shutdown_req.data = c;
+        uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->pipe, NULL);
+        uv_read_start((uv_stream_t *)&c->pipe, nu__alloc, nu__conn_read);
         return;
     }
     snprintf(c->caller.name, sizeof c->caller.name, "unix:uid=%ld:pid=%ld",
@@ -455,7 +475,7 @@ typedef struct nu_tls_job {
 static void nu__tls_track(nu_server_t *server, int fd, bool add)
 {
     pthread_mutex_lock(&server->tls_lock);
-    for (int i = 0; i < 1024; i++) {
+    for (int i = 0; i < NU__TLS_MAX_CONNECTIONS; i++) {
         if (add && server->tls_fds[i] < 0) {
             server->tls_fds[i] = fd;
             break;
@@ -479,6 +499,17 @@ static json_t *nu__tls_dispatch(void *ctx, const char *method, json_t *params,
     nu_caller_t *caller = ((void **)ctx)[1];
 
     (void)is_notification;
+
+    /* Rights come from the current map, so a SIGHUP reload also narrows
+     * connections that are already open. */
+    json_decref(caller->methods);
+    json_decref(caller->namespaces);
+    caller->methods = caller->namespaces = NULL;
+    if (!nu__server_authorize(&job->server->s, caller)) {
+        *error = nu_rpc_error(NU_RPC_UNAUTHORIZED, "unauthorized: this "
+                              "identity may call nothing", NULL);
+        return NULL;
+    }
     return nu__server_dispatch(&job->server->s, caller, method, params, error);
 }
 
@@ -549,10 +580,15 @@ static void *nu__tls_thread(void *arg)
     nu_mtls_conn_t *conn = NULL;
     nu_err_t err;
 
+    /* The handshake must finish within NU__TLS_HANDSHAKE_MS; afterwards a
+     * client may stay idle as long as it likes. */
+    struct timeval limit = { NU__TLS_HANDSHAKE_MS / 1000, 0 }, none = { 0, 0 };
+    setsockopt(job->fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
     if (nu_mtls_handshake(server->mtls, job->fd, &conn, &err) != NU_OK) {
         nu__log_event(NU_LOG_WARN, "mTLS handshake failed: %s", err.msg);
         goto done;
     }
+    setsockopt(job->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
     snprintf(caller.name, sizeof caller.name, "%s", nu_mtls_peer_id(conn)->id);
     pthread_mutex_lock(&server->s.lock);
     caller.conn_id = ++server->s.next_conn;
@@ -617,8 +653,17 @@ static void nu__on_tcp_connection(uv_stream_t *listener, int status)
     job->fd = dupfd;
 
     pthread_mutex_lock(&server->tls_lock);
-    server->tls_threads++;
+    bool full = server->tls_threads >= NU__TLS_MAX_CONNECTIONS;
+    if (!full)
+        server->tls_threads++;
     pthread_mutex_unlock(&server->tls_lock);
+    if (full) {
+        nu__log_event(NU_LOG_WARN, "refused a TCP connection: %d connections "
+                      "are already open", NU__TLS_MAX_CONNECTIONS);
+        close(dupfd);
+        free(job);
+        return;
+    }
     nu__tls_track(server, dupfd, true);
 
     pthread_attr_init(&attr);
@@ -672,9 +717,11 @@ static void nu__on_term(uv_signal_t *handle, int signum)
         uv_close((uv_handle_t *)&server->unix_listener, NULL);
     if (server->have_tcp)
         uv_close((uv_handle_t *)&server->tcp_listener, NULL);
-    uv_close((uv_handle_t *)&server->sig_term, NULL);
-    uv_close((uv_handle_t *)&server->sig_int, NULL);
-    uv_close((uv_handle_t *)&server->sig_hup, NULL);
+    /* The signal handles stay installed, so a second SIGTERM does not kill
+     * the process mid-drain, but no longer keep the loop running. */
+    uv_unref((uv_handle_t *)&server->sig_term);
+    uv_unref((uv_handle_t *)&server->sig_int);
+    uv_unref((uv_handle_t *)&server->sig_hup);
 
     /* Connections finish their current request, then close. */
     for (nu_conn_t *c = server->conns; c != NULL; c = c->next) {
@@ -686,7 +733,7 @@ static void nu__on_term(uv_signal_t *handle, int signum)
 
     /* TLS threads: end their reads so they return. */
     pthread_mutex_lock(&server->tls_lock);
-    for (int i = 0; i < 1024; i++)
+    for (int i = 0; i < NU__TLS_MAX_CONNECTIONS; i++)
         if (server->tls_fds[i] >= 0)
             shutdown(server->tls_fds[i], SHUT_RD);
     pthread_mutex_unlock(&server->tls_lock);
@@ -734,7 +781,9 @@ static int nu__listen_unix(nu_server_t *server, nu_err_t *err)
     if (rc != 0)
         return nu_err_set(err, NU_EIO, "server: cannot listen on '%s': %s",
                           server->socket_path, uv_strerror(rc));
-    chmod(server->socket_path, 0600);
+    /* Peer credentials decide who may talk; with --allow-uid the socket
+     * must be connectable by those users too (the directory as well). */
+    chmod(server->socket_path, server->opts.nallow_uids > 0 ? 0666 : 0600);
     server->have_unix = true;
     return NU_OK;
 }
@@ -766,7 +815,7 @@ static int nu__listen_tcp(nu_server_t *server, nu_err_t *err)
                           "'%s': %s", o->tcp_listen, uv_strerror(rc));
 
     rc = nu_mtls_config_from_dir(NU_MTLS_SERVER, o->svid_dir, o->trust_domain,
-                                 NU__TLS_HANDSHAKE_MS, &server->mtls, err);
+                                 0, &server->mtls, err);
     if (rc != NU_OK)
         return rc;
 
@@ -811,7 +860,7 @@ int nu_server_run(const nu_server_options_t *opts, nu_err_t *err)
     pthread_cond_init(&server->s.idle, NULL);
     pthread_mutex_init(&server->tls_lock, NULL);
     pthread_cond_init(&server->tls_done, NULL);
-    for (int i = 0; i < 1024; i++)
+    for (int i = 0; i < NU__TLS_MAX_CONNECTIONS; i++)
         server->tls_fds[i] = -1;
     server->s.started = time(NULL);
     server->s.authz = json_array();
@@ -865,6 +914,10 @@ int nu_server_run(const nu_server_options_t *opts, nu_err_t *err)
     uv_run(&server->loop, UV_RUN_DEFAULT);
 
     /* Drained: every connection is closed and its work done. */
+    uv_close((uv_handle_t *)&server->sig_term, NULL);
+    uv_close((uv_handle_t *)&server->sig_int, NULL);
+    uv_close((uv_handle_t *)&server->sig_hup, NULL);
+    uv_run(&server->loop, UV_RUN_DEFAULT);
     nu__wait_tls_threads(server);
     nu__server_close_all(&server->s);
     uv_loop_close(&server->loop);

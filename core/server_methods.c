@@ -189,27 +189,38 @@ static void nu__unlink_locked(nu_srv_t *s, nu_server_pod_t *sp)
         }
 }
 
-static void nu__close_entry(nu_srv_t *s, nu_server_pod_t *sp)
+/* Unlink the table entries of pod's children and their descendants:
+ * closing a pod closes all of them. */
+static void nu__unlink_descendants(nu_srv_t *s, nu_pod_t *pod)
 {
-    json_t *info = nu_pod_info(sp->pod);
+    json_t *info = nu_pod_info(pod);
     json_t *children = json_object_get(info, "children");
     size_t i;
     json_t *child;
 
-    /* The children go with their parent: drop their table entries. */
-    pthread_mutex_lock(&s->lock);
     json_array_foreach(children, i, child) {
-        for (nu_server_pod_t *c = s->pods; c != NULL; c = c->next) {
-            if (strcmp(nu_pod_id(c->pod), json_string_value(child)) != 0)
-                continue;
+        nu_server_pod_t *c;
+
+        pthread_mutex_lock(&s->lock);
+        for (c = s->pods; c != NULL; c = c->next)
+            if (strcmp(nu_pod_id(c->pod), json_string_value(child)) == 0)
+                break;
+        if (c != NULL && !c->closing)
             nu__unlink_locked(s, c);
+        else
+            c = NULL;
+        pthread_mutex_unlock(&s->lock);
+        if (c != NULL) {
+            nu__unlink_descendants(s, c->pod);
             free(c);
-            break;
         }
     }
-    pthread_mutex_unlock(&s->lock);
     json_decref(info);
+}
 
+static void nu__close_entry(nu_srv_t *s, nu_server_pod_t *sp)
+{
+    nu__unlink_descendants(s, sp->pod);
     nu_log(NU_LOG_INFO, "server", "closing pod %s", nu_pod_id(sp->pod));
     nu_pod_close(sp->pod);
     free(sp);
@@ -293,6 +304,27 @@ static nu_credential_t *nu__credentials(json_t *params, size_t *n)
 }
 
 /* A restriction from "budget": TOP except the budget maxima given. */
+static bool nu__budget_valid(json_t *params)
+{
+    json_t *b = json_object_get(params, "budget");
+    const char *key;
+    json_t *v;
+
+    if (b == NULL)
+        return true;
+    if (!json_is_object(b))
+        return false;
+    json_object_foreach(b, key, v) {
+        if (strcmp(key, "usd") != 0 && strcmp(key, "input_tokens") != 0 &&
+            strcmp(key, "output_tokens") != 0 && strcmp(key, "tool_calls") != 0)
+            return false;
+        if (!json_is_number(v) || json_number_value(v) < 0 ||
+            (strcmp(key, "usd") != 0 && !json_is_integer(v)))
+            return false;
+    }
+    return true;
+}
+
 static bool nu__budget_restriction(json_t *params, nu_perm_t *out)
 {
     json_t *b = json_object_get(params, "budget");
@@ -333,9 +365,13 @@ static json_t *nu__pod_create(nu_srv_t *s, const nu_caller_t *c, json_t *params,
         return nu__fail(error, NU_RPC_UNAUTHORIZED, "capability_denied",
                         "%s may not create pods in namespace '%s'", c->name, ns);
     if (timeout != NULL && (!json_is_number(timeout) ||
-                            json_number_value(timeout) <= 0 ||
+                            json_number_value(timeout) < 0.001 ||
                             json_number_value(timeout) > 86400))
-        return nu__params_error(error, "\"timeout\" must be seconds from 0 to 86400");
+        return nu__params_error(error, "\"timeout\" must be seconds from "
+                                "0.001 to 86400");
+    if (!nu__budget_valid(params))
+        return nu__params_error(error, "\"budget\" takes usd, input_tokens, "
+                                "output_tokens and tool_calls, none negative");
 
     nu_pod_options_init(&opts);
     opts.profile_name = profile;
@@ -388,6 +424,13 @@ static json_t *nu__pod_close(nu_srv_t *s, const nu_caller_t *c, json_t *params,
         return NULL;
     pthread_mutex_lock(&s->lock);
     sp->busy--;
+    if (sp->closing) {
+        /* Another request is closing it: that one frees the entry. */
+        pthread_cond_broadcast(&s->idle);
+        pthread_mutex_unlock(&s->lock);
+        return nu__fail(error, NU_RPC_NOT_FOUND, "not_found",
+                        "pod is already closing");
+    }
     nu__unlink_locked(s, sp);
     pthread_mutex_unlock(&s->lock);
     nu__close_entry(s, sp);
@@ -493,8 +536,12 @@ static json_t *nu__approval(nu_srv_t *s, const nu_caller_t *c, const char *metho
 
     if (strcmp(method, "approval.list") != 0 && key == NULL)
         return nu__params_error(error, "missing \"approval_key\"");
-    if ((count && !json_is_integer(count)) || (ttl && !json_is_integer(ttl)))
-        return nu__params_error(error, "\"count\" and \"ttl\" are integers");
+    if ((count && (!json_is_integer(count) || json_integer_value(count) < 1 ||
+                   json_integer_value(count) > 1000)) ||
+        (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 0 ||
+                 json_integer_value(ttl) > NU_APPROVAL_TTL_MAX)))
+        return nu__params_error(error, "\"count\" must be 1 to 1000 and "
+                                "\"ttl\" 0 to 300 seconds");
     sp = nu__acquire(s, c, params, error);
     if (sp == NULL)
         return NULL;
@@ -583,6 +630,11 @@ static json_t *nu__spawn(nu_srv_t *s, const nu_caller_t *c, json_t *params,
     } else {
         nu_perm_init_top(&requested);
     }
+    if (!nu__budget_valid(params)) {
+        nu_perm_free(&requested);
+        return nu__params_error(error, "\"budget\" takes usd, input_tokens, "
+                                "output_tokens and tool_calls, none negative");
+    }
     if (nu__budget_restriction(params, &budget)) {
         nu_perm_meet(&met, &requested, &budget);
         nu_perm_free(&requested);
@@ -643,8 +695,7 @@ static json_t *nu__identity_bundle(nu_srv_t *s, json_t **error)
 
     snprintf(dir, sizeof dir, "%s/ca", s->home);
     if (nu_ca_load(dir, &ca, &err) != NU_OK)
-        return nu__fail(error, NU_RPC_NOT_FOUND, "not_found", "%s (run 'nucleus "
-                        "ca init' first)", err.msg);
+        return nu__fail(error, NU_RPC_NOT_FOUND, "not_found", "%s", err.msg);
     json_t *r = json_pack("{s:s, s:s}", "trust_domain", nu_ca_trust_domain(ca),
                           "bundle_pem", nu_ca_bundle_pem(ca));
     nu_ca_free(ca);
@@ -654,6 +705,21 @@ static json_t *nu__identity_bundle(nu_srv_t *s, json_t **error)
 json_t *nu__server_dispatch(nu_srv_t *s, const nu_caller_t *c,
                             const char *method, json_t *params, json_t **error)
 {
+    static const char *const known[] = {
+        "server.health", "pod.create", "pod.list", "pod.get", "pod.close",
+        "tool.call", "pod.charge", "approval.list", "approval.grant",
+        "approval.deny", "pod.attenuate", "pod.spawn", "audit.verify",
+        "identity.bundle", NULL,
+    };
+    bool exists = false;
+
+    for (int i = 0; known[i] != NULL; i++)
+        exists = exists || strcmp(known[i], method) == 0;
+    if (!exists) {
+        *error = nu_rpc_error(NU_RPC_METHOD_NOT_FOUND, "method not found",
+                              json_pack("{s:s}", "method", method));
+        return NULL;
+    }
     if (!nu__may_call(c, method))
         return nu__fail(error, NU_RPC_UNAUTHORIZED, "capability_denied",
                         "%s may not call '%s'", c->name, method);
