@@ -276,6 +276,35 @@ class SessionTest(DaemonTest):
         with open(os.path.join(self.root, "daemon.log")) as f:
             self.assertNotIn("sk-test-7f3e9a2b", f.read())
 
+    def test_closing_parent_drops_grandchildren(self):
+        profile = os.path.join(self.root, "manager.lua")
+        with open(profile, "w") as f:
+            f.write("return nucleus.profile { name = 'manager',\n"
+                    "  capabilities = { read_files = 'always', manage_pods = 'low_risk' },\n"
+                    "  paths = { allow = nucleus.ALL, block = nucleus.SENSITIVE } }\n")
+        with self.daemon.client() as c:
+            parent = c.pod_create(profile, self.ws)["id"]
+            child = c.spawn(parent)["id"]
+            grandchild = c.spawn(child)["id"]
+            self.assertEqual(c.read(grandchild, "notes.txt")["content"], "notes\n")
+            c.pod_close(parent)
+            for pod in (child, grandchild):
+                with self.assertRaises(NucleusError) as cm:
+                    c.pod_get(pod)
+                self.assertEqual(cm.exception.kind, "not_found")
+            self.assertEqual(c.health()["status"], "ok")
+
+    def test_range_checks(self):
+        with self.daemon.client() as c:
+            with self.assertRaises(NucleusError):
+                c.pod_create("codegen", self.ws, namespace="a/../b")
+            with self.assertRaises(NucleusError):
+                c.pod_create("codegen", self.ws, budget={"usd": -1})
+            pod = c.pod_create("codegen", self.ws)["id"]
+            with self.assertRaises(NucleusError) as cm:
+                c.approve(pod, "run_bash:" + "0" * 64, count=4294967297)
+            self.assertEqual(cm.exception.code, -32602)
+
     def test_load_64_clients(self):
         for i in range(16):
             with open(os.path.join(self.ws, "f%d.txt" % i), "w") as f:
