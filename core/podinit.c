@@ -244,8 +244,13 @@ __attribute__((constructor)) static void nu__podinit_entry(int argc,
                                                            char **argv,
                                                            char **envp)
 {
+    const char *name = argc > 0 ? strrchr(argv[0], '/') : NULL;
+
     (void)envp;
-    if (argc == 2 && strcmp(argv[0], NU_PODINIT_ARGV0) == 0 &&
+    /* OCI runtimes set argv[0] to the executable's path, so the oci tier
+     * starts the init as ".../nucleus-podinit". */
+    name = name != NULL ? name + 1 : argc > 0 ? argv[0] : "";
+    if (argc == 2 && strcmp(name, NU_PODINIT_ARGV0) == 0 &&
         strcmp(argv[1], NU_PODINIT_ARGV1) == 0)
         _exit(nu__podinit_main(NU_PODINIT_FD));
 }

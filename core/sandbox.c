@@ -93,6 +93,9 @@ struct nu_sandbox {
     char **strings;
     size_t nstrings;
     char **envp;
+    /* Set by nu__sandbox_adopt: tier-specific cleanup after the reap. */
+    void (*release)(void *data);
+    void *release_data;
 };
 
 /* --- the init program ---------------------------------------------- */
@@ -164,8 +167,8 @@ static int nu__find_near_module(char *out, size_t size)
     return -1;
 }
 
-static int nu__choose_init(const char *init_path, char *out, size_t size,
-                           nu_err_t *err)
+int nu__sandbox_init_path(const char *init_path, char *out, size_t size,
+                          nu_err_t *err)
 {
     const char *env = getenv("NUCLEUS_INIT");
     bool in_main = false;
@@ -210,7 +213,7 @@ int nu__sandbox_init_fd(const char *init_path, nu_err_t *err)
     }
     nu__init_memfd = -1;
 
-    rc = nu__choose_init(init_path, path, sizeof path, err);
+    rc = nu__sandbox_init_path(init_path, path, sizeof path, err);
     if (rc < 0)
         goto out;
 
@@ -608,6 +611,13 @@ int nu_sandbox_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
     int rc;
 
     *out = NULL;
+    if (opts->isolation != NULL && strcmp(opts->isolation, "ns") != 0) {
+        if (strncmp(opts->isolation, "oci:", 4) == 0)
+            return nu__oci_create(opts, out, err);
+        return nu_err_set(err, NU_EINVAL, "sandbox: cannot create pod: "
+                          "unknown isolation '%s' (use \"ns\" or "
+                          "\"oci:RUNTIME\")", opts->isolation);
+    }
     sb = calloc(1, sizeof *sb);
     if (sb == NULL)
         return nu_err_set(err, NU_ENOMEM, "sandbox: out of memory");
@@ -695,6 +705,38 @@ fail:
     sb->state = NU_SANDBOX_DEAD;
     nu_sandbox_close(sb);
     return rc;
+}
+
+int nu__sandbox_adopt(const nu_sandbox_opts_t *opts, const char *id,
+                      int sock, pid_t pid, int pidfd,
+                      void (*release)(void *), void *release_data,
+                      nu_sandbox_t **out, nu_err_t *err)
+{
+    nu_sandbox_t *sb;
+    int rc;
+
+    *out = NULL;
+    sb = calloc(1, sizeof *sb);
+    if (sb == NULL)
+        return nu_err_set(err, NU_ENOMEM, "sandbox: out of memory");
+    pthread_mutex_init(&sb->lock, NULL);
+    sb->sock = sock;
+    sb->pid = pid;
+    sb->pidfd = pidfd;
+    sb->timeout_ms = opts->timeout_ms != 0 ? opts->timeout_ms : 120000;
+    snprintf(sb->id, sizeof sb->id, "%s", id);
+
+    rc = nu__handshake(sb, opts, err);
+    if (rc < 0) {
+        pthread_mutex_destroy(&sb->lock);
+        free(sb);
+        return rc;
+    }
+    sb->release = release;
+    sb->release_data = release_data;
+    sb->state = NU_SANDBOX_READY;
+    *out = sb;
+    return NU_OK;
 }
 
 /* --- calls --------------------------------------------------------- */
@@ -960,6 +1002,8 @@ void nu_sandbox_close(nu_sandbox_t *sb)
     sb->sock = -1;
     nu__reap(sb);
     nu__cgroup_destroy(&sb->cgroup);
+    if (sb->release != NULL)
+        sb->release(sb->release_data);
     sb->state = NU_SANDBOX_CLOSED;
     pthread_mutex_unlock(&sb->lock);
 

@@ -218,7 +218,7 @@ static int nu__deny(scmp_filter_ctx ctx, const char *name, int errnum)
     return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(errnum), nr, 0);
 }
 
-static const char *const nu__denied_syscalls[] = {
+const char *const nu__denied_syscalls[] = {
     "unshare", "setns",
     "mount", "umount", "umount2", "fsopen", "fsmount", "fsconfig", "fspick",
     "move_mount", "open_tree", "mount_setattr", "pivot_root", "chroot",

@@ -63,6 +63,11 @@ typedef struct nu__plan {
  * with status 1. */
 void nu__sandbox_child(const nu__plan_t *plan) __attribute__((noreturn));
 
+/* Choose the file of the init program (see nu_sandbox_opts_t.init_path)
+ * into out; "/proc/self/exe" when the running program contains it. */
+int nu__sandbox_init_path(const char *init_path, char *out, size_t size,
+                          nu_err_t *err);
+
 /* Return a sealed memfd (O_CLOEXEC) holding the init program, creating it
  * on first use; the descriptor is shared by all pods of the process. */
 int nu__sandbox_init_fd(const char *init_path, nu_err_t *err);
@@ -115,6 +120,10 @@ int nu__seccomp_install(bool load, nu_err_t *err);
  * *count entries), built on first use and owned by the library. */
 int nu__seccomp_program(const void **code, size_t *count, nu_err_t *err);
 
+/* The system calls the seccomp filter rejects with EPERM outright,
+ * NULL-terminated; the oci tier writes the same list into config.json. */
+extern const char *const nu__denied_syscalls[];
+
 /* Set no_new_privs and load the raw filter and the personality filter.
  * Makes system calls only, so the child of clone may call it.  Returns 0
  * or -errno. */
@@ -140,6 +149,20 @@ json_t *nu__put_run_file(const json_t *request, const uint8_t *data,
 /* Point the symbolic link /run/nucleus/REL at a sibling (the "link"
  * member) and prune older generations (sandbox_files.c). */
 json_t *nu__put_run_link(const json_t *request);
+
+/* Wrap an init started by another tier (sandbox_oci.c) in a sandbox:
+ * sock is the host end of the stream, pid and pidfd the process the host
+ * waits for and kills.  Performs the handshake; on NU_OK *out owns sock,
+ * pidfd and release_data, and nu_sandbox_close calls release(release_data)
+ * after the process is reaped.  On failure the caller keeps all three. */
+int nu__sandbox_adopt(const nu_sandbox_opts_t *opts, const char *id,
+                      int sock, pid_t pid, int pidfd,
+                      void (*release)(void *), void *release_data,
+                      nu_sandbox_t **out, nu_err_t *err);
+
+/* Create an "oci:RUNTIME" pod (sandbox_oci.c). */
+int nu__oci_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
+                   nu_err_t *err);
 
 /* The pod init's main loop (podinit.c), reading requests from fd. */
 int nu__podinit_main(int fd);

@@ -90,6 +90,10 @@ typedef struct nu_sandbox_opts {
      * tree), then "nucleus" found on PATH. */
     const char *init_path;
     int flags;               /* NU_SANDBOX_* */
+    /* Isolation tier: NULL or "ns" for the namespace pod described above,
+     * "oci:RUNTIME" for an OCI runtime (crun, runc, runsc, kata-runtime,
+     * or a path to a runtime binary) running the same init (oci.h). */
+    const char *isolation;
 } nu_sandbox_opts_t;
 
 /* The default read-only binds: /usr, /bin, /sbin, /lib, /lib32, /lib64 and

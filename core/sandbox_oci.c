@@ -1,0 +1,546 @@
+/*
+ * sandbox_oci.c - start and remove an oci pod (oci.h).
+ *
+ * Creation, in order:
+ *   1. resolve the runtime binary and get the sealed memfd of the init
+ *      program (shared with the ns tier);
+ *   2. make the bundle directory "$TMPDIR/nucleus-oci.<pod id>.XXXXXX"
+ *      (mode 0700) holding config.json, the empty root "rootfs" with the
+ *      symbolic links of the binds that are links, "state" (the runtime's
+ *      --root, so that every pod has its own runtime state) and
+ *      "runtime.log" (the runtime's standard error);
+ *   3. fork, arm PR_SET_PDEATHSIG and execute
+ *      RUNTIME --root STATE run --bundle DIR --preserve-fds 1 ID
+ *      with the pod's end of a socketpair as fd 3 and /dev/null as 0 and
+ *      1.  The runtime stays the parent of the init, so its death (by the
+ *      death signal when the host dies) kills the init, whose own death
+ *      signal is re-armed in podinit.c;
+ *   4. hand the host end of the socketpair to nu__sandbox_adopt, which
+ *      performs the ns tier's handshake.
+ * Removal (nu_sandbox_close): the host closes the stream and kills the
+ * runtime process, then runs RUNTIME --root STATE delete -f ID, which
+ * kills what is left in the container and removes its cgroups, and
+ * removes the bundle.
+ *
+ * The init binary is bound from /proc/<host pid>/fd/<memfd>, so the pod
+ * runs exactly the sealed copy the ns tier runs and never a file that
+ * can change on disk.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/magic.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "nucleus/log.h"
+#include "nucleus/oci.h"
+#include "sandbox_internal.h"
+
+/* State kept for nu_sandbox_close (the release hook). */
+typedef struct nu__oci_pod {
+    char runtime[PATH_MAX];
+    char bundle[PATH_MAX];
+    char state[PATH_MAX + 8];
+    char container[128];
+    bool is_crun;            /* runs with --cgroup-manager=disabled */
+    bool hide_cgroup2;       /* cover /sys/fs/cgroup/unified for crun */
+    nu__cgroup_t cgroup;     /* the ns tier's cgroups around the runtime */
+} nu__oci_pod_t;
+
+static atomic_uint nu__oci_seq;
+
+/* The cgroup2 mount of a hybrid cgroup host. */
+#define NU__OCI_CGROUP2 "/sys/fs/cgroup/unified"
+
+/* crun 1.8 refuses to start any container on a hybrid cgroup host (v1
+ * controllers plus a cgroup2 mount at NU__OCI_CGROUP2) whose cgroup2
+ * hierarchy has a controller, even with --cgroup-manager=disabled.  As
+ * root, crun then runs in a private mount namespace with that mount
+ * covered by an empty tmpfs, so it sees a cgroup v1 host; the pod's
+ * cgroups are nucleus's own (sandbox_limits.c) either way. */
+static bool nu__oci_hybrid_cgroups(void)
+{
+    struct statfs fs;
+    char controllers[64];
+    ssize_t n;
+    int fd;
+
+    if (geteuid() != 0 || statfs(NU__OCI_CGROUP2, &fs) != 0 ||
+        fs.f_type != CGROUP2_SUPER_MAGIC)
+        return false;
+    fd = open(NU__OCI_CGROUP2 "/cgroup.controllers", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, controllers, sizeof controllers);
+    close(fd);
+    return n > 1;
+}
+
+/* --- the runtime ------------------------------------------------------ */
+
+static int nu__oci_search(const char *name, const char *dirs, char *out,
+                          size_t size)
+{
+    const char *p = dirs;
+
+    while (p != NULL && *p != '\0') {
+        const char *end = strchr(p, ':');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+        if (len > 0 && snprintf(out, size, "%.*s/%s", (int)len, p, name) <
+            (int)size && access(out, X_OK) == 0)
+            return 0;
+        p = end != NULL ? end + 1 : NULL;
+    }
+    return -1;
+}
+
+int nu_oci_runtime_path(const char *isolation, char *out, size_t size,
+                        nu_err_t *err)
+{
+    const char *name;
+
+    if (isolation == NULL || strncmp(isolation, "oci:", 4) != 0 ||
+        isolation[4] == '\0')
+        return nu_err_set(err, NU_EINVAL, "oci: cannot use isolation '%s': "
+                          "expected oci:RUNTIME (oci:crun, oci:runc, "
+                          "oci:runsc or oci:/path/to/runtime)",
+                          isolation != NULL ? isolation : "");
+    name = isolation + 4;
+
+    if (strchr(name, '/') != NULL) {
+        if (name[0] != '/')
+            return nu_err_set(err, NU_EINVAL, "oci: cannot use runtime "
+                              "'%s': give an absolute path", name);
+        if (access(name, X_OK) != 0)
+            return nu_err_errno(err, errno, "oci: cannot use runtime '%s'",
+                                name);
+        snprintf(out, size, "%s", name);
+        return NU_OK;
+    }
+    if (strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789._-") != strlen(name) || name[0] == '.')
+        return nu_err_set(err, NU_EINVAL, "oci: cannot use runtime '%s': "
+                          "invalid name", name);
+    if (nu__oci_search(name, getenv("PATH"), out, size) == 0 ||
+        nu__oci_search(name, "/usr/sbin:/sbin:/usr/local/sbin", out,
+                       size) == 0)
+        return NU_OK;
+    return nu_err_set(err, NU_ENOTSUP, "oci: cannot find runtime '%s' on "
+                      "PATH or in /usr/sbin (install it, for example "
+                      "apt-get install %s, or give its path)", name, name);
+}
+
+/* Run RUNTIME --root STATE ARG ... and wait; stdout and stderr go to
+ * /dev/null.  Returns the exit status, or -1 when it did not run. */
+static int nu__oci_run_tool(const nu__oci_pod_t *pod, const char *verb,
+                            const char *flag)
+{
+    char *argv[] = { (char *)pod->runtime, "--root", (char *)pod->state,
+                     (char *)verb, (char *)flag, (char *)pod->container,
+                     NULL };
+    int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int status;
+    pid_t pid;
+
+    if (null_fd < 0)
+        return -1;
+    pid = fork();
+    if (pid == 0) {
+        dup2(null_fd, 0);
+        dup2(null_fd, 1);
+        dup2(null_fd, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(null_fd);
+    if (pid < 0)
+        return -1;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* --- the bundle ------------------------------------------------------- */
+
+static int nu__oci_rm_entry(const char *path, const struct stat *st,
+                            int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (type == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+static void nu__oci_remove_tree(const char *path)
+{
+    nftw(path, nu__oci_rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+/* Create rootfs/<bind> as a copy of each bind that is a symbolic link
+ * (the runtime would otherwise follow it and mount the target). */
+static int nu__oci_root_links(const char *root, const char *const *binds,
+                              nu_err_t *err)
+{
+    char link[PATH_MAX];
+    char target[PATH_MAX];
+    struct stat st;
+
+    for (size_t i = 0; binds[i] != NULL; i++) {
+        ssize_t n;
+
+        if (binds[i][0] != '/' || lstat(binds[i], &st) != 0 ||
+            !S_ISLNK(st.st_mode))
+            continue;
+        n = readlink(binds[i], target, sizeof target - 1);
+        if (n < 0)
+            continue;
+        target[n] = '\0';
+        if (snprintf(link, sizeof link, "%s%s", root, binds[i]) >=
+            (int)sizeof link)
+            return nu_err_set(err, NU_EINVAL, "oci: cannot link '%s': path "
+                              "too long", binds[i]);
+
+        /* Create the parent directories, such as rootfs/etc. */
+        for (char *slash = strchr(link + strlen(root) + 1, '/');
+             slash != NULL; slash = strchr(slash + 1, '/')) {
+            *slash = '\0';
+            if (mkdir(link, 0755) != 0 && errno != EEXIST) {
+                int saved = errno;
+                *slash = '/';
+                return nu_err_errno(err, saved, "oci: cannot create "
+                                    "directory for '%s'", link);
+            }
+            *slash = '/';
+        }
+        if (symlink(target, link) != 0 && errno != EEXIST)
+            return nu_err_errno(err, errno, "oci: cannot create symbolic "
+                                "link '%s'", link);
+    }
+    return NU_OK;
+}
+
+/* The init program as a host path the runtime can bind: the sealed memfd
+ * of the ns tier cannot be bound (it lives on no mount of the runtime's
+ * namespace), so the file it was copied from is bound instead. */
+static int nu__oci_init_source(const nu_sandbox_opts_t *opts, char *out,
+                               size_t size, nu_err_t *err)
+{
+    char chosen[PATH_MAX];
+    int rc;
+
+    rc = nu__sandbox_init_path(opts->init_path, chosen, sizeof chosen, err);
+    if (rc < 0)
+        return rc;
+    if (size < PATH_MAX || realpath(chosen, out) == NULL)
+        return nu_err_errno(err, errno, "oci: cannot resolve the pod init "
+                            "'%s'", chosen);
+    if (access(out, X_OK) != 0)
+        return nu_err_errno(err, errno, "oci: cannot execute the pod init "
+                            "'%s'", out);
+    return NU_OK;
+}
+
+static int nu__oci_write_bundle(const nu_sandbox_opts_t *opts,
+                                nu__oci_pod_t *pod, nu_err_t *err)
+{
+    char init_source[PATH_MAX];
+    char path[PATH_MAX + 16];
+    nu_oci_bundle_t bundle = { 0 };
+    json_t *config = NULL;
+    int rc;
+
+    rc = nu__oci_init_source(opts, init_source, sizeof init_source, err);
+    if (rc < 0)
+        return rc;
+    /* crun keeps the container in the runtime's cgroups (ours); other
+     * runtimes create their own from cgroupsPath and the resources. */
+    snprintf(path, sizeof path, "/nucleus-oci/%s", pod->container);
+    bundle.init_source = init_source;
+    bundle.cgroups_path = geteuid() == 0 && !pod->is_crun ? path : NULL;
+    rc = nu_oci_config(opts, &bundle, &config, err);
+    if (rc < 0)
+        return rc;
+
+    snprintf(path, sizeof path, "%s/config.json", pod->bundle);
+    if (json_dump_file(config, path, JSON_COMPACT) != 0) {
+        json_decref(config);
+        return nu_err_errno(err, errno, "oci: cannot write '%s'", path);
+    }
+    json_decref(config);
+
+    snprintf(path, sizeof path, "%s/rootfs", pod->bundle);
+    if (mkdir(path, 0755) != 0 || mkdir(pod->state, 0700) != 0)
+        return nu_err_errno(err, errno, "oci: cannot create the bundle "
+                            "in '%s'", pod->bundle);
+    if (opts->rootfs != NULL)
+        return NU_OK;
+    return nu__oci_root_links(path, opts->ro_binds != NULL ? opts->ro_binds :
+                              nu_sandbox_default_binds, err);
+}
+
+static int nu__oci_make_bundle(const nu_sandbox_opts_t *opts,
+                               nu__oci_pod_t *pod, const char *id,
+                               nu_err_t *err)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    if (tmp == NULL || tmp[0] != '/')
+        tmp = "/tmp";
+    if (snprintf(pod->bundle, sizeof pod->bundle, "%s/nucleus-oci.%s.XXXXXX",
+                 tmp, id) >= (int)sizeof pod->bundle)
+        return nu_err_set(err, NU_EINVAL, "oci: cannot create a bundle in "
+                          "'%s': path too long", tmp);
+    if (mkdtemp(pod->bundle) == NULL) {
+        int saved = errno;
+        pod->bundle[0] = '\0';
+        return nu_err_errno(err, saved, "oci: cannot create a bundle "
+                            "directory in '%s'", tmp);
+    }
+    snprintf(pod->state, sizeof pod->state, "%s/state", pod->bundle);
+    return nu__oci_write_bundle(opts, pod, err);
+}
+
+/* --- the runtime process ---------------------------------------------- */
+
+/* Fork and execute the runtime with pod_sock as fd 3; *pid (OUT).  The
+ * child waits for one byte on sync_rd, so that the host can move it into
+ * the pod's cgroups first. */
+static int nu__oci_spawn(const nu__oci_pod_t *pod, int pod_sock,
+                         int sync_rd, pid_t *pid, nu_err_t *err)
+{
+    char *argv[] = { (char *)pod->runtime, "--root", (char *)pod->state,
+                     "run", "--bundle", (char *)pod->bundle,
+                     "--preserve-fds", "1", (char *)pod->container, NULL,
+                     NULL };
+    char log_path[PATH_MAX + 16];
+    pid_t parent = getpid();
+    int null_fd;
+    int log_fd;
+    char go;
+
+    if (pod->is_crun) {
+        memmove(&argv[2], &argv[1], 9 * sizeof argv[0]);
+        argv[1] = "--cgroup-manager=disabled";
+    }
+
+    snprintf(log_path, sizeof log_path, "%s/runtime.log", pod->bundle);
+    null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    log_fd = open(log_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (null_fd < 0 || log_fd < 0) {
+        int saved = errno;
+        if (null_fd >= 0)
+            close(null_fd);
+        return nu_err_errno(err, saved, "oci: cannot open '%s'", log_path);
+    }
+
+    *pid = fork();
+    if (*pid == 0) {
+        /* Only async-signal-safe calls: the host may be multi-threaded. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent || read(sync_rd, &go, 1) != 1)
+            _exit(1);
+        if (pod->hide_cgroup2 &&
+            (unshare(CLONE_NEWNS) != 0 ||
+             mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+             mount("tmpfs", NU__OCI_CGROUP2, "tmpfs", MS_RDONLY | MS_NOSUID |
+                   MS_NODEV | MS_NOEXEC, "size=4k") != 0))
+            _exit(125);
+        if (dup2(pod_sock, 3) != 3 || dup2(null_fd, 0) != 0 ||
+            dup2(null_fd, 1) != 1 || dup2(log_fd, 2) != 2)
+            _exit(126);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(null_fd);
+    close(log_fd);
+    if (*pid < 0)
+        return nu_err_errno(err, errno, "oci: cannot start runtime '%s'",
+                            pod->runtime);
+    return NU_OK;
+}
+
+/* Append the runtime's last error line to err's message. */
+static void nu__oci_explain(const nu__oci_pod_t *pod, nu_err_t *err)
+{
+    char path[PATH_MAX + 16];
+    char text[2048];
+    char *line;
+    ssize_t n;
+    int fd;
+
+    if (err == NULL)
+        return;
+    snprintf(path, sizeof path, "%s/runtime.log", pod->bundle);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    text[n] = '\0';
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' '))
+        text[--n] = '\0';
+    line = strrchr(text, '\n');
+    line = line != NULL ? line + 1 : text;
+
+    size_t used = strlen(err->msg);
+    snprintf(err->msg + used, sizeof err->msg - used, " (runtime: %s)",
+             line);
+}
+
+/* The release hook: the runtime process is already reaped. */
+static void nu__oci_release(void *data)
+{
+    nu__oci_pod_t *pod = data;
+
+    if (pod == NULL)
+        return;
+    if (pod->bundle[0] != '\0') {
+        char entry[PATH_MAX * 3];
+        struct stat st;
+
+        /* delete fails when the container was never created; the state
+         * directory then has no entry for it. */
+        nu__oci_run_tool(pod, "delete", "-f");
+        snprintf(entry, sizeof entry, "%s/%s", pod->state, pod->container);
+        if (lstat(entry, &st) == 0)
+            nu_log(NU_LOG_WARN, "oci", "container %s: '%s delete -f' "
+                   "failed; its state stays in %s", pod->container,
+                   pod->runtime, pod->state);
+        else
+            nu__oci_remove_tree(pod->bundle);
+    }
+    nu__cgroup_destroy(&pod->cgroup);
+    free(pod);
+}
+
+static void nu__oci_kill(pid_t pid, int pidfd)
+{
+    if (pidfd >= 0) {
+        syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        close(pidfd);
+    } else if (pid > 0) {
+        kill(pid, SIGKILL);
+    }
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+}
+
+/* Start the runtime in the pod's cgroups; *pid (OUT). */
+static int nu__oci_launch(const nu_sandbox_opts_t *opts, nu__oci_pod_t *pod,
+                          int pod_sock, pid_t *pid, nu_err_t *err)
+{
+    nu_sandbox_limits_t limits = opts->limits;
+    int sync[2] = { -1, -1 };
+    int rc;
+
+    if (limits.memory_bytes == 0)
+        limits.memory_bytes = 2ULL << 30;
+    if (limits.pids == 0)
+        limits.pids = 1024;
+    nu_sandbox_sweep(NULL);
+    if (!(opts->flags & NU_SANDBOX_NO_CGROUPS)) {
+        rc = nu__cgroup_create(&pod->cgroup, pod->container + 8, &limits,
+                               err);
+        if (rc < 0)
+            return rc;
+    }
+
+    /* A socketpair, so that a child that died early costs an error return
+     * (MSG_NOSIGNAL), not SIGPIPE. */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync) != 0)
+        return nu_err_errno(err, errno, "oci: cannot create a socketpair");
+    rc = nu__oci_spawn(pod, pod_sock, sync[0], pid, err);
+    close(sync[0]);
+    if (rc == NU_OK)
+        rc = nu__cgroup_attach(&pod->cgroup, *pid, err);
+    if (rc == NU_OK && send(sync[1], "g", 1, MSG_NOSIGNAL) != 1)
+        rc = nu_err_errno(err, errno, "oci: cannot release runtime '%s'",
+                          pod->runtime);
+    close(sync[1]);
+    return rc;
+}
+
+int nu__oci_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
+                   nu_err_t *err)
+{
+    nu__oci_pod_t *pod;
+    const char *base;
+    char id[96];
+    char tag[64];
+    int sv[2] = { -1, -1 };
+    int pidfd = -1;
+    pid_t pid = -1;
+    int rc;
+
+    *out = NULL;
+    pod = calloc(1, sizeof *pod);
+    if (pod == NULL)
+        return nu_err_set(err, NU_ENOMEM, "oci: out of memory");
+
+    nu__cgroup_owner_tag(tag, sizeof tag);
+    snprintf(id, sizeof id, "%s.%u", tag, atomic_fetch_add(&nu__oci_seq, 1));
+    snprintf(pod->container, sizeof pod->container, "nucleus-%s", id);
+
+    rc = nu_oci_runtime_path(opts->isolation, pod->runtime,
+                             sizeof pod->runtime, err);
+    if (rc < 0)
+        goto fail;
+    base = strrchr(pod->runtime, '/');
+    pod->is_crun = strcmp(base != NULL ? base + 1 : pod->runtime,
+                          "crun") == 0;
+    pod->hide_cgroup2 = pod->is_crun && nu__oci_hybrid_cgroups();
+    rc = nu__oci_make_bundle(opts, pod, id, err);
+    if (rc < 0)
+        goto fail;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        rc = nu_err_errno(err, errno, "oci: cannot create the pod's stream");
+        goto fail;
+    }
+    rc = nu__oci_launch(opts, pod, sv[1], &pid, err);
+    close(sv[1]);
+    sv[1] = -1;
+    if (rc < 0)
+        goto fail;
+    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+    rc = nu__sandbox_adopt(opts, id, sv[0], pid, pidfd, nu__oci_release, pod,
+                           out, err);
+    if (rc < 0) {
+        nu__oci_explain(pod, err);
+        goto fail;
+    }
+    nu_log(NU_LOG_DEBUG, "oci", "pod %s started by %s, runtime pid %ld", id,
+           pod->runtime, (long)pid);
+    return NU_OK;
+
+fail:
+    if (sv[0] >= 0)
+        close(sv[0]);
+    nu__oci_kill(pid, pidfd);
+    nu__oci_release(pod);
+    return rc;
+}
