@@ -18,6 +18,7 @@ typedef uint8_t hash_t[NU_SHA256_LEN];
 typedef struct mem_tree {
     hash_t *level[48];
     uint64_t count[48];
+    uint64_t cap[48];
 } mem_tree_t;
 
 static int mem_emit(void *ctx, unsigned level, uint64_t index,
@@ -26,8 +27,11 @@ static int mem_emit(void *ctx, unsigned level, uint64_t index,
     mem_tree_t *t = ctx;
 
     assert_int_equal(index, t->count[level]);
-    t->level[level] = realloc(t->level[level],
-                              (t->count[level] + 1) * sizeof(hash_t));
+    if (t->count[level] == t->cap[level]) {
+        t->cap[level] = t->cap[level] ? 2 * t->cap[level] : 64;
+        t->level[level] = realloc(t->level[level],
+                                  t->cap[level] * sizeof(hash_t));
+    }
     memcpy(t->level[level][t->count[level]++], hash, NU_SHA256_LEN);
     return NU_OK;
 }
