@@ -3,7 +3,7 @@
 
 A writer (`nucleus audit append-test --print-seq`, four threads) prints
 each sequence number after its append returned.  It is killed with
-SIGKILL at a random moment, 60 times, against the same database; after
+SIGKILL at a random moment, 60 times, against the same database.  After
 every kill every printed seq must be in the log and the log must verify.
 A fifth of the runs use power mode.  The Python verifier checks the final
 log too.

@@ -2,11 +2,11 @@
 """Tamper corpus for the audit log.
 
 A log of 10,000+ events with checkpoints is written by `nucleus audit
-append-test`; each case copies it, damages the copy (mostly with the
-sqlite3 command-line tool, as an intruder with file access would) and
-requires both the C verifier and the independent Python verifier
-(tools/verify_audit.py) to fail at the expected first bad sequence
-number.  "Rechained" cases model a smarter intruder who recomputes every
+append-test`.  Each case copies it and damages the copy, mostly with the
+sqlite3 command-line tool as an intruder with file access would.  Both
+the C verifier and the independent Python verifier (tools/verify_audit.py)
+must then fail at the expected first bad sequence number.
+"Rechained" cases model a smarter intruder who recomputes every
 hash after the edit, so only the tree roots and signatures can catch
 them.
 """
@@ -174,7 +174,8 @@ def main():
         cps = checkpoint_seqs(base)
         size = sqlite3.connect(os.path.join(base, "audit.db")).execute(
             "SELECT max(seq) FROM events").fetchone()[0]
-        assert size >= 10000 and len(cps) >= 10, (size, cps)
+        assert size >= 10000, size
+        assert len(cps) >= 10, cps
         last_cp = cps[-1]
 
         # The untouched log verifies with both verifiers, and they agree.
