@@ -260,6 +260,7 @@ static int nu__send(nu__conn_t *c, bool to_client, char *data, size_t len)
 static void nu__deny(nu__conn_t *c, int status, const char *why)
 {
     static const char fmt[] = "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+                              "Nucleus-Proxy-Denied: 1\r\n"
                               "Connection: close\r\nContent-Length: %zu\r\n\r\n%s\n";
     char *text = NULL;
     const char *reason = status == 403 ? "Forbidden"
