@@ -468,7 +468,9 @@ static char *nu__prepare_args(const json_t *args,
     json_t *redacted, *bounded;
     size_t len, cut;
 
-    redacted = nu__redact_json(args, red, nred);
+    /* Without redactions the caller's value is serialized as it is. */
+    redacted = nred > 0 ? nu__redact_json(args, red, nred)
+                        : json_incref((json_t *)args);
     if (redacted == NULL) {
         nu_err_set(err, NU_EINVAL, "audit: cannot copy args: invalid UTF-8 "
                    "or out of memory");
