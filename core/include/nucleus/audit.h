@@ -127,7 +127,8 @@ typedef struct nu_audit_event {
     const char *decision;    /* allow, deny, approval_required */
     const char *kind;        /* nu_kind_name() of a denial */
     const char *reason;
-    const char *result_digest;  /* 64 hex digits, see nu_audit_digest */
+    const char *result_digest;  /* 64 lowercase hex digits, see
+                                   nu_audit_digest */
     const char *profile_digest;
 } nu_audit_event_t;
 
@@ -207,7 +208,7 @@ json_t *nu_audit_record_to_json(const nu_audit_record_t *r, nu_err_t *err);
 
 /* Call fn for each event with seq >= since (and pod equal to pod when pod
  * is not NULL) in seq order; fn returns non-zero to stop.  Returns NU_OK,
- * the value fn stopped with, or NU_EDB. */
+ * the value fn stopped with, or NU_EDB / NU_EIO when SQLite fails. */
 typedef int (*nu_audit_record_fn)(const nu_audit_record_t *r, void *ud);
 int nu_audit_scan(nu_audit_t *a, int64_t since, const char *pod,
                   nu_audit_record_fn fn, void *ud, nu_err_t *err);
