@@ -59,14 +59,17 @@ static const char *const nu__oci_default_env[] = {
     "HOME=/workspace", "LANG=C.UTF-8", "TERM=dumb", NULL
 };
 
+/* The runtime covers masked paths with a writable /dev/null, so
+ * /proc/sysrq-trigger is read-only instead: a write then fails with
+ * EROFS, as in the ns tier. */
 static const char *const nu__oci_masked[] = {
-    "/proc/sysrq-trigger", "/proc/kcore", "/proc/kallsyms",
-    "/proc/timer_list", "/proc/keys", "/proc/latency_stats",
-    "/proc/sched_debug", NULL
+    "/proc/kcore", "/proc/kallsyms", "/proc/timer_list", "/proc/keys",
+    "/proc/latency_stats", "/proc/sched_debug", NULL
 };
 
 static const char *const nu__oci_readonly[] = {
-    "/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs", NULL
+    "/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/sysrq-trigger",
+    NULL
 };
 
 /* --- seccomp ---------------------------------------------------------- */
@@ -215,8 +218,8 @@ static int nu__oci_base_mounts(json_t *mounts, const nu_sandbox_limits_t *l)
                                  "hidepid=invisible"));
     if (rc == 0)
         rc = nu__oci_mount(mounts, "/dev", "tmpfs", "tmpfs",
-                           json_pack("[s,s,s,s]", "nosuid", "noexec",
-                                     "mode=755", "size=64k"));
+                           json_pack("[s,s,s,s,s]", "nosuid", "noexec",
+                                     "mode=755", "size=64k", "ro"));
     if (rc == 0)
         rc = nu__oci_mount(mounts, "/dev/pts", "devpts", "devpts",
                            json_pack("[s,s,s,s,s]", "nosuid", "noexec",

@@ -506,6 +506,14 @@ static void run_pod_calls(const char *isolation)
     assert_null(strstr(field(r, "stdout"), "setarch=0"));
     json_decref(r);
 
+    /* The init binary and /dev are read-only mounts. */
+    r = tool(sb, "{s:s,s:s}", "tool", "run", "command",
+             "grep -E ' /(dev|\\.nucleus/nucleus-podinit) ' "
+             "/proc/self/mountinfo");
+    assert_non_null(strstr(field(r, "stdout"), "/.nucleus/nucleus-podinit ro,"));
+    assert_non_null(strstr(field(r, "stdout"), "/dev ro,"));
+    json_decref(r);
+
     r = tool(sb, "{s:s,s:s}", "tool", "run", "command",
              "echo x > /usr/nucleus-oci-test 2>&1; echo usr=$?");
     assert_non_null(strstr(field(r, "stdout"), "usr="));
