@@ -26,6 +26,7 @@
  * runs exactly the sealed copy the ns tier runs and never a file that
  * can change on disk.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -63,6 +64,8 @@ typedef struct nu__oci_pod {
 } nu__oci_pod_t;
 
 static atomic_uint nu__oci_seq;
+
+static void nu__oci_release(void *data);
 
 /* The cgroup2 mount of a hybrid cgroup host. */
 #define NU__OCI_CGROUP2 "/sys/fs/cgroup/unified"
@@ -298,14 +301,131 @@ static int nu__oci_write_bundle(const nu_sandbox_opts_t *opts,
                               nu_sandbox_default_binds, err);
 }
 
+/* The "owner" file of a bundle: the runtime's path and the container id,
+ * one a line, for the sweep of a dead owner's bundles. */
+static int nu__oci_write_owner(const nu__oci_pod_t *pod, nu_err_t *err)
+{
+    char path[PATH_MAX + 16];
+    FILE *fp;
+    int ok;
+
+    snprintf(path, sizeof path, "%s/owner", pod->bundle);
+    fp = fopen(path, "wxe");
+    if (fp == NULL)
+        return nu_err_errno(err, errno, "oci: cannot write '%s'", path);
+    ok = fprintf(fp, "%s\n%s\n", pod->runtime, pod->container) > 0;
+    if (fclose(fp) != 0 || !ok)
+        return nu_err_errno(err, errno, "oci: cannot write '%s'", path);
+    return NU_OK;
+}
+
+/* Start time of pid in clock ticks since boot (field 22 of
+ * /proc/PID/stat), 0 when pid does not exist. */
+static unsigned long long nu__oci_start_time(long pid)
+{
+    char path[64];
+    char buf[1024];
+    unsigned long long start = 0;
+    char *p;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+               "%*d %*d %*d %*d %*d %*d %llu", &start) != 1)
+        return 0;
+    return start;
+}
+
+/* Remove the bundle at path of a dead owner: delete its container (the
+ * runtime process died with the owner, by its death signal) and the
+ * directory.  Only directories of our uid with mode 0700 are trusted,
+ * since the runtime path is read from inside. */
+static void nu__oci_sweep_one(const char *path)
+{
+    nu__oci_pod_t *pod;
+    char owner[PATH_MAX + 16];
+    struct stat st;
+    FILE *fp;
+
+    if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode) ||
+        st.st_uid != geteuid() || (st.st_mode & 077) != 0)
+        return;
+    pod = calloc(1, sizeof *pod);
+    if (pod == NULL)
+        return;
+    snprintf(owner, sizeof owner, "%s/owner", path);
+    fp = fopen(owner, "re");
+    if (fp != NULL &&
+        fgets(pod->runtime, sizeof pod->runtime, fp) != NULL &&
+        fgets(pod->container, sizeof pod->container, fp) != NULL) {
+        pod->runtime[strcspn(pod->runtime, "\n")] = '\0';
+        pod->container[strcspn(pod->container, "\n")] = '\0';
+    } else {
+        pod->runtime[0] = '\0';
+    }
+    if (fp != NULL)
+        fclose(fp);
+
+    snprintf(pod->bundle, sizeof pod->bundle, "%s", path);
+    snprintf(pod->state, sizeof pod->state, "%s/state", path);
+    if (pod->runtime[0] == '/') {
+        nu_log(NU_LOG_INFO, "oci", "removing container %s of a dead owner",
+               pod->container);
+        nu__oci_release(pod);
+    } else {
+        nu__oci_remove_tree(path);
+        free(pod);
+    }
+}
+
+/* Remove the bundles in tmp whose owner process is gone.  Bundle names
+ * start with the owner's "<pid>.<start time>" tag. */
+static void nu__oci_sweep(const char *tmp)
+{
+    static const char prefix[] = "nucleus-oci.";
+    struct dirent *entry;
+    DIR *dir = opendir(tmp);
+    char path[PATH_MAX];
+
+    if (dir == NULL)
+        return;
+    while ((entry = readdir(dir)) != NULL) {
+        unsigned long long start;
+        long pid;
+
+        if (strncmp(entry->d_name, prefix, sizeof prefix - 1) != 0 ||
+            sscanf(entry->d_name + sizeof prefix - 1, "%ld.%llu.", &pid,
+                   &start) != 2 ||
+            nu__oci_start_time(pid) == start)
+            continue;
+        if (snprintf(path, sizeof path, "%s/%s", tmp, entry->d_name) <
+            (int)sizeof path)
+            nu__oci_sweep_one(path);
+    }
+    closedir(dir);
+}
+
 static int nu__oci_make_bundle(const nu_sandbox_opts_t *opts,
                                nu__oci_pod_t *pod, const char *id,
                                nu_err_t *err)
 {
     const char *tmp = getenv("TMPDIR");
+    int rc;
 
     if (tmp == NULL || tmp[0] != '/')
         tmp = "/tmp";
+    nu__oci_sweep(tmp);
     if (snprintf(pod->bundle, sizeof pod->bundle, "%s/nucleus-oci.%s.XXXXXX",
                  tmp, id) >= (int)sizeof pod->bundle)
         return nu_err_set(err, NU_EINVAL, "oci: cannot create a bundle in "
@@ -317,6 +437,9 @@ static int nu__oci_make_bundle(const nu_sandbox_opts_t *opts,
                             "directory in '%s'", tmp);
     }
     snprintf(pod->state, sizeof pod->state, "%s/state", pod->bundle);
+    rc = nu__oci_write_owner(pod, err);
+    if (rc < 0)
+        return rc;
     return nu__oci_write_bundle(opts, pod, err);
 }
 

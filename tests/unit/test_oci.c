@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -557,6 +559,75 @@ static void test_runtime_failure_reported(void **state)
     assert_int_not_equal(system(cmd), 0);
 }
 
+
+/* Does any process carry mark in its environment? */
+static bool marked_process_exists(const char *mark)
+{
+    char cmd[256];
+
+    snprintf(cmd, sizeof cmd, "grep -qsa '%s' /proc/[0-9]*/environ", mark);
+    return system(cmd) == 0;
+}
+
+/* An owner killed with SIGKILL takes its pod along (the runtime's death
+ * signal), and the next create removes the bundle it left. */
+static void test_owner_death_cleanup(void **state)
+{
+    char mark[64];
+    char env_mark[80];
+    const char *env[] = { "PATH=/usr/bin:/bin", env_mark, NULL };
+    char cmd[128];
+    int ready[2];
+    pid_t owner;
+    char byte;
+    nu_sandbox_t *sb;
+
+    (void)state;
+    sb = start_pod("oci:crun", NULL);
+    if (sb == NULL)
+        skip();
+    nu_sandbox_close(sb);
+
+    snprintf(mark, sizeof mark, "NU_OCI_OWNER_MARK_%ld", (long)getpid());
+    snprintf(env_mark, sizeof env_mark, "%s=1", mark);
+    assert_int_equal(pipe(ready), 0);
+    owner = fork();
+    if (owner == 0) {
+        nu_sandbox_opts_t opts;
+        nu_err_t err = { 0 };
+
+        nu_sandbox_opts_init(&opts);
+        opts.workspace = workspace;
+        opts.isolation = "oci:crun";
+        opts.env = env;
+        if (nu_sandbox_create(&opts, &sb, &err) != NU_OK)
+            _exit(1);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    close(ready[1]);
+    assert_int_equal(read(ready[0], &byte, 1), 1);
+    close(ready[0]);
+    assert_true(marked_process_exists(mark));
+
+    kill(owner, SIGKILL);
+    waitpid(owner, NULL, 0);
+    for (int i = 0; i < 100 && marked_process_exists(mark); i++)
+        usleep(20000);
+    assert_false(marked_process_exists(mark));
+
+    /* The dead owner's bundle is still there until the next create. */
+    snprintf(cmd, sizeof cmd, "ls -d /tmp/nucleus-oci.%ld.* >/dev/null "
+             "2>&1", (long)owner);
+    assert_int_equal(system(cmd), 0);
+    sb = start_pod("oci:crun", NULL);
+    assert_non_null(sb);
+    nu_sandbox_close(sb);
+    assert_int_not_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -571,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_crun_pod_calls),
         cmocka_unit_test(test_runc_pod_calls),
         cmocka_unit_test(test_runtime_failure_reported),
+        cmocka_unit_test(test_owner_death_cleanup),
     };
 
     return cmocka_run_group_tests(tests, make_workspace, remove_workspace);
