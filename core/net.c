@@ -102,12 +102,22 @@ static nu_net_t *nu__net_alloc(void)
         return NULL;
     net->pidfd = -1;
     net->pod_netns_fd = -1;
+    net->lock_fd = -1;
     pthread_mutex_init(&net->lock, NULL);
     pthread_cond_init(&net->cond, NULL);
     atomic_init(&net->drifted, false);
     atomic_init(&net->drift_checks, 0);
     nu_perm_init_bottom(&net->perm);
     return net;
+}
+
+/* Objects of dead owners are swept on the first prepare of a process;
+ * nu_net_sweep removes later ones on request. */
+static pthread_once_t nu__sweep_once = PTHREAD_ONCE_INIT;
+
+static void nu__sweep_first(void)
+{
+    (void)nu_net_sweep(NULL);
 }
 
 int nu_net_prepare(const nu_perm_t *perm, const nu_net_opts_t *opts,
@@ -151,7 +161,7 @@ int nu_net_prepare(const nu_perm_t *perm, const nu_net_opts_t *opts,
         goto fail;
     }
 
-    (void)nu_net_sweep(NULL);
+    pthread_once(&nu__sweep_once, nu__sweep_first);
 
     rc = nu__net_range_check(net->range_base, net->range_prefix, err);
     if (rc != NU_OK)
@@ -330,8 +340,10 @@ void nu_net_close(nu_net_t *net)
         nu__proxy_stop(net->proxy);
 
     nu__net_filter_remove(net);
-    if (net->host_if[0] != '\0')
+    if (net->link_created)
         nu__net_link_delete(net->host_if);
+    if (net->lock_fd >= 0)
+        close(net->lock_fd);
 
     if (net->pidfd >= 0)
         close(net->pidfd);
@@ -345,6 +357,7 @@ void nu_net_close(nu_net_t *net)
     free(net->pod_rules6);
     free(net->host_filter);
     free(net->host_nat);
+    free(net->host_rules_all);
     nu_perm_free(&net->perm);
     pthread_mutex_destroy(&net->lock);
     pthread_cond_destroy(&net->cond);

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 
@@ -146,15 +147,30 @@ int nu__net_exec(int netns_fd, const char *const argv[], const char *input,
     if (input != NULL) {
         size_t left = strlen(input);
         const char *p = input;
+        sigset_t pipe_set, saved;
+        bool broken = false;
+
+        /* A tool that exits early must not SIGPIPE the host process:
+         * block the signal on this thread and consume it if raised. */
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, &saved);
         while (left > 0) {
             ssize_t n = write(in[1], p, left);
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n <= 0)
+            if (n <= 0) {
+                broken = n < 0 && errno == EPIPE;
                 break;
+            }
             p += n;
             left -= (size_t)n;
         }
+        if (broken && !sigismember(&saved, SIGPIPE)) {
+            struct timespec zero = { 0, 0 };
+            (void)sigtimedwait(&pipe_set, NULL, &zero);
+        }
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
     }
     close(in[1]);
     in[1] = -1;
@@ -586,55 +602,82 @@ out:
     return rc;
 }
 
-static int nu__check_one(nu_net_t *net, int netns_fd, const char *tool,
-                         const char *table, const char *where,
-                         const char *expected, bool whole, nu_err_t *err)
-{
-    const char *args[] = { "-t", table, NULL };
-    char *saved = NULL;
-    int rc = nu__iptables(netns_fd, tool, args, NULL, &saved, err);
+/* One read-back (or restore) job; several run on threads at once, since
+ * each is a fork and exec of a few milliseconds. */
+typedef struct {
+    nu_net_t *net;
+    int netns_fd;
+    const char *tool;
+    const char *const *args;
+    const char *input;          /* restore: rules to write */
+    const char *where;
+    const char *expected;       /* check: rules to compare with */
+    bool whole;
+    nu_err_t err;
+    int rc;
+} nu__job_t;
 
-    if (rc == NU_OK)
-        rc = nu__compare(net, where, expected, saved, whole, err);
+static void *nu__job_run(void *arg)
+{
+    nu__job_t *job = arg;
+    char *saved = NULL;
+
+    job->rc = nu__iptables(job->netns_fd, job->tool, job->args, job->input,
+                           job->expected != NULL ? &saved : NULL, &job->err);
+    if (job->rc == NU_OK && job->expected != NULL)
+        job->rc = nu__compare(job->net, job->where, job->expected, saved,
+                              job->whole, &job->err);
     free(saved);
-    return rc;
+    return NULL;
+}
+
+/* Run jobs concurrently; returns the first failure in job order. */
+static int nu__jobs_run(nu__job_t *jobs, size_t n, nu_err_t *err)
+{
+    pthread_t threads[8];
+    bool started[8] = { false };
+
+    for (size_t i = 0; i < n; i++)
+        started[i] = pthread_create(&threads[i], NULL, nu__job_run, &jobs[i]) == 0;
+    for (size_t i = 0; i < n; i++) {
+        if (started[i])
+            pthread_join(threads[i], NULL);
+        else
+            nu__job_run(&jobs[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].rc != NU_OK) {
+            if (err != NULL)
+                *err = jobs[i].err;
+            return jobs[i].rc;
+        }
+    }
+    return NU_OK;
 }
 
 int nu__net_filter_check(nu_net_t *net, nu_err_t *err)
 {
-    int rc;
+    static const char *const filter[] = { "-t", "filter", NULL };
+    nu__job_t jobs[3] = {
+        { .net = net, .netns_fd = net->pod_netns_fd, .tool = "iptables-save",
+          .args = filter, .where = "pod", .expected = net->pod_rules,
+          .whole = true },
+        { .net = net, .netns_fd = net->pod_netns_fd, .tool = "ip6tables-save",
+          .args = filter, .where = "pod IPv6", .expected = net->pod_rules6,
+          .whole = true },
+        { .net = net, .netns_fd = -1, .tool = "iptables-save",
+          .where = "host", .expected = net->host_rules_all },
+    };
 
-    rc = nu__check_one(net, net->pod_netns_fd, "iptables-save", "filter",
-                       "pod", net->pod_rules, true, err);
-    if (rc == NU_OK)
-        rc = nu__check_one(net, net->pod_netns_fd, "ip6tables-save", "filter",
-                           "pod IPv6", net->pod_rules6, true, err);
-    if (rc == NU_OK)
-        rc = nu__check_one(net, -1, "iptables-save", "filter", "host",
-                           net->host_filter, false, err);
-    if (rc == NU_OK)
-        rc = nu__check_one(net, -1, "iptables-save", "nat", "host NAT",
-                           net->host_nat, false, err);
-    return rc;
+    return nu__jobs_run(jobs, 3, err);
 }
 
 /* --- install and remove ----------------------------------------------- */
 
-static int nu__restore_host(const char *rules, nu_err_t *err)
-{
-    const char *args[] = { "--noflush", "-w", NULL };
-    char *insert = nu__insert_form(rules);
-    int rc;
-
-    if (insert == NULL)
-        return nu_err_set(err, NU_ENOMEM, "net: out of memory");
-    rc = nu__iptables(-1, "iptables-restore", args, insert, NULL, err);
-    free(insert);
-    return rc;
-}
-
 int nu__net_filter_install(nu_net_t *net, nu_err_t *err)
 {
+    static const char *const noflush[] = { "--noflush", "-w", NULL };
+    char *insert = NULL;
     int rc;
 
     net->pod_rules = nu__pod_rules(net);
@@ -642,23 +685,29 @@ int nu__net_filter_install(nu_net_t *net, nu_err_t *err)
     net->host_filter = nu__host_filter(net);
     net->host_nat = nu__host_nat(net);
     if (net->pod_rules == NULL || net->pod_rules6 == NULL ||
-        net->host_filter == NULL || net->host_nat == NULL)
+        net->host_filter == NULL || net->host_nat == NULL ||
+        asprintf(&net->host_rules_all, "%s%s", net->host_filter,
+                 net->host_nat) < 0 ||
+        (insert = nu__insert_form(net->host_rules_all)) == NULL)
         return nu_err_set(err, NU_ENOMEM, "net: out of memory");
 
-    rc = nu__iptables(net->pod_netns_fd, "iptables-restore", NULL,
-                      net->pod_rules, NULL, err);
-    if (rc == NU_OK)
-        rc = nu__iptables(net->pod_netns_fd, "ip6tables-restore", NULL,
-                          net->pod_rules6, NULL, err);
-    if (rc != NU_OK)
-        return rc;
-
+    /* The pod's tables and the host's are independent: restore them
+     * concurrently.  The pod namespace's tables are replaced whole; the
+     * host's get our chains and jumps added (--noflush), both tables in
+     * one transaction per table. */
+    nu__job_t jobs[3] = {
+        { .net = net, .netns_fd = net->pod_netns_fd, .tool = "iptables-restore",
+          .input = net->pod_rules },
+        { .net = net, .netns_fd = net->pod_netns_fd, .tool = "ip6tables-restore",
+          .input = net->pod_rules6 },
+        { .net = net, .netns_fd = -1, .tool = "iptables-restore",
+          .args = noflush, .input = insert },
+    };
     pthread_mutex_lock(&nu__filter_lock);
     net->host_rules = true;
-    rc = nu__restore_host(net->host_filter, err);
-    if (rc == NU_OK)
-        rc = nu__restore_host(net->host_nat, err);
+    rc = nu__jobs_run(jobs, 3, err);
     pthread_mutex_unlock(&nu__filter_lock);
+    free(insert);
     if (rc != NU_OK)
         return rc;
 

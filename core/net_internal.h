@@ -33,12 +33,15 @@ struct nu_net {
     pid_t pod_pid;
     int pidfd;
     int pod_netns_fd;
+    int lock_fd;                /* flock reserving index */
+    bool link_created;
     bool attached;
     bool host_rules;            /* host filter installed */
     char *pod_rules;            /* expected iptables-save text, pod */
     char *pod_rules6;
     char *host_filter;          /* expected host rules, filter table */
     char *host_nat;
+    char *host_rules_all;       /* host_filter then host_nat */
 
     pthread_t watcher;
     bool watcher_running;
@@ -55,6 +58,8 @@ struct nu_net {
 int nu__net_range_parse(const char *range, uint32_t *base, int *prefix,
                         nu_err_t *err);
 int nu__net_range_check(uint32_t base, int prefix, nu_err_t *err);
+/* Reserve a /30 (net->index, names, addresses); the veth itself is
+ * created by nu__net_link_attach. */
 int nu__net_link_create(nu_net_t *net, nu_err_t *err);
 int nu__net_link_attach(nu_net_t *net, nu_err_t *err);
 void nu__net_link_delete(const char *ifname);

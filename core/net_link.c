@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <netlink/netlink.h>
@@ -350,31 +351,34 @@ static void nu__net_set_addresses(nu_net_t *net)
     snprintf(net->pod_if, sizeof net->pod_if, "nup%u", net->index);
 }
 
-/* Create nuh<N>/nup<N> for the first N the kernel accepts. */
-static int nu__veth_create_first(nu_net_t *net, struct nl_sock *sock,
-                                 nu_err_t *err)
+/* Reserve the first free N: hold an exclusive flock on
+ * /run/lock/nucleus-net-<N>.lock for the handle's lifetime (the kernel
+ * drops it when the owner dies, even by SIGKILL) and check that no
+ * nuh<N> link exists (one left by an owner that nu_net_sweep has not
+ * reached yet). */
+static int nu__reserve_first(nu_net_t *net, nu_err_t *err)
 {
     uint32_t count = 1u << (32 - net->range_prefix - 2);
 
     for (uint32_t n = 0; n < count; n++) {
-        struct rtnl_link *veth;
-        int rc;
+        char path[64];
+        int fd;
 
+        snprintf(path, sizeof path, "/run/lock/nucleus-net-%u.lock", n);
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return nu_err_errno(err, errno, "net: cannot open %s", path);
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            continue;
+        }
         net->index = n;
         nu__net_set_addresses(net);
-        if (if_nametoindex(net->host_if) != 0)
+        if (if_nametoindex(net->host_if) != 0) {
+            close(fd);
             continue;
-        veth = rtnl_link_veth_alloc();
-        if (veth == NULL)
-            return nu_err_set(err, NU_ENOMEM, "net: out of memory");
-        rtnl_link_set_name(veth, net->host_if);
-        rtnl_link_set_name(rtnl_link_veth_get_peer(veth), net->pod_if);
-        rc = rtnl_link_add(sock, veth, NLM_F_CREATE | NLM_F_EXCL);
-        rtnl_link_veth_release(veth);
-        if (rc == -NLE_EXIST)
-            continue;
-        if (rc < 0)
-            return nu__nl_err(err, rc, "create veth", net->host_if);
+        }
+        net->lock_fd = fd;
         return NU_OK;
     }
     net->host_if[0] = '\0';
@@ -385,38 +389,44 @@ static int nu__veth_create_first(nu_net_t *net, struct nl_sock *sock,
 
 int nu__net_link_create(nu_net_t *net, nu_err_t *err)
 {
-    struct nl_sock *sock = nu__nl_open(err);
+    return nu__reserve_first(net, err);
+}
+
+/* Create nuh<N> in the host and its peer nup<N> directly in the pod's
+ * namespace: creating the peer there costs far less than moving it
+ * (dev_change_net_namespace waits for an RCU grace period). */
+static int nu__veth_create(nu_net_t *net, struct nl_sock *sock, nu_err_t *err)
+{
+    struct rtnl_link *veth = rtnl_link_veth_alloc();
     struct rtnl_link *change = NULL;
     char path[64];
     int rc;
 
-    if (sock == NULL)
-        return err != NULL ? err->code : NU_EIO;
-    rc = nu__veth_create_first(net, sock, err);
-    if (rc != NU_OK)
-        goto out;
+    if (veth == NULL)
+        return nu_err_set(err, NU_ENOMEM, "net: out of memory");
+    rtnl_link_set_name(veth, net->host_if);
+    rtnl_link_set_name(rtnl_link_veth_get_peer(veth), net->pod_if);
+    rtnl_link_set_ns_fd(rtnl_link_veth_get_peer(veth), net->pod_netns_fd);
+    rc = rtnl_link_add(sock, veth, NLM_F_CREATE | NLM_F_EXCL);
+    rtnl_link_veth_release(veth);
+    if (rc < 0)
+        return nu__nl_err(err, rc, "create veth", net->host_if);
 
     /* NOTE: the alias is set after creation (the kernel ignores
      * IFLA_IFALIAS in RTM_NEWLINK), so an owner killed between the two
-     * leaves a veth without a tag that nu_net_sweep does not remove. */
+     * leaves a veth without a tag.  Its peer dies with the pod, and a
+     * veth goes with its peer, so the kernel removes it anyway. */
     change = rtnl_link_alloc();
-    if (change == NULL) {
-        rc = nu_err_set(err, NU_ENOMEM, "net: out of memory");
-        goto out;
-    }
+    if (change == NULL)
+        return nu_err_set(err, NU_ENOMEM, "net: out of memory");
     rtnl_link_set_ifalias(change, net->owner_tag);
     rc = nu__link_change(sock, net->host_if, change, err);
+    rtnl_link_put(change);
     if (rc != NU_OK)
-        goto out;
+        return rc;
 
     snprintf(path, sizeof path, "ipv6/conf/%s/disable_ipv6", net->host_if);
-    rc = nu__sysctl_write(path, "1", err);
-
-out:
-    if (change != NULL)
-        rtnl_link_put(change);
-    nl_socket_free(sock);
-    return rc;
+    return nu__sysctl_write(path, "1", err);
 }
 
 typedef struct {
@@ -483,7 +493,6 @@ static int nu__pod_side_run(nu_net_t *net, nu_err_t *err)
 int nu__net_link_attach(nu_net_t *net, nu_err_t *err)
 {
     struct nl_sock *sock = nu__nl_open(err);
-    struct rtnl_link *change = NULL;
     char cidr[32];
     char path[64];
     int rc;
@@ -491,15 +500,10 @@ int nu__net_link_attach(nu_net_t *net, nu_err_t *err)
     if (sock == NULL)
         return err != NULL ? err->code : NU_EIO;
 
-    change = rtnl_link_alloc();
-    if (change == NULL) {
-        rc = nu_err_set(err, NU_ENOMEM, "net: out of memory");
-        goto out;
-    }
-    rtnl_link_set_ns_fd(change, net->pod_netns_fd);
-    rc = nu__link_change(sock, net->pod_if, change, err);
+    rc = nu__veth_create(net, sock, err);
     if (rc != NU_OK)
         goto out;
+    net->link_created = true;
 
     snprintf(cidr, sizeof cidr, "%s/30", net->host_addr);
     rc = nu__addr_add(sock, net->host_if, cidr, err);
@@ -516,8 +520,6 @@ int nu__net_link_attach(nu_net_t *net, nu_err_t *err)
     rc = nu__pod_side_run(net, err);
 
 out:
-    if (change != NULL)
-        rtnl_link_put(change);
     nl_socket_free(sock);
     return rc;
 }

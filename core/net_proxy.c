@@ -32,6 +32,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -762,7 +763,13 @@ static void nu__on_stop(uv_async_t *async)
 static void *nu__proxy_main(void *arg)
 {
     nu__proxy_t *proxy = arg;
+    sigset_t pipe_set;
 
+    /* A write to a connection the peer closed must fail with EPIPE, not
+     * kill the host process; SIGPIPE is per-thread for socket writes. */
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
     uv_run(&proxy->loop, UV_RUN_DEFAULT);
     return NULL;
 }

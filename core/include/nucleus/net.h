@@ -10,9 +10,10 @@
  *   host side  nuh<N>  <base + 4N + 1>/30   proxy listens here on port 3128
  *   pod side   nup<N>  <base + 4N + 2>/30   default route via the host side
  *
- * N is the /30's index in the range.  The kernel allocates it: the veth is
- * created under the name nuh<N> with NLM_F_EXCL, so two owners can never
- * hold the same N.
+ * N is the /30's index in the range.  An owner reserves N by holding an
+ * exclusive flock on /run/lock/nucleus-net-<N>.lock for the pod's
+ * lifetime (the kernel releases it when the owner dies), and the veth is
+ * created with NLM_F_EXCL, so two owners never hold the same N.
  *
  * Filtering (iptables on the nf_tables backend, see docs/network.md): in
  * the pod's namespace every chain drops by default; the pod may send to
@@ -32,12 +33,13 @@
  *
  * Life cycle, as the pod pipeline uses it:
  *
- *   nu_net_prepare   policy -> handle: reserve N, create the veth, start
- *                    the proxy; nu_net_env gives the pod's environment
+ *   nu_net_prepare   policy -> handle: reserve N; nu_net_env gives the
+ *                    pod's environment
  *   nu_sandbox_create with that environment
- *   nu_net_attach    move the pod end in, address it, install and verify
- *                    both filters, start the drift watcher; before the
- *                    pod runs any agent command
+ *   nu_net_attach    create the veth with its pod end in the pod's
+ *                    namespace, address it, install and verify both
+ *                    filters, start the proxy and the drift watcher;
+ *                    before the pod runs any agent command
  *   nu_net_fetch     web_fetch calls, any number, any thread
  *   nu_net_close     before nu_sandbox_close
  *
@@ -90,8 +92,8 @@ typedef struct nu_net_stats {
 
 void nu_net_opts_init(nu_net_opts_t *opts);
 
-/* Reserve a /30, create the veth pair (both ends in the host for now) and
- * start the pod's egress proxy with a copy of perm's network component.
+/* Reserve a /30 and keep a copy of perm's network component; the pod's
+ * addresses and nu_net_env are fixed from here on.
  * perm must allow egress (nu_perm_has_egress).  Sweeps objects of dead
  * owners first.  On NU_OK *out (OUT) owns everything; free with
  * nu_net_close.  Returns NU_EINVAL (bad range, no egress in perm),
@@ -105,8 +107,8 @@ int nu_net_prepare(const nu_perm_t *perm, const nu_net_opts_t *opts,
  * no_proxy. */
 const char *const *nu_net_env(const nu_net_t *net);
 
-/* Move the pod end into the network namespace of pod_pid (the pod init),
- * configure it, install the pod and host filters, read both back and
+/* Create the veth with its pod end in the network namespace of pod_pid
+ * (the pod init), configure it, install the pod and host filters, read both back and
  * compare them with what was written, then start the drift watcher: when
  * a later read-back differs, the watcher logs the difference and sends
  * SIGKILL to pod_pid (through a pidfd, so a reused pid is never hit).
