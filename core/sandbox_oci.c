@@ -70,12 +70,12 @@ static void nu__oci_release(void *data);
 /* The cgroup2 mount of a hybrid cgroup host. */
 #define NU__OCI_CGROUP2 "/sys/fs/cgroup/unified"
 
-/* crun 1.8 refuses to start any container on a hybrid cgroup host (v1
+/* crun 1.8 rejects every container on a hybrid cgroup host (v1
  * controllers plus a cgroup2 mount at NU__OCI_CGROUP2) whose cgroup2
  * hierarchy has a controller, even with --cgroup-manager=disabled.  As
  * root, crun then runs in a private mount namespace with that mount
- * covered by an empty tmpfs, so it sees a cgroup v1 host; the pod's
- * cgroups are nucleus's own (sandbox_limits.c) either way. */
+ * covered by an empty tmpfs, so that it detects a cgroup v1 host.  The
+ * pod's cgroups are nucleus's own (sandbox_limits.c) either way. */
 static bool nu__oci_hybrid_cgroups(void)
 {
     struct statfs fs;
@@ -149,8 +149,9 @@ int nu_oci_runtime_path(const char *isolation, char *out, size_t size,
                       "apt-get install %s, or give its path)", name, name);
 }
 
-/* Run RUNTIME --root STATE ARG ... and wait; stdout and stderr go to
- * /dev/null.  Returns the exit status, or -1 when it did not run. */
+/* Run RUNTIME --root STATE VERB FLAG CONTAINER and wait, with stdout and
+ * stderr on /dev/null.  Returns the exit status, or -1 when it did not
+ * run. */
 static int nu__oci_run_tool(const nu__oci_pod_t *pod, const char *verb,
                             const char *flag)
 {
@@ -242,9 +243,9 @@ static int nu__oci_root_links(const char *root, const char *const *binds,
     return NU_OK;
 }
 
-/* The init program as a host path the runtime can bind: the sealed memfd
- * of the ns tier cannot be bound (it lives on no mount of the runtime's
- * namespace), so the file it was copied from is bound instead. */
+/* Resolve the init program into a host path the runtime can bind.  The
+ * ns tier's sealed memfd lives on no mount of the runtime's namespace and
+ * cannot be bound, so the file it was copied from is bound instead. */
 static int nu__oci_init_source(const nu_sandbox_opts_t *opts, char *out,
                                size_t size, nu_err_t *err)
 {
@@ -275,8 +276,8 @@ static int nu__oci_write_bundle(const nu_sandbox_opts_t *opts,
     rc = nu__oci_init_source(opts, init_source, sizeof init_source, err);
     if (rc < 0)
         return rc;
-    /* crun keeps the container in the runtime's cgroups (ours); other
-     * runtimes create their own from cgroupsPath and the resources. */
+    /* crun keeps the container in the runtime's cgroups, which are ours.
+     * Other runtimes create their own from cgroupsPath and resources. */
     snprintf(path, sizeof path, "/nucleus-oci/%s", pod->container);
     bundle.init_source = init_source;
     bundle.cgroups_path = geteuid() == 0 && !pod->is_crun ? path : NULL;
@@ -473,12 +474,14 @@ static int nu__oci_spawn(const nu__oci_pod_t *pod, int pod_sock,
         int saved = errno;
         if (null_fd >= 0)
             close(null_fd);
-        return nu_err_errno(err, saved, "oci: cannot open '%s'", log_path);
+        return nu_err_errno(err, saved, "oci: cannot create the runtime "
+                            "log '%s'", log_path);
     }
 
     *pid = fork();
     if (*pid == 0) {
-        /* Only async-signal-safe calls: the host may be multi-threaded. */
+        /* Only async-signal-safe calls, because the host may be
+         * multi-threaded. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent || read(sync_rd, &go, 1) != 1)
             _exit(1);

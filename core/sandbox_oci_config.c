@@ -124,8 +124,8 @@ static int nu__oci_seccomp_rules(json_t *rules)
     rc = nu__oci_add(rules, nu__oci_errno_rule(names, EPERM, NULL));
 
     /* Rules of one syscall are alternatives, so each namespace flag gets
-     * its own; the first clone argument holds the flags on x86_64 and
-     * aarch64. */
+     * its own rule.  The first clone argument contains the flags on x86_64
+     * and aarch64. */
     for (size_t i = 0; rc == 0 && i < sizeof ns_flags / sizeof ns_flags[0];
          i++)
         rc = nu__oci_add(rules, nu__oci_errno_rule(
@@ -231,8 +231,9 @@ static int nu__oci_base_mounts(json_t *mounts, const nu_sandbox_limits_t *l)
     return rc;
 }
 
-/* The read-only binds that exist on the host and are not symbolic links
- * (those become links in the bundle's root, see nu__oci_prepare_root). */
+/* Add the read-only binds that exist on the host and are not symbolic
+ * links.  Links become links in the bundle's root (nu__oci_root_links in
+ * sandbox_oci.c). */
 static int nu__oci_ro_binds(json_t *mounts, const char *const *binds)
 {
     struct stat st;
@@ -266,9 +267,10 @@ static int nu__oci_check_relative(const char *path, nu_err_t *err)
     return NU_OK;
 }
 
-/* Blocked paths (hidden) and write-blocked paths (read-only) beneath the
- * workspace.  Paths that are gone or are symbolic links are skipped, as
- * in the ns tier: the runtime would follow a link out of the workspace. */
+/* Add the blocked paths (hidden) or write-blocked paths (read-only)
+ * beneath the workspace.  Paths that are gone or are symbolic links are
+ * skipped, as in the ns tier, because the runtime would follow a link out
+ * of the workspace. */
 static int nu__oci_masks(json_t *mounts, const char *workspace,
                          const char *const *paths, bool hide, nu_err_t *err)
 {
@@ -376,9 +378,9 @@ static uint64_t nu__oci_own_processes(void)
     return count;
 }
 
-/* The ns tier's rlimits (sandbox_limits.c).  RLIMIT_NPROC applies only
- * without a pids cgroup; it counts every process of the uid on the host,
- * so it is the caller's process count plus the pod's pids limit. */
+/* Build the ns tier's rlimits (sandbox_limits.c).  RLIMIT_NPROC applies
+ * only without a pids cgroup.  It counts every process of the uid on the
+ * host, so it is the caller's process count plus the pod's pids limit. */
 static json_t *nu__oci_rlimits(const nu_sandbox_limits_t *l, bool cgroups)
 {
     json_t *rlimits = json_array();

@@ -57,10 +57,10 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void report(const char *what, double *v, int n)
+static void report(const char *label, double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
-    printf("  %-8s median %7.2f  p90 %7.2f  min %7.2f ms\n", what,
+    printf("  %-8s median %7.2f  p90 %7.2f  min %7.2f ms\n", label,
            n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2,
            v[(int)(0.9 * (n - 1))], v[0]);
 }

@@ -264,7 +264,7 @@ static void test_config_process(void **state)
     }
     assert_true(nofile);
     assert_true(fsize);
-    /* Without a cgroups path, RLIMIT_NPROC stands in for pids.max. */
+    /* Without a cgroups path, RLIMIT_NPROC replaces pids.max. */
     assert_true(nproc);
     assert_null(json_object_get(json_object_get(config, "linux"),
                                 "resources"));

@@ -3,9 +3,9 @@
  * crun and runc.
  *
  * tests/integration/sandbox_escape.sh drives the corpus through nucleus
- * exec; this program runs the same probe (tests/integration/
+ * exec.  This program runs the same probe (tests/integration/
  * sandbox_probe.c, built with gcc into the workspace) through the sandbox
- * API with isolation "oci:crun" and "oci:runc", and expects the same
+ * API with isolation "oci:crun" and "oci:runc".  It expects the same
  * outcomes.  Each case is one probe run in a pod shared by the cases of
  * that runtime; the resource cases run in a second pod with small limits.
  * The masks are those of the local_dev profile: .env hidden, .git/hooks

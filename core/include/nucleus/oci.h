@@ -5,9 +5,9 @@
  * an OCI runtime binary from a bundle that nucleus writes: a config.json
  * following the OCI runtime specification 1.0 and an empty root
  * directory.  The runtime creates the namespaces, mounts, cgroups,
- * rlimits and seccomp filter the config describes; the init then checks
- * its capabilities, sets no_new_privs and Landlock itself, as in the ns
- * tier.  The host stream is a socketpair end passed as fd 3 with
+ * rlimits and seccomp filter the config describes.  The init then checks
+ * its capabilities and applies no_new_privs and Landlock itself, as in
+ * the ns tier.  The host stream is a socketpair end passed as fd 3 with
  * --preserve-fds, so nu_sandbox_call, nu_sandbox_tool and
  * nu_sandbox_close work unchanged.  docs/oci.md describes the bundle and
  * the differences from the ns tier.
@@ -25,7 +25,7 @@
 #include "nucleus/error.h"
 #include "nucleus/sandbox.h"
 
-/* Where the init program is bound inside the container. */
+/* Path of the init program inside the container. */
 #define NU_OCI_INIT_PATH "/.nucleus/nucleus-podinit"
 
 /* Host-side facts of one bundle that nu_oci_config cannot derive from
@@ -51,11 +51,10 @@ int nu_oci_config(const nu_sandbox_opts_t *opts,
  * seccomp profile.  Returns NU_OK or NU_ENOMEM. */
 int nu_oci_seccomp(json_t **out, nu_err_t *err);
 
-/* Resolve the runtime of an "oci:RUNTIME" isolation string into out: a
+/* Resolve the runtime of an "oci:RUNTIME" isolation string into out.  A
  * bare name is searched on PATH, then in /usr/sbin, /sbin and
- * /usr/local/sbin; a name with a '/' must be an absolute path.  Returns
- * NU_OK, NU_EINVAL (malformed string) or NU_ENOTSUP (no such runtime
- * installed). */
+ * /usr/local/sbin.  A name with a '/' must be an absolute path.  Returns
+ * NU_OK, NU_EINVAL (invalid string) or NU_ENOTSUP (runtime not found). */
 int nu_oci_runtime_path(const char *isolation, char *out, size_t size,
                         nu_err_t *err);
 
