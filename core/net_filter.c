@@ -811,65 +811,74 @@ static int nu__remove_tagged(const char *owner, nu_err_t *err)
     return total;
 }
 
+/* Append "-D" lines for this pod's tagged rules in saved (one table), and
+ * "-F"/"-X" for its chains that exist.  Returns the number of lines. */
+static int nu__pod_removal(const nu_net_t *net, const char *saved,
+                           nu__buf_t *b)
+{
+    char in_match[32], out_match[32];
+    int found = 0;
+
+    snprintf(in_match, sizeof in_match, " -i %s ", net->host_if);
+    snprintf(out_match, sizeof out_match, " -o %s ", net->host_if);
+    for (const char *line = saved; line != NULL && *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+
+        /* The tag names the owner process, which may hold many pods, so
+         * the interface picks this pod's rules. */
+        if (len > 3 && strncmp(line, "-A ", 3) == 0 &&
+            memmem(line, len, net->owner_tag, strlen(net->owner_tag)) != NULL &&
+            (memmem(line, len, in_match, strlen(in_match)) != NULL ||
+             memmem(line, len, out_match, strlen(out_match)) != NULL)) {
+            nu__buf_printf(b, "-D %.*s\n", (int)(len - 3), line + 3);
+            found++;
+        }
+        line = end != NULL ? end + 1 : NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        char decl[24];
+        snprintf(decl, sizeof decl, "\n:NU%c%u ", i == 0 ? 'F' : 'I', net->index);
+        if (strstr(saved, decl) != NULL) {
+            nu__buf_printf(b, "-F %s\n", decl + 2);
+            found++;
+        }
+    }
+    return found;
+}
+
 void nu__net_filter_remove(nu_net_t *net)
 {
-    nu_err_t err = { 0 };
-    char *saved_tag;
+    static const char *const tables[] = { "filter", "nat" };
+    static const char *const noflush[] = { "--noflush", "-w", NULL };
 
     if (!net->host_rules)
         return;
 
-    /* The tag names the owner process, and an owner may hold many pods;
-     * match on the tag plus this pod's interface. */
-    if (asprintf(&saved_tag, "%s", net->owner_tag) < 0)
-        return;
     pthread_mutex_lock(&nu__filter_lock);
-    (void)saved_tag;
-    {
-        static const char *const tables[] = { "filter", "nat" };
-        for (size_t t = 0; t < 2; t++) {
-            const char *args[] = { "-t", tables[t], NULL };
-            const char *restore[] = { "--noflush", "-w", NULL };
-            nu__buf_t b = { 0 };
-            char *saved = NULL;
-            int found = 0;
+    for (size_t t = 0; t < 2; t++) {
+        const char *args[] = { "-t", tables[t], NULL };
+        nu__buf_t b = { 0 };
+        nu_err_t err = { 0 };
+        char *saved = NULL;
 
-            if (nu__iptables(-1, "iptables-save", args, NULL, &saved, &err) != NU_OK) {
-                nu_log(NU_LOG_WARN, "net", "%s", err.msg);
-                continue;
-            }
-            nu__buf_printf(&b, "*%s\n", tables[t]);
-            for (const char *line = saved; line != NULL && *line != '\0';) {
-                const char *end = strchr(line, '\n');
-                size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
-                char ifmatch[32], ofmatch[32];
-                snprintf(ifmatch, sizeof ifmatch, " -i %s ", net->host_if);
-                snprintf(ofmatch, sizeof ofmatch, " -o %s ", net->host_if);
-                if (len > 3 && strncmp(line, "-A ", 3) == 0 &&
-                    memmem(line, len, net->owner_tag, strlen(net->owner_tag)) != NULL &&
-                    (memmem(line, len, ifmatch, strlen(ifmatch)) != NULL ||
-                     memmem(line, len, ofmatch, strlen(ofmatch)) != NULL)) {
-                    nu__buf_printf(&b, "-D %.*s\n", (int)(len - 3), line + 3);
-                    found++;
-                }
-                line = end != NULL ? end + 1 : NULL;
-            }
-            free(saved);
-            if (t == 0) {
-                /* Our chains go even when the jumps are already gone. */
-                nu__buf_printf(&b, "-F NUF%u\n-F NUI%u\n", net->index, net->index);
-            }
-            nu__finish_removal(&b, 0);
-            if (!b.failed && (found > 0 || t == 0) &&
-                nu__iptables(-1, "iptables-restore", restore, b.data, NULL,
-                             &err) != NU_OK)
-                nu_log(NU_LOG_WARN, "net", "cannot remove the rules of %s: %s",
-                       net->host_if, err.msg);
-            free(b.data);
+        if (nu__iptables(-1, "iptables-save", args, NULL, &saved, &err) != NU_OK) {
+            nu_log(NU_LOG_WARN, "net", "cannot read the host rules of %s: %s",
+                   net->host_if, err.msg);
+            continue;
         }
+        nu__buf_printf(&b, "*%s\n", tables[t]);
+        int found = nu__pod_removal(net, saved, &b);
+        free(saved);
+        nu__finish_removal(&b, 0);
+        if (found > 0 && !b.failed &&
+            nu__iptables(-1, "iptables-restore", noflush, b.data, NULL,
+                         &err) != NU_OK)
+            nu_log(NU_LOG_WARN, "net", "cannot remove the host rules of %s: %s",
+                   net->host_if, err.msg);
+        free(b.data);
     }
     pthread_mutex_unlock(&nu__filter_lock);
-    free(saved_tag);
     net->host_rules = false;
 }
 
