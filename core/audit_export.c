@@ -358,7 +358,12 @@ int nu_audit_verify_export(FILE *in, const nu_audit_trust_t *trust,
 
         if (line[n - 1] == '\n')
             line[--n] = '\0';
+        /* Large doubles in args print as long integer literals, which
+         * only a parse that reads numbers as doubles accepts. */
         obj = nu_json_parse(line, (size_t)n, err);
+        if (obj == NULL)
+            obj = json_loadb(line, (size_t)n, JSON_REJECT_DUPLICATES |
+                             JSON_DECODE_INT_AS_REAL, NULL);
         if (obj == NULL) {
             if (!im.have_header)
                 rc = NU_EPARSE;

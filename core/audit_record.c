@@ -258,12 +258,19 @@ int nu_audit_record_from_json(const json_t *obj, nu_audit_record_t *r,
         char **slot;
 
         if (strcmp(key, "seq") == 0) {
-            if (!json_is_integer(value) || json_integer_value(value) < 1) {
+            /* A line read with numbers as doubles carries seq as a real. */
+            double d = json_is_real(value) ? json_real_value(value) : 0;
+            json_int_t seq = json_is_integer(value) ? json_integer_value(value)
+                                                    : (json_int_t)d;
+
+            if ((!json_is_integer(value) &&
+                 (!json_is_real(value) || d > 9007199254740992.0 ||
+                  d != (double)seq)) || seq < 1) {
                 rc = nu_err_set(err, NU_EPARSE, "audit: cannot read event: "
                                 "'seq' is not a positive integer");
                 goto cleanup;
             }
-            r->seq = json_integer_value(value);
+            r->seq = seq;
             continue;
         }
         slot = nu__field_slot(r, key);
@@ -298,6 +305,19 @@ cleanup:
     return rc;
 }
 
+/* Parse stored args.  RFC 8785 numbers are doubles, and a large one such
+ * as 1e20 is stored as the literal 100000000000000000000, which only a
+ * parse that reads numbers as doubles accepts. */
+static json_t *nu__parse_args(const char *text, nu_err_t *err)
+{
+    json_t *v = nu_json_parse(text, strlen(text), err);
+
+    if (v == NULL)
+        v = json_loadb(text, strlen(text), JSON_REJECT_DUPLICATES |
+                       JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, NULL);
+    return v;
+}
+
 json_t *nu_audit_record_to_json(const nu_audit_record_t *r, nu_err_t *err)
 {
     json_t *obj = json_object();
@@ -316,7 +336,7 @@ json_t *nu_audit_record_to_json(const nu_audit_record_t *r, nu_err_t *err)
             if (v == NULL)
                 continue;
             if (f->offset == offsetof(nu_audit_record_t, args))
-                jv = nu_json_parse(v, strlen(v), err);
+                jv = nu__parse_args(v, err);
             else
                 jv = json_string(v);
         }
@@ -485,7 +505,7 @@ static int nu__scan_number(nu__scan_t *sc)
             if (digits == 0 && *sc->p == '0')
                 return -1;
             if (++digits > 16)
-                return -1;
+                return -2;  /* a large double such as 1e20 prints so */
             v = v * 10 + (uint64_t)(*sc->p++ - '0');
         }
     }
@@ -494,7 +514,7 @@ static int nu__scan_number(nu__scan_t *sc)
     if (sc->p < sc->end && (*sc->p == '.' || *sc->p == 'e' || *sc->p == 'E'))
         return -2;
     (void)start;
-    return v > (UINT64_C(1) << 53) ? -1 : 0;
+    return v > (UINT64_C(1) << 53) ? -2 : 0;
 }
 
 static int nu__scan_literal(nu__scan_t *sc, const char *lit)

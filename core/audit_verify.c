@@ -206,7 +206,12 @@ static int nu__args_canonical(const char *args)
 
     if (fast >= 0)
         return fast;
-    parsed = nu_json_parse(args, strlen(args), NULL);
+
+    /* RFC 8785 numbers are doubles: a large double such as 1e20 prints as
+     * the integer literal 100000000000000000000, which must read back as
+     * a double, not fail as an integer out of range. */
+    parsed = json_loadb(args, strlen(args), JSON_REJECT_DUPLICATES |
+                        JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, NULL);
     char *canon = parsed != NULL ? nu_json_canonical(parsed, NULL, NULL)
                                  : NULL;
     int ok = canon != NULL && strcmp(canon, args) == 0;

@@ -141,9 +141,15 @@ def _reject_constant(name):
     raise ValueError("%s is not JSON" % name)
 
 
+def _parse_int(text):
+    # RFC 8785 numbers are doubles: 1e20 prints as a 21-digit integer.
+    value = int(text)
+    return value if abs(value) <= 2 ** 53 else float(text)
+
+
 def parse_json(text):
     return json.loads(text, object_pairs_hook=_no_duplicates,
-                      parse_constant=_reject_constant)
+                      parse_constant=_reject_constant, parse_int=_parse_int)
 
 
 # ---- hashing and the Merkle tree ---------------------------------------------
