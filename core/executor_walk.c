@@ -57,29 +57,61 @@ static int nu__hidden(const char *name)
 
 /* Match path parts against pattern parts.  With prefix set, a path that
  * runs out before the pattern counts as a match (something below it
- * may still match). */
+ * may still match).  Results are memoized per (pattern part, path part),
+ * so several "**" cost O(parts^2) fnmatch calls, not an exponential
+ * number. */
+typedef struct nu__memo {
+    const char *const *pat;
+    size_t np;
+    const char *const *path;
+    size_t nc;
+    int prefix, dots;
+    unsigned char *seen;        /* (np + 1) x (nc + 1): 0 unknown, 1 no, 2 yes */
+} nu__memo_t;
+
+static int nu__match_at(nu__memo_t *m, size_t i, size_t j)
+{
+    unsigned char *slot = &m->seen[i * (m->nc + 1) + j];
+    int r;
+
+    if (*slot != 0)
+        return *slot - 1;
+
+    if (i == m->np) {
+        r = j == m->nc;
+    } else if (strcmp(m->pat[i], "**") == 0) {
+        /* "**" absorbs k leading components, none of them hidden. */
+        r = m->prefix && j == m->nc;
+        for (size_t k = j; k <= m->nc && !r; k++) {
+            if (k > j && !m->dots && nu__hidden(m->path[k - 1]))
+                break;
+            r = nu__match_at(m, i + 1, k);
+        }
+    } else if (j == m->nc) {
+        r = m->prefix;
+    } else {
+        r = fnmatch(m->pat[i], m->path[j], m->dots ? 0 : FNM_PERIOD) == 0 &&
+            nu__match_at(m, i + 1, j + 1);
+    }
+    *slot = (unsigned char)(r + 1);
+    return r;
+}
+
 static int nu__match_parts(const char *const *pat, size_t np, const char *const *path,
                            size_t nc, int prefix, int dots)
 {
-    while (np > 0) {
-        if (strcmp(pat[0], "**") == 0) {
-            /* "**" absorbs k leading components, none of them hidden. */
-            for (size_t k = 0; k <= nc; k++) {
-                if (k > 0 && !dots && nu__hidden(path[k - 1]))
-                    return 0;
-                if (nu__match_parts(pat + 1, np - 1, path + k, nc - k, prefix, dots))
-                    return 1;
-            }
-            return prefix && nc == 0;
-        }
-        if (nc == 0)
-            return prefix;
-        if (fnmatch(pat[0], path[0], dots ? 0 : FNM_PERIOD) != 0)
-            return 0;
-        pat++, np--;
-        path++, nc--;
-    }
-    return nc == 0;
+    unsigned char small[256];
+    nu__memo_t m = { pat, np, path, nc, prefix, dots, small };
+    size_t cells = (np + 1) * (nc + 1);
+    int r;
+
+    if (cells > sizeof small && (m.seen = malloc(cells)) == NULL)
+        return 0;
+    memset(m.seen, 0, cells);
+    r = nu__match_at(&m, 0, 0);
+    if (m.seen != small)
+        free(m.seen);
+    return r;
 }
 
 static int nu__match(const char *pattern, const char *path, int prefix, int dots)
