@@ -12,6 +12,8 @@
  *   bare     `RUNTIME --root DIR run --bundle B ID` of a bundle whose
  *            process is /bin/true, with the same namespaces and read-only
  *            /usr, spawn to exit (the runtime removes the container)
+ *   same     the same for the config.json of an oci pod with /bin/true as
+ *            its process: the runtime's share of "create"
  *   ns       nu_sandbox_create of the ns tier, for scale
  * Needs root and the runtimes; a missing runtime is reported and skipped.
  */
@@ -116,6 +118,49 @@ static bool hybrid_cgroups(void)
     return controllers[0] != '\0' && controllers[0] != '\n';
 }
 
+/* A bundle in dir with the config.json of an oci pod for workspace, whose
+ * process is /bin/true instead of the init. */
+static int make_same_bundle(const char *dir, const char *workspace)
+{
+    nu_oci_bundle_t bundle = { .init_source = "/bin/true" };
+    nu_sandbox_opts_t opts;
+    nu_err_t err = { 0 };
+    json_t *config = NULL;
+    char path[512];
+    static const char *const links[][2] = {
+        { "usr/bin", "bin" }, { "usr/lib", "lib" }, { "usr/lib64", "lib64" },
+        { "usr/sbin", "sbin" },
+    };
+
+    nu_sandbox_opts_init(&opts);
+    opts.workspace = workspace;
+    if (nu_oci_config(&opts, &bundle, &config, &err) != NU_OK) {
+        fprintf(stderr, "bench_oci: %s\n", err.msg);
+        return -1;
+    }
+    json_array_set_new(json_object_get(json_object_get(config, "process"),
+                                       "args"), 0, json_string("/bin/true"));
+    json_array_remove(json_object_get(json_object_get(config, "process"),
+                                      "args"), 1);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (json_dump_file(config, path, JSON_COMPACT) != 0) {
+        json_decref(config);
+        return -1;
+    }
+    json_decref(config);
+
+    snprintf(path, sizeof path, "%s/rootfs", dir);
+    if (mkdir(path, 0755) != 0)
+        return -1;
+    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+        snprintf(path, sizeof path, "%s/rootfs/%s", dir, links[i][1]);
+        if (symlink(links[i][0], path) != 0)
+            return -1;
+    }
+    snprintf(path, sizeof path, "%s/state", dir);
+    return mkdir(path, 0700);
+}
+
 /* One `RUNTIME run` of the bare bundle; returns its duration or -1. */
 static double bare_run(const char *runtime, const char *dir, int round)
 {
@@ -179,13 +224,15 @@ static nu_sandbox_t *create(const char *workspace, const char *isolation,
 }
 
 static int bench_runtime(const char *name, const char *workspace,
-                         const char *bare_dir, int rounds)
+                         const char *bare_dir, const char *same_dir,
+                         int rounds)
 {
     char isolation[64];
     char path[4096];
     double *create_ms = calloc((size_t)rounds, sizeof *create_ms);
     double *close_ms = calloc((size_t)rounds, sizeof *close_ms);
     double *bare_ms = calloc((size_t)rounds, sizeof *bare_ms);
+    double *same_ms = calloc((size_t)rounds, sizeof *same_ms);
     double create_median;
     nu_err_t err = { 0 };
     nu_sandbox_t *sb;
@@ -193,7 +240,8 @@ static int bench_runtime(const char *name, const char *workspace,
     int rc = 1;
 
     snprintf(isolation, sizeof isolation, "oci:%s", name);
-    if (create_ms == NULL || close_ms == NULL || bare_ms == NULL)
+    if (create_ms == NULL || close_ms == NULL || bare_ms == NULL ||
+        same_ms == NULL)
         goto out;
     if (nu_oci_runtime_path(isolation, path, sizeof path, &err) != NU_OK) {
         printf("%s: skipped: %s\n", name, err.msg);
@@ -206,8 +254,8 @@ static int bench_runtime(const char *name, const char *workspace,
     if (sb == NULL)
         goto out;
     nu_sandbox_close(sb);
-    if (bare_run(path, bare_dir, -1) < 0) {
-        fprintf(stderr, "bench_oci: '%s run' of the bare bundle failed\n",
+    if (bare_run(path, bare_dir, -1) < 0 || bare_run(path, same_dir, -1) < 0) {
+        fprintf(stderr, "bench_oci: '%s run' of a bench bundle failed\n",
                 path);
         goto out;
     }
@@ -220,7 +268,8 @@ static int bench_runtime(const char *name, const char *workspace,
         nu_sandbox_close(sb);
         close_ms[i] = now_ms() - start;
         bare_ms[i] = bare_run(path, bare_dir, i);
-        if (bare_ms[i] < 0)
+        same_ms[i] = bare_run(path, same_dir, i);
+        if (bare_ms[i] < 0 || same_ms[i] < 0)
             goto out;
     }
 
@@ -228,6 +277,7 @@ static int bench_runtime(const char *name, const char *workspace,
     report("create", create_ms, rounds);
     report("close", close_ms, rounds);
     report("bare", bare_ms, rounds);
+    report("same", same_ms, rounds);
     create_median = median_of(create_ms, rounds);
     printf("  create / bare: %.2fx\n", create_median /
            median_of(bare_ms, rounds));
@@ -237,6 +287,7 @@ out:
     free(create_ms);
     free(close_ms);
     free(bare_ms);
+    free(same_ms);
     return rc;
 }
 
@@ -268,7 +319,8 @@ int main(int argc, char **argv)
     int rounds = argc > 1 ? atoi(argv[1]) : 20;
     char workspace[] = "/tmp/nu-bench-oci-XXXXXX";
     char bare_dir[] = "/tmp/nu-bench-oci-bare-XXXXXX";
-    char cmd[128];
+    char same_dir[] = "/tmp/nu-bench-oci-same-XXXXXX";
+    char cmd[192];
     double load[1] = { 0 };
     int rc = 0;
 
@@ -283,7 +335,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (mkdtemp(workspace) == NULL || mkdtemp(bare_dir) == NULL ||
-        make_bare_bundle(bare_dir) != 0) {
+        mkdtemp(same_dir) == NULL || make_bare_bundle(bare_dir) != 0 ||
+        make_same_bundle(same_dir, workspace) != 0) {
         perror("bench_oci: cannot create the bench directories");
         return 1;
     }
@@ -291,11 +344,13 @@ int main(int argc, char **argv)
     getloadavg(load, 1);
     printf("load average at start: %.1f\n", load[0]);
     for (size_t i = 0; rc == 0 && runtimes[i] != NULL; i++)
-        rc = bench_runtime(runtimes[i], workspace, bare_dir, rounds);
+        rc = bench_runtime(runtimes[i], workspace, bare_dir, same_dir,
+                           rounds);
     if (rc == 0)
         rc = bench_ns(workspace, rounds);
 
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", workspace, bare_dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", workspace, bare_dir,
+             same_dir);
     if (system(cmd) != 0)
         rc = 1;
     return rc;
