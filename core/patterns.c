@@ -77,7 +77,14 @@ const char *const nu_autorun_patterns[] = {
     /* Git runs hooks and reads config, filters and submodule URLs. */
     "**/.git/hooks/",
     "**/.git/config",
+    "**/.git/config.worktree",
     "**/.git/info/attributes",
+    /* commondir and worktree links make git read its config (and so
+     * core.fsmonitor, core.hooksPath) from another directory; alternates
+     * pull in objects from elsewhere. */
+    "**/.git/commondir",
+    "**/.git/worktrees/",
+    "**/.git/objects/info/alternates",
     ".gitmodules",
     ".gitattributes",
 

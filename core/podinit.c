@@ -224,6 +224,11 @@ int nu__podinit_main(int fd)
      * makes the init independent of how it was started.  A host that died
      * before the signal was armed has closed its end of the stream. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+
+    /* A session of its own: the pod has no controlling terminal, so no
+     * command in it can open /dev/tty, read what the operator types or
+     * move the operator's shell out of the foreground. */
+    setsid();
     {
         struct pollfd p = { .fd = fd, .events = POLLRDHUP };
         if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP)) != 0)
