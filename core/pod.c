@@ -89,18 +89,21 @@ static bool nu__env_name_valid(const char *name)
 /* Build the sandbox environment: the executor's defaults plus the
  * credentials.  Returns a NULL-terminated malloc'd array of malloc'd
  * strings, or NULL on ENOMEM. */
-static char **nu__pod_env(const nu_pod_options_t *opts)
+static char **nu__pod_env(const nu_pod_options_t *opts,
+                          const char *const *net_env)
 {
     static const char *const base[] = {
         "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/workspace",
         "LANG=C.UTF-8", "TERM=dumb",
     };
-    size_t nbase = sizeof base / sizeof base[0], nextra = 0;
+    size_t nbase = sizeof base / sizeof base[0], nextra = 0, nnet = 0;
     char **env;
 
     while (opts->env != NULL && opts->env[nextra] != NULL)
         nextra++;
-    env = calloc(nbase + nextra + opts->ncredentials + 1, sizeof *env);
+    while (net_env != NULL && net_env[nnet] != NULL)
+        nnet++;
+    env = calloc(nbase + nextra + nnet + opts->ncredentials + 1, sizeof *env);
     if (env == NULL)
         return NULL;
     for (size_t i = 0; i < nbase; i++)
@@ -123,6 +126,10 @@ static char **nu__pod_env(const nu_pod_options_t *opts)
             nbase++;
         env[slot] = copy;
     }
+    /* The egress proxy settings: the pod's only way out. */
+    for (size_t i = 0; i < nnet; i++)
+        if ((env[nbase++] = strdup(net_env[i])) == NULL)
+            goto fail;
     for (size_t i = 0; i < opts->ncredentials; i++) {
         const nu_credential_t *c = &opts->credentials[i];
         size_t len = strlen(c->name) + strlen(c->value) + 2;
@@ -209,6 +216,13 @@ static int nu__pod_check_options(const nu_pod_options_t *opts, nu_err_t *err)
         if (opts->credentials[i].value == NULL)
             return nu_err_set(err, NU_EINVAL, "pod: credential '%s' has no "
                               "value", opts->credentials[i].name);
+        /* Redaction replaces every occurrence of a value: a short one would
+         * match ordinary text everywhere and could not be told apart. */
+        if (strlen(opts->credentials[i].value) < NU_CREDENTIAL_MIN)
+            return nu_err_set(err, NU_EINVAL, "pod: credential '%s' is "
+                              "shorter than %d bytes; such a value cannot be "
+                              "redacted reliably (use a real secret)",
+                              opts->credentials[i].name, NU_CREDENTIAL_MIN);
     }
     return NU_OK;
 }
@@ -260,7 +274,15 @@ static int nu__pod_start_sandbox(nu_pod_t *pod, const nu_pod_options_t *opts,
     if (rc != NU_OK)
         return rc;
 
-    env = nu__pod_env(opts);
+    /* An egress policy gets a veth, filters and the proxy (net.h); the
+     * proxy's address must be in the environment before the pod starts. */
+    if (nu_perm_has_egress(&pod->effective)) {
+        rc = nu_net_prepare(&pod->effective, NULL, &pod->net, err);
+        if (rc != NU_OK)
+            goto out;
+    }
+
+    env = nu__pod_env(opts, pod->net ? nu_net_env(pod->net) : NULL);
     if (env == NULL) {
         rc = nu_err_set(err, NU_ENOMEM, "pod: out of memory");
         goto out;
@@ -276,6 +298,8 @@ static int nu__pod_start_sandbox(nu_pod_t *pod, const nu_pod_options_t *opts,
     sb.limits.pids = opts->pids;
     sb.limits.file_size_bytes = opts->file_size_bytes;
     rc = nu_sandbox_create(&sb, &pod->sandbox, err);
+    if (rc == NU_OK && pod->net != NULL)
+        rc = nu_net_attach(pod->net, nu_sandbox_pid(pod->sandbox), err);
 
 out:
     nu_sandbox_free_list(block);
@@ -289,6 +313,7 @@ static void nu__pod_free(nu_pod_t *pod)
     if (pod == NULL)
         return;
     nu__pod_svid_stop(pod);
+    nu_net_close(pod->net);
     nu_sandbox_close(pod->sandbox);
     if (pod->workspace_fd >= 0)
         close(pod->workspace_fd);
@@ -626,10 +651,7 @@ unsigned nu_pod_exposure(nu_pod_t *pod)
 
 bool nu_pod_has_egress(nu_pod_t *pod)
 {
-    /* NOTE: pods have only loopback until the network tier lands, so no pod
-     * has egress whatever its network policy says. */
-    (void)pod;
-    return false;
+    return pod->net != NULL;
 }
 
 int nu_pod_effective(nu_pod_t *pod, nu_perm_t *out)

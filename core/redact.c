@@ -195,6 +195,10 @@ int nu_redact_json(const nu_redactor_t *r, json_t *v)
     }
     if (json_is_object(v)) {
         json_object_foreach(v, key, member) {
+            /* Encoding markers are protocol, not data. */
+            size_t klen = strlen(key);
+            if (klen >= 9 && strcmp(key + klen - 9, "_encoding") == 0)
+                continue;
             int rc = json_is_string(member) && nu__is_base64_field(v, key)
                    ? nu__redact_base64(r, member)
                    : nu_redact_json(r, member);

@@ -61,7 +61,9 @@ typedef nu_approve_t (*nu_pod_approve_fn)(nu_pod_t *pod,
 /* Longest and default lifetime of an approval grant, seconds. */
 #define NU_APPROVAL_TTL_MAX 300
 
-/* One credential: injected as NAME=value into run environments. */
+/* One credential: injected as NAME=value into run environments.  Values
+ * shorter than NU_CREDENTIAL_MIN bytes are rejected. */
+#define NU_CREDENTIAL_MIN 8
 typedef struct nu_credential {
     const char *name;
     const char *value;
