@@ -461,6 +461,7 @@ static void nu__on_unix_connection(uv_stream_t *listener, int status)
     snprintf(c->caller.name, sizeof c->caller.name, "unix:uid=%ld:pid=%ld",
              (long)cred.uid, (long)cred.pid);
     c->caller.unix_peer = true;
+    c->caller.trusted = cred.uid == 0 || cred.uid == geteuid();
     nu__log_event(NU_LOG_INFO, "connection accepted: %s", c->caller.name);
     nu__conn_next(c);
 }
@@ -873,6 +874,18 @@ int nu_server_run(const nu_server_options_t *opts, nu_err_t *err)
     rc = nu_home_path(opts->home, NULL, server->s.home, sizeof server->s.home, err);
     if (rc != NU_OK)
         goto out;
+    if (opts->workspace_root != NULL &&
+        realpath(opts->workspace_root, server->s.workspace_root) == NULL) {
+        rc = nu_err_errno(err, errno, "server: invalid --workspace-root '%s'",
+                          opts->workspace_root);
+        goto out;
+    }
+    if (opts->profile_dir != NULL &&
+        realpath(opts->profile_dir, server->s.profile_dir) == NULL) {
+        rc = nu_err_errno(err, errno, "server: invalid --profile-dir '%s'",
+                          opts->profile_dir);
+        goto out;
+    }
     if (opts->socket_path != NULL)
         snprintf(server->socket_path, sizeof server->socket_path, "%s", opts->socket_path);
     else

@@ -18,6 +18,8 @@
 typedef struct nu_caller {
     char name[2100];
     bool unix_peer;              /* unix peers may call every method */
+    bool trusted;                /* root or the daemon's own uid: may name
+                                  * any host path as workspace or profile */
     json_t *methods;             /* TCP: globs of allowed methods */
     json_t *namespaces;          /* TCP: globs of allowed pod namespaces */
     unsigned long conn_id;       /* owning connection, for pod lifetimes */
@@ -38,6 +40,8 @@ typedef struct nu_srv {
     nu_server_pod_t *pods;
     nu_audit_t *audit;
     char home[4096];
+    char workspace_root[4096];   /* "" when not configured */
+    char profile_dir[4096];      /* "" when not configured */
     json_t *authz;               /* the map, replaced on SIGHUP */
     unsigned long next_conn;
     long long started;

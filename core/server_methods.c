@@ -52,6 +52,14 @@ bad:
     return NULL;
 }
 
+/* spiffe://TD/ns/NS/pod/ID: the identity of a pod, held by its agent. */
+static bool nu__is_pod_identity(const char *id)
+{
+    const char *path = strncmp(id, "spiffe://", 9) == 0 ? strchr(id + 9, '/') : NULL;
+
+    return path != NULL && fnmatch("/ns/*/pod/*", path, FNM_PATHNAME) == 0;
+}
+
 bool nu__server_authorize(nu_srv_t *s, nu_caller_t *caller)
 {
     size_t i;
@@ -62,6 +70,9 @@ bool nu__server_authorize(nu_srv_t *s, nu_caller_t *caller)
     json_array_foreach(s->authz, i, entry) {
         const char *pattern = json_string_value(json_object_get(entry, "id"));
         if (fnmatch(pattern, caller->name, 0) != 0)
+            continue;
+        if (nu__is_pod_identity(caller->name) &&
+            !json_is_true(json_object_get(entry, "pods")))
             continue;
         caller->methods = json_deep_copy(json_object_get(entry, "methods"));
         caller->namespaces = json_deep_copy(json_object_get(entry, "namespaces"));
@@ -343,6 +354,42 @@ static bool nu__budget_restriction(json_t *params, nu_perm_t *out)
     return true;
 }
 
+/* Is path (resolved) dir itself or below it? */
+static bool nu__below(const char *dir, const char *path)
+{
+    char real[4096];
+    size_t n = strlen(dir);
+
+    if (dir[0] == '\0' || realpath(path, real) == NULL)
+        return false;
+    return strncmp(real, dir, n) == 0 && (real[n] == '/' || real[n] == '\0');
+}
+
+/* Callers that are not root or the daemon's uid name only workspaces below
+ * --workspace-root and profiles that are built-in names or files below
+ * --profile-dir: the daemon runs as root and must not open host paths for
+ * them. */
+static json_t *nu__check_paths(nu_srv_t *s, const nu_caller_t *c,
+                               const char *workspace, const char *profile,
+                               json_t **error)
+{
+    if (c->trusted)
+        return json_true();
+    if (workspace != NULL && !nu__below(s->workspace_root, workspace))
+        return nu__fail(error, NU_RPC_UNAUTHORIZED, "capability_denied",
+                        "%s may only use workspaces below the daemon's "
+                        "--workspace-root%s", c->name,
+                        s->workspace_root[0] ? "" : " (none is configured)");
+    if (profile != NULL && strchr(profile, '/') == NULL &&
+        nu_profile_builtin_source(profile, NULL) != NULL)
+        return json_true();
+    if (profile != NULL && !nu__below(s->profile_dir, profile))
+        return nu__fail(error, NU_RPC_UNAUTHORIZED, "capability_denied",
+                        "%s may only use built-in profiles or files below the "
+                        "daemon's --profile-dir", c->name);
+    return json_true();
+}
+
 static json_t *nu__pod_create(nu_srv_t *s, const nu_caller_t *c, json_t *params,
                               json_t **error)
 {
@@ -361,6 +408,8 @@ static json_t *nu__pod_create(nu_srv_t *s, const nu_caller_t *c, json_t *params,
                                 "\"workspace\" strings");
     if (ns == NULL)
         ns = "default";
+    if (nu__check_paths(s, c, workspace, profile, error) == NULL)
+        return NULL;
     if (!nu__may_use_namespace(c, ns))
         return nu__fail(error, NU_RPC_UNAUTHORIZED, "capability_denied",
                         "%s may not create pods in namespace '%s'", c->name, ns);
@@ -597,6 +646,10 @@ static json_t *nu__attenuate(nu_srv_t *s, const nu_caller_t *c, json_t *params,
     nu_err_t err;
     int rc;
 
+    if (nu__check_paths(s, c, NULL,
+                        json_string_value(json_object_get(params, "permission")),
+                        error) == NULL)
+        return NULL;
     if (nu__param_perm(json_object_get(params, "permission"), &perm, &err) != NU_OK)
         return nu__params_error(error, err.msg);
     sp = nu__acquire(s, c, params, error);
@@ -624,6 +677,9 @@ static json_t *nu__spawn(nu_srv_t *s, const nu_caller_t *c, json_t *params,
     nu_err_t err;
     int rc;
 
+    if (nu__check_paths(s, c, json_string_value(json_object_get(params, "workspace")),
+                        json_string_value(perm_param), error) == NULL)
+        return NULL;
     if (perm_param != NULL) {
         if (nu__param_perm(perm_param, &requested, &err) != NU_OK)
             return nu__params_error(error, err.msg);

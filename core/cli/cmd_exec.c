@@ -296,7 +296,8 @@ static int nu__exec_in_pod(const nu__exec_args_t *a, nu_profile_t *profile,
     opts.pids = a->pids;
     opts.file_size_bytes = a->file_size;
     opts.timeout_ms = a->timeout_ms;
-    opts.env = a->nenv > 0 ? a->env : NULL;
+    /* --env goes into the call, where the decision checks it for
+     * variables such as LD_PRELOAD or PATH and the audit log records it. */
     opts.audit = audit;
     opts.namespace_ = "exec";
 
@@ -344,6 +345,20 @@ int nu_cmd_exec(int argc, char **argv)
     if (call != NULL)
         json_object_set_new(call, "timeout",
                             json_integer(args.timeout_ms / 1000));
+    if (call != NULL && args.nenv > 0) {
+        json_t *env = json_object();
+        for (size_t i = 0; i < args.nenv; i++) {
+            const char *eq = strchr(args.env[i], '=');
+            char name[256];
+            size_t n = (size_t)(eq - args.env[i]);
+            if (n == 0 || n >= sizeof name)
+                continue;
+            memcpy(name, args.env[i], n);
+            name[n] = '\0';
+            json_object_set_new(env, name, json_string(eq + 1));
+        }
+        json_object_set_new(call, "env", env);
+    }
     if (call == NULL) {
         fprintf(stderr, "nucleus exec: out of memory\n");
         status = NU__EXIT_NUCLEUS;

@@ -20,13 +20,17 @@ static void nu__serve_usage(FILE *out)
     fprintf(out,
         "usage: nucleus serve [--home DIR] [--socket PATH] [--listen HOST:PORT\n"
         "                     --svid DIR --authz FILE [--trust-domain TD]]\n"
-        "                     [--allow-uid UID]... [--max-message BYTES]\n"
+        "                     [--allow-uid UID]... [--workspace-root DIR]\n"
+        "                     [--profile-dir DIR] [--max-message BYTES]\n"
         "                     [--workers N] [--no-audit] [--log-format text|json]\n"
         "                     [--verbose]\n\n"
         "Serve JSON-RPC 2.0 (one message per line) on a unix socket\n"
         "(default HOME/nucleus.sock, mode 0600; peers: this uid, root and each\n"
         "--allow-uid) and, with --listen, on TCP with mTLS only: clients present\n"
         "an X.509-SVID and the --authz map says what each SPIFFE ID may call.\n"
+        "Callers other than root and this uid (TCP clients, --allow-uid peers)\n"
+        "may only use workspaces below --workspace-root and built-in profiles\n"
+        "or profile files below --profile-dir.\n"
         "--max-message is the largest line accepted (default and maximum\n"
         "16 MiB); --workers the number of calls run at once (default 16).\n"
         "SIGTERM drains and stops; SIGHUP reloads the authorization map.\n");
@@ -80,6 +84,8 @@ int nu_cmd_serve(int argc, char **argv)
         { "authz", required_argument, NULL, 'a' },
         { "trust-domain", required_argument, NULL, 't' },
         { "allow-uid", required_argument, NULL, 'u' },
+        { "workspace-root", required_argument, NULL, 'W' },
+        { "profile-dir", required_argument, NULL, 'P' },
         { "max-message", required_argument, NULL, 'm' },
         { "workers", required_argument, NULL, 'w' },
         { "no-audit", no_argument, NULL, 'n' },
@@ -97,7 +103,7 @@ int nu_cmd_serve(int argc, char **argv)
     nu_server_options_init(&opts);
     nu_log_set_level(NU_LOG_INFO);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "H:s:l:v:a:t:u:m:w:nf:Vh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "H:s:l:v:a:t:u:W:P:m:w:nf:Vh", longopts, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'H': opts.home = optarg; break;
@@ -106,6 +112,8 @@ int nu_cmd_serve(int argc, char **argv)
         case 'v': opts.svid_dir = optarg; break;
         case 'a': opts.authz_path = optarg; break;
         case 't': opts.trust_domain = optarg; break;
+        case 'W': opts.workspace_root = optarg; break;
+        case 'P': opts.profile_dir = optarg; break;
         case 'u':
             if (nuids == sizeof uids / sizeof uids[0]) {
                 fprintf(stderr, "nucleus: serve: too many --allow-uid (max 64)\n");

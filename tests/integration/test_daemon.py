@@ -370,7 +370,8 @@ class MtlsTest(unittest.TestCase):
         nucleus("ca", "init", "--trust-domain", "nucleus.local")
         self.svids = {}
         for name, sid in (("server", "spiffe://nucleus.local/node/daemon"),
-                          ("ci", "spiffe://nucleus.local/ns/ci/pod/runner"),
+                          ("ci", "spiffe://nucleus.local/ns/ci/orchestrator"),
+                          ("ci-pod", "spiffe://nucleus.local/ns/ci/pod/runner"),
                           ("stranger", "spiffe://nucleus.local/ns/other/pod/x")):
             out = os.path.join(self.root, name)
             nucleus("svid", "issue", "--id", sid, "--out", out)
@@ -386,8 +387,11 @@ class MtlsTest(unittest.TestCase):
         self.authz = os.path.join(self.root, "authz.json")
         self.write_authz(["server.health"])
         self.port = free_port()
+        self.workspaces = os.path.join(self.root, "workspaces")
+        os.makedirs(os.path.join(self.workspaces, "one"))
         self.daemon = Daemon(self.root, "--listen", "127.0.0.1:%d" % self.port,
-                             "--svid", self.svids["server"], "--authz", self.authz)
+                             "--svid", self.svids["server"], "--authz", self.authz,
+                             "--workspace-root", self.workspaces)
 
     def tearDown(self):
         self.daemon.stop()
@@ -419,6 +423,31 @@ class MtlsTest(unittest.TestCase):
         time.sleep(0.5)
         with self.connect("ci") as c:
             self.assertEqual(c.pod_list(), [])
+
+    def test_pod_identity_gets_nothing(self):
+        # The map's glob matches it, but a pod's agent holds this SVID.
+        self.write_authz(["server.health", "approval.grant"])
+        self.daemon.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        with self.connect("ci-pod") as c:
+            with self.assertRaises((NucleusError, ConnectionError, OSError)):
+                c.health()
+
+    def test_remote_workspace_confined(self):
+        self.write_authz(["server.health", "pod.*"])
+        self.daemon.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        with self.connect("ci") as c:
+            with self.assertRaises(NucleusError) as cm:
+                c.pod_create("read_only", "/etc", namespace="ci")
+            self.assertEqual(cm.exception.code, -32003)
+            with self.assertRaises(NucleusError) as cm:
+                c.pod_create("/etc/shadow", os.path.join(self.workspaces, "one"),
+                             namespace="ci")
+            self.assertEqual(cm.exception.code, -32003)
+            pod = c.pod_create("read_only", os.path.join(self.workspaces, "one"),
+                               namespace="ci")
+            c.pod_close(pod["id"])
 
     def test_unknown_identity_gets_nothing(self):
         with self.connect("stranger") as c:

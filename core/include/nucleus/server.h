@@ -14,7 +14,9 @@
  *       "namespaces": ["ci"] } ]                       pod namespaces
  *
  * The first entry whose "id" matches decides; an identity no entry
- * matches may call nothing.  SIGHUP reloads the map; a map that fails to
+ * matches may call nothing.  Pod identities (paths /ns/NS/pod/ID, which
+ * every pod's agent can read from its own SVID) match only entries with
+ * "pods": true, so an agent cannot use its SVID to approve its own calls.  SIGHUP reloads the map; a map that fails to
  * load keeps the previous one and logs the error.
  *
  * Methods mirror the Lua API (docs/api.md): pod.create, pod.list, pod.get,
@@ -53,6 +55,12 @@ typedef struct nu_server_options {
     const char *authz_path;      /* authorization map for TCP clients */
     const uid_t *allow_uids;     /* extra unix peers; may be NULL */
     size_t nallow_uids;
+    /* Callers other than root and the daemon's own uid (TCP clients,
+     * --allow-uid peers) may only use workspaces below workspace_root and
+     * profiles that are built-in names or files below profile_dir; with
+     * workspace_root NULL they cannot create pods at all. */
+    const char *workspace_root;
+    const char *profile_dir;
     size_t max_message;          /* bytes per line; 0: 16 MiB */
     unsigned workers;            /* concurrent tool calls; 0: 16 */
     int audit;                   /* write the audit log (default 1) */
