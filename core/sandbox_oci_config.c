@@ -11,13 +11,13 @@
  *               read-only.  Host binds that are symbolic links, such as
  *               the merged-/usr /bin and /lib, are links in that directory
  *               (sandbox_oci.c creates them) rather than mounts.
- *   mounts      /proc (hidepid=invisible), a /dev tmpfs with the
- *               runtime's default devices, /dev/pts, /dev/shm, the
- *               read-only binds, /workspace read-write, /tmp and /run
- *               tmpfs of the pod's sizes, the blocked paths covered
- *               (files by /dev/null, directories by an empty read-only
- *               tmpfs), the write-blocked paths bound read-only, and the
- *               init program at NU_OCI_INIT_PATH.
+ *   mounts      /proc (hidepid=invisible), a read-only /dev tmpfs with
+ *               the runtime's default devices, /dev/pts, /dev/shm, the
+ *               read-only binds, /workspace read-write, /tmp, /run and
+ *               /run/nucleus tmpfs of the pod's sizes, the blocked paths
+ *               covered (files by /dev/null, directories by an empty
+ *               read-only tmpfs), the write-blocked paths bound read-only,
+ *               and the init program at NU_OCI_INIT_PATH.
  *   process     the init, uid and gid of the caller, no capabilities in
  *               any set, no_new_privs, the ns tier's rlimits.
  *   resources   memory, pids and CPU bandwidth when a cgroups path is
@@ -332,6 +332,12 @@ static int nu__oci_mounts(json_t *mounts, const nu_sandbox_opts_t *opts,
     if (rc == 0)
         rc = nu__oci_tmpfs(mounts, "/run", "mode=0755", limits->run_bytes,
                            true);
+    /* The ns tier creates /run/nucleus, where nu_sandbox_put_file writes,
+     * before the init starts.  A runtime can only mount it, so it is a
+     * tmpfs of its own with the size of /run. */
+    if (rc == 0)
+        rc = nu__oci_tmpfs(mounts, "/run/nucleus", "mode=0755",
+                           limits->run_bytes, true);
     if (rc == 0)
         rc = nu__oci_mount(mounts, NU_OCI_INIT_PATH, "bind",
                            bundle->init_source,

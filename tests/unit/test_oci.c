@@ -213,6 +213,7 @@ static void test_config_mounts(void **state)
     assert_false(has_string(json_object_get(m, "options"), "noexec"));
     assert_non_null(find_mount(config, "/tmp"));
     assert_non_null(find_mount(config, "/run"));
+    assert_non_null(find_mount(config, "/run/nucleus"));
     assert_non_null(find_mount(config, "/proc"));
     assert_null(find_mount(config, "/sys"));
     assert_null(find_mount(config, "/etc/shadow"));
@@ -459,6 +460,7 @@ static const char *field(const json_t *result, const char *name)
 static void run_pod_calls(const char *isolation)
 {
     const char *block[] = { ".env", NULL };
+    nu_err_t err = { 0 };
     nu_sandbox_t *sb = start_pod(isolation, block);
     json_t *r;
     char host[128];
@@ -506,6 +508,16 @@ static void run_pod_calls(const char *isolation)
     assert_true(json_is_true(json_object_get(r, "ok")));
     assert_non_null(strstr(field(r, "stdout"), "unshare=1"));
     assert_null(strstr(field(r, "stdout"), "setarch=0"));
+    json_decref(r);
+
+    /* Host-only files arrive below /run/nucleus, as in the ns tier. */
+    if (nu_sandbox_put_file(sb, "svid/key.pem", "KEY\n", 4, 0600,
+                            &err) != NU_OK)
+        fail_msg("%s: put_file: %s", isolation, err.msg);
+    r = tool(sb, "{s:s,s:s}", "tool", "run", "command",
+             "cat /run/nucleus/svid/key.pem; stat -c %a "
+             "/run/nucleus/svid/key.pem");
+    assert_string_equal(field(r, "stdout"), "KEY\n600\n");
     json_decref(r);
 
     /* The init binary and /dev are read-only mounts. */
