@@ -109,6 +109,8 @@ static void world_down(void)
     if (world.ns[0] == '\0')
         return;
     sh("ip netns pids %s 2>/dev/null | xargs -r kill -9 2>/dev/null", world.ns);
+    sh("test -f %s/host.pid && kill $(cat %s/host.pid) 2>/dev/null", world.dir,
+       world.dir);
     sh("ip link del %s 2>/dev/null", world.veth);
     sh("ip netns del %s 2>/dev/null", world.ns);
     sh("rm -rf %s", world.dir);
@@ -178,7 +180,7 @@ static int world_up(void **state)
            "srv.pem srv.key &)",
            world.dir, world.ns, world.ns, world.ns, world.ns) != 0)
         goto fail;
-    for (int i = 0; i < 50; i++) {
+    for (int i = 0; i < 300; i++) {
         if (sh("curl -s -m 1 -o /dev/null http://10.250.0.3:8080/ && "
                "curl -s -m 1 -o /dev/null http://10.250.0.2:9090/ && "
                "curl -s -m 1 -o /dev/null --cacert %s "
@@ -219,7 +221,8 @@ static void require_root(void)
         skip();
     }
     if (!world.ready)
-        fail_msg("the test network could not be set up");
+        fail_msg("the test network could not be set up (see the messages "
+                 "of the group setup above)");
 }
 
 static const char *const test_hosts[] = {
@@ -472,7 +475,7 @@ static void test_net_host_unreachable(void **state)
     require_root();
     /* The host's address on the test veth, where nothing may answer the
      * pod, and the host side of the pod's own veth off the proxy port. */
-    assert_int_equal(sh("cd %s && { python3 server.py 10.250.0.1 8081 & "
+    assert_int_equal(sh("cd %s && { /usr/bin/python3 server.py 10.250.0.1 8081 & "
                         "echo $! > host.pid; } && "
                         "for i in $(seq 50); do curl -s -m 1 -o /dev/null "
                         "http://10.250.0.1:8081/ && exit 0; sleep 0.1; done; "
@@ -480,7 +483,7 @@ static void test_net_host_unreachable(void **state)
     assert_int_not_equal(direct(&shared_pod, "http://10.250.0.1:8081/"), 0);
     snprintf(url, sizeof url, "http://%s:8081/", nu_net_host_addr(shared_pod.net));
     assert_int_not_equal(direct(&shared_pod, url), 0);
-    sh("kill $(cat %s/host.pid)", world.dir);
+    sh("kill $(cat %s/host.pid) && rm %s/host.pid", world.dir, world.dir);
 }
 
 static void test_net_metadata_rule(void **state)
