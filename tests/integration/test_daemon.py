@@ -392,6 +392,13 @@ class MtlsTest(unittest.TestCase):
         self.daemon = Daemon(self.root, "--listen", "127.0.0.1:%d" % self.port,
                              "--svid", self.svids["server"], "--authz", self.authz,
                              "--workspace-root", self.workspaces)
+        # The unix socket appears before the TCP listener: wait for both.
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
 
     def tearDown(self):
         self.daemon.stop()
