@@ -248,9 +248,9 @@ static int nu__net_open_pod(nu_net_t *net, pid_t pod_pid, nu_err_t *err)
     if (net->pod_netns_fd < 0)
         return nu_err_errno(err, errno, "net: cannot open %s", path);
 
-    /* The pid may have been reused between the caller's fork and
-     * pidfd_open; a live pidfd after the open proves the namespace fd
-     * belongs to the same process. */
+    /* The pid may have been reused before pidfd_open.  A pidfd that is
+     * still live after the namespace open proves that both name the same
+     * process. */
     if (syscall(SYS_pidfd_send_signal, net->pidfd, 0, NULL, 0) != 0)
         return nu_err_errno(err, errno, "net: pod pid %d exited",
                             (int)pod_pid);

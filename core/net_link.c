@@ -2,9 +2,9 @@
  * net_link.c - veth pairs, addresses and routes with libnl-3.
  *
  * Configuration inside the pod's network namespace runs on a short-lived
- * thread that joins the namespace with setns(2): setns changes only the
+ * thread that joins the namespace with setns(2).  setns changes only the
  * calling thread, and a netlink socket stays bound to the namespace it was
- * created in, so the caller's threads never leave the host namespace.
+ * created in.  So the caller's threads never leave the host namespace.
  */
 #include <arpa/inet.h>
 #include <errno.h>

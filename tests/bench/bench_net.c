@@ -4,9 +4,10 @@
  *
  *   setup     nu_net_prepare + nu_net_attach (veth, addresses, route, pod
  *             and host filters with read-back, proxy start) into a fresh
- *             network namespace, then nu_net_close; baseline: "ip netns
- *             add", "ip link add ... type veth" with the peer moved into
- *             it, and one iptables-restore of a two-rule table in it.
+ *             network namespace, then nu_net_close.  The baseline is "ip
+ *             netns add", "ip link add ... type veth" with the peer
+ *             created in it, and one iptables-restore of a two-rule table
+ *             in it.
  *   proxy     a 100 MiB HTTP download from a loopback server through the
  *             pod's proxy; baseline: the same download over a direct
  *             loopback connection.

@@ -46,7 +46,7 @@ rm -f /tmp/nu-net-cleanup.$$
 check "no nucleus rule" sh -c "iptables-save | grep -E -- '--comment nucleus-|:NU[FI][0-9]'"
 check "no test namespace" sh -c "ip netns list | grep '^nutinet'"
 
-# 2. SIGKILL of an owner with live pods: wait until it holds a veth, kill
+# 2. SIGKILL of an owner with live pods: wait until it has host rules, kill
 #    it, and let the next run's sweep remove what it left.
 "$test_net" >/dev/null 2>&1 &
 owner=$!

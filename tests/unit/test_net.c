@@ -247,8 +247,8 @@ static void perm_egress(nu_perm_t *p)
     assert_int_equal(nu_strset_add(&p->network.domains, "meta.test"), NU_OK);
 }
 
-/* Probe run inside the pod: "raw REQUEST" sends bytes to the proxy and
- * prints the reply; "connect TARGET SNI" opens a CONNECT tunnel and a TLS
+/* Probe run inside the pod.  "raw REQUEST" sends bytes to the proxy and
+ * prints the reply.  "connect TARGET SNI" opens a CONNECT tunnel and a TLS
  * session with that SNI. */
 static const char probe_py[] =
     "import os, socket, ssl, sys\n"

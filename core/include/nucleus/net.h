@@ -15,10 +15,10 @@
  * lifetime (the kernel releases it when the owner dies), and the veth is
  * created with NLM_F_EXCL, so two owners never hold the same N.
  *
- * Filtering (iptables on the nf_tables backend, see docs/network.md): in
- * the pod's namespace every chain drops by default; the pod may send to
- * the proxy, to the policy's CIDR[:port] entries (except port 53), and
- * receive replies.  IPv6 is disabled in the pod and ip6tables drops
+ * Filtering uses iptables on the nf_tables backend (docs/network.md says
+ * why).  In the pod's namespace every chain drops by default.  The pod may
+ * send to the proxy and to the policy's CIDR[:port] entries (except port
+ * 53), and receive replies.  IPv6 is disabled in the pod and ip6tables drops
  * everything there too.  On the host, per-pod chains NUF<N> (FORWARD) and
  * NUI<N> (INPUT) repeat the same allowlist, so a pod that somehow bypasses
  * its own filter is still stopped at the host, and the host's own services
