@@ -461,6 +461,7 @@ static void run_pod_calls(const char *isolation)
 {
     const char *block[] = { ".env", NULL };
     nu_err_t err = { 0 };
+    json_t *ping;
     nu_sandbox_t *sb = start_pod(isolation, block);
     json_t *r;
     char host[128];
@@ -532,6 +533,16 @@ static void run_pod_calls(const char *isolation)
              "echo x > /usr/nucleus-oci-test 2>&1; echo usr=$?");
     assert_non_null(strstr(field(r, "stdout"), "usr="));
     assert_null(strstr(field(r, "stdout"), "usr=0"));
+    json_decref(r);
+
+    /* Killing the runtime ends the pod, and the sandbox notices. */
+    assert_int_equal(nu_sandbox_kill(sb, SIGKILL), NU_OK);
+    for (int i = 0; i < 100 && nu_sandbox_state(sb) == NU_SANDBOX_READY; i++)
+        usleep(10000);
+    assert_int_equal(nu_sandbox_state(sb), NU_SANDBOX_DEAD);
+    ping = json_pack("{s:s}", "tool", "ping");
+    assert_int_not_equal(nu_sandbox_tool(sb, ping, &r, &err), NU_OK);
+    json_decref(ping);
     json_decref(r);
 
     nu_sandbox_close(sb);
