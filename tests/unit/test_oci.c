@@ -594,7 +594,7 @@ static bool marked_process_exists(const char *mark)
 
 /* An owner killed with SIGKILL takes its pod along (the runtime's death
  * signal), and the next create removes the bundle it left. */
-static void test_owner_death_cleanup(void **state)
+static void check_owner_death(const char *isolation)
 {
     char mark[64];
     char env_mark[80];
@@ -605,13 +605,13 @@ static void test_owner_death_cleanup(void **state)
     char byte;
     nu_sandbox_t *sb;
 
-    (void)state;
-    sb = start_pod("oci:crun", NULL);
+    sb = start_pod(isolation, NULL);
     if (sb == NULL)
         skip();
     nu_sandbox_close(sb);
 
-    snprintf(mark, sizeof mark, "NU_OCI_OWNER_MARK_%ld", (long)getpid());
+    snprintf(mark, sizeof mark, "NU_OCI_OWNER_MARK_%ld_%s", (long)getpid(),
+             isolation + 4);
     snprintf(env_mark, sizeof env_mark, "%s=1", mark);
     assert_int_equal(pipe(ready), 0);
     owner = fork();
@@ -621,7 +621,7 @@ static void test_owner_death_cleanup(void **state)
 
         nu_sandbox_opts_init(&opts);
         opts.workspace = workspace;
-        opts.isolation = "oci:crun";
+        opts.isolation = isolation;
         opts.env = env;
         if (nu_sandbox_create(&opts, &sb, &err) != NU_OK)
             _exit(1);
@@ -645,10 +645,22 @@ static void test_owner_death_cleanup(void **state)
     snprintf(cmd, sizeof cmd, "ls -d /tmp/nucleus-oci.%ld.* >/dev/null "
              "2>&1", (long)owner);
     assert_int_equal(system(cmd), 0);
-    sb = start_pod("oci:crun", NULL);
+    sb = start_pod(isolation, NULL);
     assert_non_null(sb);
     nu_sandbox_close(sb);
     assert_int_not_equal(system(cmd), 0);
+}
+
+static void test_crun_owner_death(void **state)
+{
+    (void)state;
+    check_owner_death("oci:crun");
+}
+
+static void test_runc_owner_death(void **state)
+{
+    (void)state;
+    check_owner_death("oci:runc");
 }
 
 int main(void)
@@ -665,7 +677,8 @@ int main(void)
         cmocka_unit_test(test_crun_pod_calls),
         cmocka_unit_test(test_runc_pod_calls),
         cmocka_unit_test(test_runtime_failure_reported),
-        cmocka_unit_test(test_owner_death_cleanup),
+        cmocka_unit_test(test_crun_owner_death),
+        cmocka_unit_test(test_runc_owner_death),
     };
 
     return cmocka_run_group_tests(tests, make_workspace, remove_workspace);
