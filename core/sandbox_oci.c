@@ -491,7 +491,13 @@ static int nu__oci_spawn(const nu__oci_pod_t *pod, int pod_sock,
              mount("tmpfs", NU__OCI_CGROUP2, "tmpfs", MS_RDONLY | MS_NOSUID |
                    MS_NODEV | MS_NOEXEC, "size=4k") != 0))
             _exit(125);
-        if (dup2(pod_sock, 3) != 3 || dup2(null_fd, 0) != 0 ||
+        /* Move the three descriptors above 2 and 3 first, so that no
+         * dup2 below overwrites one still to be copied. */
+        pod_sock = fcntl(pod_sock, F_DUPFD_CLOEXEC, 10);
+        null_fd = fcntl(null_fd, F_DUPFD_CLOEXEC, 10);
+        log_fd = fcntl(log_fd, F_DUPFD_CLOEXEC, 10);
+        if (pod_sock < 0 || null_fd < 0 || log_fd < 0 ||
+            dup2(pod_sock, 3) != 3 || dup2(null_fd, 0) != 0 ||
             dup2(null_fd, 1) != 1 || dup2(log_fd, 2) != 2)
             _exit(126);
         execv(argv[0], argv);
