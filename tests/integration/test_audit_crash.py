@@ -35,6 +35,26 @@ def verify(home):
     return p.returncode, (p.stdout + p.stderr).strip()
 
 
+def log_state(home, printed):
+    """Return (newest seq, printed seqs not in the log), or (None, [])
+    while the database or the node key does not exist yet."""
+    db = os.path.join(home, "audit.db")
+    if not os.path.exists(db) or \
+            not os.path.exists(os.path.join(home, "audit", "node.pub")):
+        return None, []
+    conn = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    try:
+        size = conn.execute("SELECT coalesce(max(seq), 0) FROM events"
+                            ).fetchone()[0]
+    except sqlite3.OperationalError:
+        conn.close()
+        return None, []
+    missing = [s for s in printed if conn.execute(
+        "SELECT 1 FROM events WHERE seq = ?", (s,)).fetchone() is None]
+    conn.close()
+    return size, missing
+
+
 def main():
     home = tempfile.mkdtemp(prefix="nu-audit-crash-")
     env = dict(os.environ, NUCLEUS_HOME=home)
@@ -56,16 +76,16 @@ def main():
             # Only complete lines: the last one may be cut by the kill.
             lines = out.decode().split("\n")[:-1]
             printed = [int(x) for x in lines if x.strip()]
-            conn = sqlite3.connect(os.path.join(home, "audit.db"))
-            size = conn.execute("SELECT coalesce(max(seq), 0) FROM events"
-                                ).fetchone()[0]
-            missing = [s for s in printed if conn.execute(
-                "SELECT 1 FROM events WHERE seq = ?", (s,)).fetchone() is None]
-            conn.close()
-            rc, msg = verify(home)
-
-            ok = rc == 0 and not missing and (not printed or
-                                              max(printed) <= size)
+            size, missing = log_state(home, printed)
+            if size is None:
+                # Killed before the first run created the schema or the
+                # key: nothing was logged, so nothing can be lost.
+                ok = not printed
+                rc, msg, size = 0, "no log yet", 0
+            else:
+                rc, msg = verify(home)
+                ok = rc == 0 and not missing and (not printed or
+                                                  max(printed) <= size)
             returned_max = max([returned_max] + printed)
             print("%s %d - kill %d: %d appends returned, log has %d events"
                   % ("ok" if ok else "not ok", i, i, len(printed), size))
