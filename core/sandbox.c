@@ -614,8 +614,11 @@ int nu_sandbox_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
     if (opts->isolation != NULL && strcmp(opts->isolation, "ns") != 0) {
         if (strncmp(opts->isolation, "oci:", 4) == 0)
             return nu__oci_create(opts, out, err);
+        if (strcmp(opts->isolation, "vm") == 0 ||
+            strncmp(opts->isolation, "vm:", 3) == 0)
+            return nu__vm_create(opts, out, err);
         return nu_err_set(err, NU_EINVAL, "sandbox: cannot create pod: "
-                          "unknown isolation '%s' (use \"ns\" or "
+                          "unknown isolation '%s' (use \"ns\", \"vm\" or "
                           "\"oci:RUNTIME\")", opts->isolation);
     }
     sb = calloc(1, sizeof *sb);

@@ -164,6 +164,10 @@ int nu__sandbox_adopt(const nu_sandbox_opts_t *opts, const char *id,
 int nu__oci_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
                    nu_err_t *err);
 
+/* Create a "vm" or "vm:IMAGE_DIR" pod (sandbox_vm.c). */
+int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
+                  nu_err_t *err);
+
 /* The pod init's main loop (podinit.c), reading requests from fd. */
 int nu__podinit_main(int fd);
 extern const int nu__podinit_linked;

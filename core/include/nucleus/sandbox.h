@@ -92,7 +92,8 @@ typedef struct nu_sandbox_opts {
     int flags;               /* NU_SANDBOX_* */
     /* Isolation tier: NULL or "ns" for the namespace pod described above,
      * "oci:RUNTIME" for an OCI runtime (crun, runc, runsc, kata-runtime,
-     * or a path to a runtime binary) running the same init (oci.h). */
+     * or a path to a runtime binary) running the same init (oci.h),
+     * "vm" or "vm:IMAGE_DIR" for a QEMU microvm guest (vm.h). */
     const char *isolation;
 } nu_sandbox_opts_t;
 

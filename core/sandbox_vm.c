@@ -1,0 +1,628 @@
+/*
+ * sandbox_vm.c - the QEMU microvm driver of the "vm" isolation tier.
+ *
+ * A vm pod is one qemu-system-x86_64 -M microvm process (no PCI, virtio
+ * devices on virtio-mmio, qboot firmware) booting the image of
+ * nucleus vm image build.  The host talks to the guest agent with the
+ * frame protocol of proto.h over a virtio serial port.  QEMU's chardev
+ * for the port is one end of a socketpair passed as fd 3 ("socket,fd=3").
+ * No socket file exists, so no other process can connect.  QMP, QEMU's
+ * control protocol, uses a second socketpair on fd 4.
+ *
+ * Devices: virtio-serial (the pod stream), virtio-rng fed from the host's
+ * /dev/urandom (the agent credits 64 bytes to its pool before it reports
+ * ready), virtio-9p sharing the host workspace directory read-write, and
+ * the isa-serial console, written to console.log in the pod's run
+ * directory.  There is no network device.
+ *
+ * Why 9p and not a virtio-blk image: the workspace is a host directory
+ * that the pipeline, audit and other pods see.  A 9p share keeps it live
+ * in both directions with cache=none, as the namespace tier's bind mount
+ * does, while a block image would need copying in and out and could not
+ * be shared.  The price is 9p's per-operation round trips.
+ *
+ * Start (nu__vm_create):
+ *   1. pick the accelerator (nu__vm_accel): KVM when /dev/kvm opens and a
+ *      probe boot reaches agent-ready within NU__VM_PROBE_MS, TCG
+ *      otherwise; the choice and the reason are logged once per process;
+ *   2. fork QEMU with PR_SET_PDEATHSIG(SIGKILL) (so no QEMU outlives the
+ *      thread that created the pod), in new network, IPC and UTS
+ *      namespaces, with -sandbox on (QEMU's own seccomp filter);
+ *   3. finish the QMP handshake (qmp_capabilities);
+ *   4. wait for the agent's ready line on the console, then hand the
+ *      stream to nu__sandbox_adopt, which exchanges hello frames.
+ * nu_sandbox_close then works as for any pod: closing the stream makes
+ * the agent power off, and the reap kills QEMU.  The release hook closes
+ * QMP and removes the run directory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <pthread.h>
+
+#include "nucleus/log.h"
+#include "nucleus/vm.h"
+#include "sandbox_internal.h"
+
+#define NU__VM_SERIAL_FD 3
+#define NU__VM_QMP_FD 4
+#define NU__VM_READY_LINE "nucleus-agent: ready"
+
+/* Time limits for boot to agent-ready.  Under TCG the Debian 6.1 kernel
+ * took about 10 s on a 2-core host (docs/benchmarks.md). */
+#define NU__VM_BOOT_TCG_MS 120000
+#define NU__VM_BOOT_KVM_MS 10000
+#define NU__VM_PROBE_MS 8000
+#define NU__VM_QMP_MS 5000
+
+#define NU__VM_MAX_ARGS 64
+
+typedef struct nu__vm {
+    char run_dir[64];
+    char console[128];
+    char image_dir[4096];
+    char workspace[PATH_MAX];
+    int qmp_fd;
+    int serial_fd;
+    pid_t pid;
+    int pidfd;
+    /* QEMU's argv, and the buffers of its formatted arguments */
+    char *argv[NU__VM_MAX_ARGS];
+    char args[12][4400];
+} nu__vm_t;
+
+static int64_t nu__vm_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- run directory and cleanup ---------------------------------------- */
+
+static void nu__vm_remove_run_dir(nu__vm_t *vm)
+{
+    static const char *const files[] = { "console.log", "qemu.log", NULL };
+    char path[160];
+
+    if (vm->run_dir[0] == '\0')
+        return;
+    for (size_t i = 0; files[i] != NULL; i++) {
+        snprintf(path, sizeof path, "%s/%s", vm->run_dir, files[i]);
+        unlink(path);
+    }
+    rmdir(vm->run_dir);
+    vm->run_dir[0] = '\0';
+}
+
+/* Ask QEMU to quit over QMP, wait up to a second, then SIGKILL; reap. */
+static void nu__vm_stop(nu__vm_t *vm)
+{
+    static const char quit[] = "{\"execute\":\"quit\"}\n";
+    struct pollfd p;
+    siginfo_t info;
+
+    if (vm->pidfd < 0)
+        return;
+    if (vm->qmp_fd >= 0 &&
+        send(vm->qmp_fd, quit, sizeof quit - 1, MSG_NOSIGNAL) > 0) {
+        p.fd = vm->pidfd;
+        p.events = POLLIN;
+        poll(&p, 1, 1000);
+    }
+    syscall(SYS_pidfd_send_signal, vm->pidfd, SIGKILL, NULL, 0);
+    while (waitid((idtype_t)P_PIDFD, (id_t)vm->pidfd, &info, WEXITED) != 0 &&
+           errno == EINTR)
+        ;
+    close(vm->pidfd);
+    vm->pidfd = -1;
+}
+
+static void nu__vm_free(nu__vm_t *vm)
+{
+    if (vm == NULL)
+        return;
+    nu__vm_stop(vm);
+    if (vm->qmp_fd >= 0)
+        close(vm->qmp_fd);
+    if (vm->serial_fd >= 0)
+        close(vm->serial_fd);
+    nu__vm_remove_run_dir(vm);
+    free(vm);
+}
+
+/* The release hook of nu__sandbox_adopt: QEMU is reaped already. */
+static void nu__vm_release(void *data)
+{
+    nu__vm_t *vm = data;
+
+    vm->pidfd = -1;      /* owned and closed by the sandbox */
+    vm->serial_fd = -1;  /* likewise */
+    nu__vm_free(vm);
+}
+
+/* --- QEMU command line ------------------------------------------------ */
+
+static char *nu__vm_arg(nu__vm_t *vm, size_t slot, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static char *nu__vm_arg(nu__vm_t *vm, size_t slot, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(vm->args[slot], sizeof vm->args[slot], fmt, ap);
+    va_end(ap);
+    return vm->args[slot];
+}
+
+static const char *nu__vm_qemu_binary(void)
+{
+    const char *env = getenv("NUCLEUS_QEMU");
+
+    return env != NULL && env[0] != '\0' ? env : "qemu-system-x86_64";
+}
+
+/* Fill vm->argv.  Memory comes from the pod's memory limit (default 512
+ * MiB, at least 128 MiB), vCPUs from its CPU bandwidth (default 1). */
+static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
+                              bool kvm)
+{
+    uint64_t mib = opts->limits.memory_bytes != 0
+                 ? opts->limits.memory_bytes >> 20 : 512;
+    unsigned cpus = opts->limits.cpu_millis != 0
+                  ? (opts->limits.cpu_millis + 999) / 1000 : 1;
+    size_t n = 0;
+
+    if (mib < 128)
+        mib = 128;
+    if (cpus > 8)
+        cpus = 8;
+
+#define NU__ADD(s) (vm->argv[n++] = (char *)(s))
+    NU__ADD(nu__vm_qemu_binary());
+    NU__ADD("-M");
+    NU__ADD("microvm,x-option-roms=off,pit=on,pic=on,rtc=on");
+    NU__ADD("-accel");
+    NU__ADD(kvm ? "kvm" : "tcg");
+    NU__ADD("-cpu");
+    NU__ADD(kvm ? "host" : "max");
+    NU__ADD("-m");
+    NU__ADD(nu__vm_arg(vm, 0, "%llu", (unsigned long long)mib));
+    NU__ADD("-smp");
+    NU__ADD(nu__vm_arg(vm, 1, "%u", cpus));
+    NU__ADD("-nodefaults");
+    NU__ADD("-no-user-config");
+    NU__ADD("-display");
+    NU__ADD("none");
+    NU__ADD("-no-reboot");
+    NU__ADD("-nic");
+    NU__ADD("none");
+    NU__ADD("-kernel");
+    NU__ADD(nu__vm_arg(vm, 2, "%s/" NU_VM_KERNEL_FILE, vm->image_dir));
+    NU__ADD("-initrd");
+    NU__ADD(nu__vm_arg(vm, 3, "%s/" NU_VM_INITRAMFS_FILE, vm->image_dir));
+    /* Without a calibrated TSC the TCG guest waits forever for a timer;
+     * tsc_early_khz gives it one.  Nothing secret goes on this line. */
+    NU__ADD("-append");
+    NU__ADD("console=ttyS0 quiet panic=-1 reboot=t tsc_early_khz=2000000 "
+            "no_timer_check");
+    NU__ADD("-serial");
+    NU__ADD(nu__vm_arg(vm, 4, "file:%s", vm->console));
+    NU__ADD("-chardev");
+    NU__ADD("socket,id=nucleus,fd=3");
+    NU__ADD("-device");
+    NU__ADD("virtio-serial-device");
+    NU__ADD("-device");
+    NU__ADD("virtserialport,chardev=nucleus,name=nucleus");
+    NU__ADD("-object");
+    NU__ADD("rng-random,id=rng,filename=/dev/urandom");
+    NU__ADD("-device");
+    NU__ADD("virtio-rng-device,rng=rng");
+    NU__ADD("-fsdev");
+    /* QEMU's option parser splits on ',', so nu__vm_create rejects
+     * workspace paths that contain one. */
+    NU__ADD(nu__vm_arg(vm, 5, "local,id=workspace,path=%s,"
+                       "security_model=none", vm->workspace));
+    NU__ADD("-device");
+    NU__ADD("virtio-9p-device,fsdev=workspace,mount_tag=workspace");
+    NU__ADD("-chardev");
+    NU__ADD("socket,id=qmp,fd=4");
+    NU__ADD("-mon");
+    NU__ADD("chardev=qmp,mode=control");
+    NU__ADD("-sandbox");
+    NU__ADD("on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
+            "resourcecontrol=deny");
+    NU__ADD(NULL);
+#undef NU__ADD
+}
+
+/* --- starting QEMU ---------------------------------------------------- */
+
+/* The child of fork: only async-signal-safe calls. */
+static void __attribute__((noreturn))
+nu__vm_child(nu__vm_t *vm, pid_t parent, int serial, int qmp, int log_fd)
+{
+    int flags = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+    int null_fd;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(125);
+    if (geteuid() != 0)
+        flags |= CLONE_NEWUSER;
+    if (unshare(flags) != 0) {
+        static const char msg[] = "vm: cannot create QEMU's namespaces\n";
+        if (write(log_fd, msg, sizeof msg - 1) < 0)
+            _exit(126);
+        _exit(126);
+    }
+
+    null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 ||
+        dup2(log_fd, 2) < 0)
+        _exit(126);
+    /* Move the two sockets to 3 and 4 without clobbering each other. */
+    serial = fcntl(serial, F_DUPFD_CLOEXEC, 10);
+    qmp = fcntl(qmp, F_DUPFD_CLOEXEC, 10);
+    if (serial < 0 || qmp < 0 || dup2(serial, NU__VM_SERIAL_FD) < 0 ||
+        dup2(qmp, NU__VM_QMP_FD) < 0)
+        _exit(126);
+    syscall(SYS_close_range, NU__VM_QMP_FD + 1, ~0U, 0);
+
+    execvp(vm->argv[0], vm->argv);
+    _exit(127);
+}
+
+static int nu__vm_spawn(nu__vm_t *vm, nu_err_t *err)
+{
+    char log_path[160];
+    int serial[2] = { -1, -1 };
+    int qmp[2] = { -1, -1 };
+    int log_fd;
+    int pidfd = -1;
+    pid_t parent = getpid();
+    long pid;
+    int rc = NU_OK;
+
+    snprintf(log_path, sizeof log_path, "%s/qemu.log", vm->run_dir);
+    log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (log_fd < 0)
+        return nu_err_errno(err, errno, "vm: cannot create %s", log_path);
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, serial) != 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) != 0) {
+        rc = nu_err_errno(err, errno, "vm: cannot create the pod's stream");
+        goto out;
+    }
+
+    pid = syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, NULL, &pidfd, NULL, 0);
+    if (pid == 0)
+        nu__vm_child(vm, parent, serial[1], qmp[1], log_fd);
+    if (pid < 0) {
+        rc = nu_err_errno(err, errno, "vm: cannot start %s", vm->argv[0]);
+        goto out;
+    }
+    vm->pid = (pid_t)pid;
+    vm->pidfd = pidfd;
+    vm->serial_fd = serial[0];
+    vm->qmp_fd = qmp[0];
+    serial[0] = qmp[0] = -1;
+
+out:
+    for (int i = 0; i < 2; i++) {
+        if (serial[i] >= 0)
+            close(serial[i]);
+        if (qmp[i] >= 0)
+            close(qmp[i]);
+    }
+    close(log_fd);
+    return rc;
+}
+
+/* Read one QMP message (a line) into buf. */
+static int nu__vm_qmp_line(nu__vm_t *vm, char *buf, size_t size,
+                           int64_t deadline)
+{
+    size_t len = 0;
+
+    while (len + 1 < size) {
+        struct pollfd p = { .fd = vm->qmp_fd, .events = POLLIN };
+        int64_t left = deadline - nu__vm_now_ms();
+        ssize_t n;
+
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return NU_ETIMEDOUT;
+        n = recv(vm->qmp_fd, buf + len, 1, 0);
+        if (n <= 0)
+            return NU_EIO;
+        if (buf[len] == '\n') {
+            buf[len] = '\0';
+            return NU_OK;
+        }
+        len++;
+    }
+    return NU_EPROTO;
+}
+
+/* Step 3: the greeting, then qmp_capabilities and its return. */
+static int nu__vm_qmp_start(nu__vm_t *vm, nu_err_t *err)
+{
+    static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
+    int64_t deadline = nu__vm_now_ms() + NU__VM_QMP_MS;
+    char line[4096];
+    int rc;
+
+    rc = nu__vm_qmp_line(vm, line, sizeof line, deadline);
+    if (rc == NU_OK && strstr(line, "\"QMP\"") == NULL)
+        rc = NU_EPROTO;
+    if (rc == NU_OK &&
+        send(vm->qmp_fd, caps, sizeof caps - 1, MSG_NOSIGNAL) < 0)
+        rc = NU_EIO;
+    while (rc == NU_OK) {
+        rc = nu__vm_qmp_line(vm, line, sizeof line, deadline);
+        if (rc == NU_OK && strstr(line, "\"return\"") != NULL)
+            return NU_OK;
+        if (rc == NU_OK && strstr(line, "\"error\"") != NULL)
+            rc = NU_EPROTO;
+    }
+    return nu_err_set(err, NU_ESANDBOX, "vm: cannot start QEMU: no QMP "
+                      "handshake (%s); see %s/qemu.log", nu_strerror(rc),
+                      vm->run_dir);
+}
+
+/* The last non-empty line of path, for error messages. */
+static void nu__vm_last_line(const char *path, char *out, size_t size)
+{
+    char buf[4096];
+    ssize_t n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *end;
+    char *start;
+
+    snprintf(out, size, "no output");
+    if (fd < 0)
+        return;
+    if (lseek(fd, 0, SEEK_END) > (off_t)sizeof buf - 1)
+        lseek(fd, -(off_t)(sizeof buf - 1), SEEK_END);
+    else
+        lseek(fd, 0, SEEK_SET);
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    end = buf + n;
+    while (end > buf && (end[-1] == '\n' || end[-1] == '\r'))
+        *--end = '\0';
+    start = strrchr(buf, '\n');
+    snprintf(out, size, "%s", start != NULL ? start + 1 : buf);
+}
+
+/* Step 4: poll the console log for the agent's ready line. */
+static int nu__vm_wait_ready(nu__vm_t *vm, int timeout_ms, nu_err_t *err)
+{
+    int64_t deadline = nu__vm_now_ms() + timeout_ms;
+    char tail[256] = "";
+    char buf[4096];
+    off_t offset = 0;
+    int fd = -1;
+
+    while (nu__vm_now_ms() < deadline) {
+        struct pollfd p = { .fd = vm->pidfd, .events = POLLIN };
+        ssize_t n;
+
+        if (fd < 0)
+            fd = open(vm->console, O_RDONLY | O_CLOEXEC);
+        while (fd >= 0 && (n = pread(fd, buf, sizeof buf - 1, offset)) > 0) {
+            char joined[sizeof tail + sizeof buf];
+
+            buf[n] = '\0';
+            offset += n;
+            snprintf(joined, sizeof joined, "%s%s", tail, buf);
+            if (strstr(joined, NU__VM_READY_LINE) != NULL) {
+                close(fd);
+                return NU_OK;
+            }
+            snprintf(tail, sizeof tail, "%s",
+                     joined + (strlen(joined) > 64 ? strlen(joined) - 64 :
+                               0));
+        }
+        if (poll(&p, 1, 5) > 0) {
+            char last[256];
+            if (fd >= 0)
+                close(fd);
+            nu__vm_last_line(vm->console, last, sizeof last);
+            return nu_err_set(err, NU_ESANDBOX, "vm: QEMU exited before the "
+                              "guest agent was ready (console: %s)", last);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return nu_err_set(err, NU_ETIMEDOUT, "vm: the guest agent was not ready "
+                      "within %d ms", timeout_ms);
+}
+
+/* Steps 2 to 4 with a given accelerator. */
+static int nu__vm_boot(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
+                       bool kvm, int timeout_ms, nu_err_t *err)
+{
+    int rc;
+
+    nu__vm_build_argv(vm, opts, kvm);
+    rc = nu__vm_spawn(vm, err);
+    if (rc == NU_OK)
+        rc = nu__vm_qmp_start(vm, err);
+    if (rc == NU_OK)
+        rc = nu__vm_wait_ready(vm, timeout_ms, err);
+    return rc;
+}
+
+static nu__vm_t *nu__vm_new(const char *image_dir, const char *workspace,
+                            nu_err_t *err)
+{
+    nu__vm_t *vm = calloc(1, sizeof *vm);
+
+    if (vm == NULL) {
+        nu_err_set(err, NU_ENOMEM, "vm: out of memory");
+        return NULL;
+    }
+    vm->qmp_fd = vm->serial_fd = vm->pidfd = -1;
+    snprintf(vm->image_dir, sizeof vm->image_dir, "%s", image_dir);
+    snprintf(vm->workspace, sizeof vm->workspace, "%s", workspace);
+    snprintf(vm->run_dir, sizeof vm->run_dir, "/tmp/nucleus-vm.XXXXXX");
+    if (mkdtemp(vm->run_dir) == NULL) {
+        nu_err_errno(err, errno, "vm: cannot create a run directory in "
+                     "/tmp");
+        vm->run_dir[0] = '\0';
+        nu__vm_free(vm);
+        return NULL;
+    }
+    snprintf(vm->console, sizeof vm->console, "%s/console.log", vm->run_dir);
+    return vm;
+}
+
+/* --- accelerator choice ----------------------------------------------- */
+
+static pthread_mutex_t nu__vm_accel_lock = PTHREAD_MUTEX_INITIALIZER;
+static int nu__vm_accel_kvm = -1;  /* -1 unknown, 0 TCG, 1 KVM */
+
+/* Step 1: a probe boot with KVM, because a /dev/kvm that opens may still
+ * be unusable (nested paravirtual KVM on which the guest kernel hangs). */
+static bool nu__vm_probe_kvm(const nu_sandbox_opts_t *opts,
+                             const char *image_dir, char *why, size_t size)
+{
+    nu__vm_t *vm;
+    nu_err_t err;
+    int fd;
+    int rc;
+
+    const char *env = getenv("NUCLEUS_VM_ACCEL");
+    if (env != NULL && (strcmp(env, "tcg") == 0 || strcmp(env, "kvm") == 0)) {
+        snprintf(why, size, "NUCLEUS_VM_ACCEL=%s", env);
+        return strcmp(env, "kvm") == 0;
+    }
+
+    fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, size, "/dev/kvm: %s", strerror(errno));
+        return false;
+    }
+    close(fd);
+
+    vm = nu__vm_new(image_dir, opts->workspace, &err);
+    if (vm == NULL) {
+        snprintf(why, size, "probe boot failed: %s", err.msg);
+        return false;
+    }
+    rc = nu__vm_boot(vm, opts, true, NU__VM_PROBE_MS, &err);
+    if (rc < 0)
+        snprintf(why, size, "a probe boot with KVM failed: %s", err.msg);
+    else
+        snprintf(why, size, "a probe boot with KVM reached agent-ready");
+    nu__vm_free(vm);
+    return rc == NU_OK;
+}
+
+static bool nu__vm_accel(const nu_sandbox_opts_t *opts, const char *image_dir)
+{
+    char why[600];
+    bool kvm;
+
+    pthread_mutex_lock(&nu__vm_accel_lock);
+    if (nu__vm_accel_kvm < 0) {
+        kvm = nu__vm_probe_kvm(opts, image_dir, why, sizeof why);
+        nu__vm_accel_kvm = kvm ? 1 : 0;
+        nu_log(NU_LOG_INFO, "vm", "using %s: %s", kvm ? "KVM" :
+               "TCG (emulation, slow)", why);
+    }
+    kvm = nu__vm_accel_kvm == 1;
+    pthread_mutex_unlock(&nu__vm_accel_lock);
+    return kvm;
+}
+
+/* --- creation --------------------------------------------------------- */
+
+static int nu__vm_image_dir(const char *isolation, char *out, size_t size,
+                            nu_err_t *err)
+{
+    char path[4200];
+    int rc;
+
+    if (isolation[2] == ':' && isolation[3] != '\0')
+        snprintf(out, size, "%s", isolation + 3);
+    else if ((rc = nu_vm_image_default_dir(out, size, err)) < 0)
+        return rc;
+
+    snprintf(path, sizeof path, "%s/" NU_VM_INITRAMFS_FILE, out);
+    if (access(path, R_OK) != 0)
+        return nu_err_set(err, NU_ENOENT, "vm: cannot find the guest image "
+                          "%s (run 'nucleus vm image build --out %s')", path,
+                          out);
+    return NU_OK;
+}
+
+static atomic_uint nu__vm_seq;
+
+int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
+                  nu_err_t *err)
+{
+    char image_dir[4096], workspace[PATH_MAX], id[96];
+    struct stat st;
+    nu__vm_t *vm;
+    bool kvm;
+    int rc;
+
+    *out = NULL;
+    if (opts->workspace == NULL || realpath(opts->workspace, workspace) ==
+        NULL || stat(workspace, &st) != 0 || !S_ISDIR(st.st_mode))
+        return nu_err_set(err, NU_EINVAL, "vm: cannot create pod: workspace "
+                          "'%s' is not a directory", opts->workspace != NULL
+                          ? opts->workspace : "(missing)");
+    if (strchr(workspace, ',') != NULL)
+        return nu_err_set(err, NU_EINVAL, "vm: cannot create pod: workspace "
+                          "'%s' contains ',', which QEMU's -fsdev option "
+                          "cannot take; rename the directory", workspace);
+    rc = nu__vm_image_dir(opts->isolation, image_dir, sizeof image_dir, err);
+    if (rc < 0)
+        return rc;
+
+    kvm = nu__vm_accel(opts, image_dir);
+    vm = nu__vm_new(image_dir, workspace, err);
+    if (vm == NULL)
+        return NU_ENOMEM;
+    rc = nu__vm_boot(vm, opts, kvm, kvm ? NU__VM_BOOT_KVM_MS :
+                     NU__VM_BOOT_TCG_MS, err);
+    if (rc < 0)
+        goto fail;
+
+    snprintf(id, sizeof id, "vm.%ld.%u", (long)getpid(),
+             atomic_fetch_add(&nu__vm_seq, 1));
+    rc = nu__sandbox_adopt(opts, id, vm->serial_fd, vm->pid, vm->pidfd,
+                           nu__vm_release, vm, out, err);
+    if (rc < 0)
+        goto fail;
+    nu_log(NU_LOG_DEBUG, "vm", "pod %s started, QEMU pid %ld, %s", id,
+           (long)vm->pid, kvm ? "KVM" : "TCG");
+    return NU_OK;
+
+fail:
+    nu__vm_free(vm);
+    return rc;
+}

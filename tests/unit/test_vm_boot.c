@@ -1,0 +1,304 @@
+/*
+ * test_vm_boot.c - vm pods: boot a real QEMU microvm guest (TCG here),
+ * serve tool calls through the guest agent, and leave no QEMU behind.
+ *
+ * The group setup builds an image with the agent of this build tree
+ * ($NU_BUILD_DIR/nucleus-vm-agent) into a temporary directory.  Every
+ * test skips with a printed reason when QEMU, a kernel with 9p modules,
+ * BusyBox or the agent is missing.  Each boot takes about 10 s under TCG.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "nucleus/sandbox.h"
+#include "nucleus/vm.h"
+
+typedef struct group {
+    char image[64];
+    char isolation[80];
+    char skip_reason[1024];
+} group_t;
+
+typedef struct fixture {
+    group_t *group;
+    char workspace[64];
+    nu_sandbox_t *sb;
+} fixture_t;
+
+static group_t the_group;
+
+static int group_setup(void **state)
+{
+    char agent[4096];
+    const char *build = getenv("NU_BUILD_DIR");
+    nu_vm_image_opts_t opts = { 0 };
+    nu_err_t err;
+
+    *state = &the_group;
+    if (system("command -v qemu-system-x86_64 >/dev/null 2>&1") != 0) {
+        snprintf(the_group.skip_reason, sizeof the_group.skip_reason,
+                 "qemu-system-x86_64 not installed (qemu-system-x86)");
+        return 0;
+    }
+    snprintf(agent, sizeof agent, "%s/nucleus-vm-agent",
+             build != NULL ? build : ".");
+    snprintf(the_group.image, sizeof the_group.image, "/tmp/nu-vmimg-XXXXXX");
+    if (mkdtemp(the_group.image) == NULL)
+        return -1;
+    opts.agent = agent;
+    opts.out_dir = the_group.image;
+    if (nu_vm_image_build(&opts, &err) != NU_OK) {
+        snprintf(the_group.skip_reason, sizeof the_group.skip_reason,
+                 "cannot build the guest image: %s", err.msg);
+        return 0;
+    }
+    snprintf(the_group.isolation, sizeof the_group.isolation, "vm:%s",
+             the_group.image);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    char cmd[128];
+
+    (void)state;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", the_group.image);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+
+    f->group = &the_group;
+    snprintf(f->workspace, sizeof f->workspace, "/tmp/nu-vmws-XXXXXX");
+    if (mkdtemp(f->workspace) == NULL)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    char cmd[128];
+
+    nu_sandbox_close(f->sb);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->workspace);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+static void skip_unless_ready(const fixture_t *f)
+{
+    if (f->group->skip_reason[0] != '\0') {
+        printf("SKIP: %s\n", f->group->skip_reason);
+        skip();
+    }
+}
+
+static void boot(fixture_t *f)
+{
+    nu_sandbox_opts_t opts;
+    nu_err_t err = { 0 };
+    int rc;
+
+    nu_sandbox_opts_init(&opts);
+    opts.workspace = f->workspace;
+    opts.isolation = f->group->isolation;
+    opts.timeout_ms = 20000;
+    rc = nu_sandbox_create(&opts, &f->sb, &err);
+    if (rc != NU_OK)
+        fail_msg("vm pod did not start: %s", err.msg);
+}
+
+static json_t *tool(fixture_t *f, json_t *call)
+{
+    json_t *result = NULL;
+    nu_err_t err = { 0 };
+    int rc = nu_sandbox_tool(f->sb, call, &result, &err);
+
+    json_decref(call);
+    if (rc != NU_OK)
+        fail_msg("tool call failed: %s", err.msg);
+    return result;
+}
+
+static void test_vm_tools_through_agent(void **state)
+{
+    fixture_t *f = *state;
+    char path[128];
+    char text[64] = "";
+    json_t *r;
+    FILE *fp;
+
+    skip_unless_ready(f);
+    boot(f);
+    assert_int_equal(nu_sandbox_state(f->sb), NU_SANDBOX_READY);
+
+    r = tool(f, json_pack("{s:s,s:s,s:s}", "tool", "write", "path",
+                          "notes/a.txt", "content", "from the guest\n"));
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    json_decref(r);
+
+    /* The 9p share makes the guest's write visible on the host. */
+    snprintf(path, sizeof path, "%s/notes/a.txt", f->workspace);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(text, sizeof text, fp));
+    fclose(fp);
+    assert_string_equal(text, "from the guest\n");
+
+    r = tool(f, json_pack("{s:s,s:s}", "tool", "read", "path",
+                          "notes/a.txt"));
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    assert_non_null(strstr(json_string_value(json_object_get(r, "content")),
+                           "from the guest"));
+    json_decref(r);
+
+    r = tool(f, json_pack("{s:s,s:s}", "tool", "run", "command",
+                          "cat notes/a.txt; uname -s; echo $$"));
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    assert_int_equal(json_integer_value(json_object_get(r, "exit_code")), 0);
+    assert_non_null(strstr(json_string_value(json_object_get(r, "stdout")),
+                           "from the guest\nLinux\n"));
+    json_decref(r);
+
+    r = tool(f, json_pack("{s:s,s:s}", "tool", "glob", "pattern",
+                          "**/*.txt"));
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    json_decref(r);
+
+    /* The executor's rules hold inside the guest too. */
+    r = tool(f, json_pack("{s:s,s:s}", "tool", "read", "path",
+                          "../../etc/passwd"));
+    assert_false(json_is_true(json_object_get(r, "ok")));
+    assert_string_equal(json_string_value(json_object_get(r, "kind")),
+                        "path_denied");
+    json_decref(r);
+}
+
+static void test_vm_guest_has_no_network(void **state)
+{
+    fixture_t *f = *state;
+    const char *out;
+    json_t *r;
+
+    skip_unless_ready(f);
+    boot(f);
+    r = tool(f, json_pack("{s:s,s:s}", "tool", "run", "command",
+                          "ls /sys/class/net"));
+    out = json_string_value(json_object_get(r, "stdout"));
+    assert_non_null(out);
+    assert_null(strstr(out, "eth"));
+    json_decref(r);
+}
+
+static bool process_gone(pid_t pid)
+{
+    char path[64], line[512];
+    FILE *fp;
+    char *paren;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return true;
+    if (fgets(line, sizeof line, fp) == NULL)
+        line[0] = '\0';
+    fclose(fp);
+    paren = strrchr(line, ')');
+    return paren != NULL && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+/* SIGKILL the owner of a vm pod: PR_SET_PDEATHSIG must take QEMU down. */
+static void test_vm_qemu_dies_with_owner(void **state)
+{
+    fixture_t *f = *state;
+    int pipefd[2];
+    pid_t owner;
+    long qemu = 0;
+    int status;
+
+    skip_unless_ready(f);
+    assert_int_equal(pipe(pipefd), 0);
+    owner = fork();
+    assert_true(owner >= 0);
+    if (owner == 0) {
+        nu_sandbox_t *sb = NULL;
+        nu_sandbox_opts_t opts;
+        nu_err_t err;
+        char line[32];
+
+        close(pipefd[0]);
+        nu_sandbox_opts_init(&opts);
+        opts.workspace = f->workspace;
+        opts.isolation = f->group->isolation;
+        if (nu_sandbox_create(&opts, &sb, &err) != NU_OK)
+            _exit(3);
+        snprintf(line, sizeof line, "%ld\n", (long)nu_sandbox_pid(sb));
+        if (write(pipefd[1], line, strlen(line)) < 0)
+            _exit(4);
+        pause();
+        _exit(0);
+    }
+    close(pipefd[1]);
+    {
+        char buf[32] = "";
+        ssize_t n = read(pipefd[0], buf, sizeof buf - 1);
+        if (n > 0)
+            qemu = strtol(buf, NULL, 10);
+    }
+    close(pipefd[0]);
+    assert_true(qemu > 0);
+    assert_false(process_gone((pid_t)qemu));
+
+    kill(owner, SIGKILL);
+    waitpid(owner, &status, 0);
+    for (int i = 0; i < 200 && !process_gone((pid_t)qemu); i++)
+        usleep(10000);
+    assert_true(process_gone((pid_t)qemu));
+}
+
+static void test_vm_rejects_missing_image(void **state)
+{
+    fixture_t *f = *state;
+    nu_sandbox_opts_t opts;
+    nu_err_t err = { 0 };
+
+    nu_sandbox_opts_init(&opts);
+    opts.workspace = f->workspace;
+    opts.isolation = "vm:/nonexistent/image";
+    assert_int_equal(nu_sandbox_create(&opts, &f->sb, &err), NU_ENOENT);
+    assert_non_null(strstr(err.msg, "nucleus vm image build"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_vm_rejects_missing_image,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vm_tools_through_agent, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_vm_guest_has_no_network, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_vm_qemu_dies_with_owner, setup,
+                                        teardown),
+    };
+
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
