@@ -632,8 +632,11 @@ int nu__oci_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
     if (pod == NULL)
         return nu_err_set(err, NU_ENOMEM, "oci: out of memory");
 
+    /* "oci" keeps the id apart from the ns tier's "<tag>.<n>" ids, which
+     * name cgroups in the same directories. */
     nu__cgroup_owner_tag(tag, sizeof tag);
-    snprintf(id, sizeof id, "%s.%u", tag, atomic_fetch_add(&nu__oci_seq, 1));
+    snprintf(id, sizeof id, "%s.oci%u", tag,
+             atomic_fetch_add(&nu__oci_seq, 1));
     snprintf(pod->container, sizeof pod->container, "nucleus-%s", id);
 
     rc = nu_oci_runtime_path(opts->isolation, pod->runtime,

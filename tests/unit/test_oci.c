@@ -583,6 +583,37 @@ static void test_runtime_failure_reported(void **state)
 }
 
 
+/* An ns pod and an oci pod of one process live side by side: their ids,
+ * and so their cgroups, differ. */
+static void test_ns_and_oci_together(void **state)
+{
+    nu_sandbox_opts_t opts;
+    nu_sandbox_t *ns = NULL;
+    nu_sandbox_t *oci;
+    nu_err_t err = { 0 };
+    json_t *r;
+
+    (void)state;
+    oci = start_pod("oci:crun", NULL);
+    if (oci == NULL)
+        skip();
+    nu_sandbox_opts_init(&opts);
+    opts.workspace = workspace;
+    if (nu_sandbox_create(&opts, &ns, &err) != NU_OK)
+        fail_msg("ns pod: %s", err.msg);
+    assert_string_not_equal(nu_sandbox_id(ns), nu_sandbox_id(oci));
+
+    r = tool(ns, "{s:s}", "tool", "ping");
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    json_decref(r);
+    r = tool(oci, "{s:s}", "tool", "ping");
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    json_decref(r);
+
+    nu_sandbox_close(oci);
+    nu_sandbox_close(ns);
+}
+
 /* Does any process carry mark in its environment? */
 static bool marked_process_exists(const char *mark)
 {
@@ -677,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_crun_pod_calls),
         cmocka_unit_test(test_runc_pod_calls),
         cmocka_unit_test(test_runtime_failure_reported),
+        cmocka_unit_test(test_ns_and_oci_together),
         cmocka_unit_test(test_crun_owner_death),
         cmocka_unit_test(test_runc_owner_death),
     };
