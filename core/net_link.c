@@ -398,6 +398,7 @@ int nu__net_link_create(nu_net_t *net, nu_err_t *err)
 static int nu__veth_create(nu_net_t *net, struct nl_sock *sock, nu_err_t *err)
 {
     struct rtnl_link *veth = rtnl_link_veth_alloc();
+    struct rtnl_link *peer;
     struct rtnl_link *change = NULL;
     char path[64];
     int rc;
@@ -405,8 +406,10 @@ static int nu__veth_create(nu_net_t *net, struct nl_sock *sock, nu_err_t *err)
     if (veth == NULL)
         return nu_err_set(err, NU_ENOMEM, "net: out of memory");
     rtnl_link_set_name(veth, net->host_if);
-    rtnl_link_set_name(rtnl_link_veth_get_peer(veth), net->pod_if);
-    rtnl_link_set_ns_fd(rtnl_link_veth_get_peer(veth), net->pod_netns_fd);
+    peer = rtnl_link_veth_get_peer(veth);   /* takes a reference */
+    rtnl_link_set_name(peer, net->pod_if);
+    rtnl_link_set_ns_fd(peer, net->pod_netns_fd);
+    rtnl_link_put(peer);
     rc = rtnl_link_add(sock, veth, NLM_F_CREATE | NLM_F_EXCL);
     rtnl_link_veth_release(veth);
     if (rc < 0)

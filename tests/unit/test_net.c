@@ -827,12 +827,12 @@ static void test_net_drift_host_rule(void **state)
 {
     pod_t pod;
     nu_err_t err = { 0 };
-    const char *ifname;
+    char ifname[16];
 
     (void)state;
     require_root();
     pod_open(&pod, 200);
-    ifname = nu_net_host_ifname(pod.net);
+    snprintf(ifname, sizeof ifname, "%s", nu_net_host_ifname(pod.net));
     assert_int_equal(sh("iptables -I NUF%s 1 -j ACCEPT", ifname + 3), 0);
     assert_int_equal(nu_net_check(pod.net, &err), NU_EPOLICY);
     wait_drift(&pod);
