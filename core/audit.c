@@ -42,6 +42,7 @@
 #include <mbedtls/sha256.h>
 
 #include "audit_private.h"
+#include "nucleus/node.h"
 #include "nucleus/home.h"
 #include "nucleus/json.h"
 #include "nucleus/log.h"
@@ -323,8 +324,14 @@ int nu_audit_open(const nu_audit_options_t *opts, nu_audit_t **out,
     if (a->signer == NULL) {
         char dir[4200];
 
+        /* The node's X.509-SVID when the state directory has a CA (the
+         * checkpoints then carry its chain), else the local key pair. */
         snprintf(dir, sizeof dir, "%s/audit", a->home);
-        rc = nu_audit_local_signer(dir, &a->own_signer, err);
+        rc = nu_node_signer(a->home, &a->own_signer, err);
+        if (rc == NU_OK)
+            rc = nu_mkdir_p(dir, err);   /* the checkpoint anchor lives here */
+        else if (rc == NU_ENOENT)
+            rc = nu_audit_local_signer(dir, &a->own_signer, err);
         if (rc != NU_OK)
             goto cleanup;
         a->signer = &a->own_signer;

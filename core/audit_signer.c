@@ -505,6 +505,11 @@ int nu_audit_checkpoint_check(const nu_audit_checkpoint_info_t *cp,
 
     if (key == NULL && bundle == NULL)
         key = default_key_pem;
+    /* Given both, a checkpoint with a chain is checked against the bundle
+     * and one without against the key: a log signed by the local key
+     * before the CA existed and by the node SVID after it. */
+    if (bundle != NULL && key != NULL && cp->cert_chain == NULL)
+        bundle = NULL;
     if (bundle != NULL) {
         rc = nu__check_chain(cp, bundle, &pk, &chain, &ca, err);
         if (rc != NU_OK)

@@ -30,6 +30,7 @@
 #include <mbedtls/sha256.h>
 
 #include "audit_private.h"
+#include "nucleus/node.h"
 #include "nucleus/json.h"
 
 struct nu_audit_verifier {
@@ -600,18 +601,22 @@ static int nu__resolve_trust(const char *home, const nu_audit_trust_t *trust,
                              nu_audit_trust_t *out, char **owned,
                              nu_err_t *err)
 {
-    *owned = NULL;
+    owned[0] = owned[1] = NULL;
     if (trust != NULL && (trust->key_pem != NULL || trust->bundle_pem != NULL)) {
         *out = *trust;
         return NU_OK;
     }
-    *owned = nu_audit_local_public_key(home, err);
-    if (*owned == NULL)
+    /* Defaults: the local node key, and the CA bundle of the same state
+     * directory for checkpoints signed by the node SVID. */
+    *owned = nu_audit_local_public_key(home, NULL);
+    owned[1] = nu_node_bundle(home);
+    if (*owned == NULL && owned[1] == NULL)
         return nu_err_set(err, NU_EINVAL, "audit: cannot verify: no trusted "
-                          "key (the node key '%s/audit/node.pub' is missing; "
-                          "pass --key PEM or --bundle PEM)", home);
-    out->key_pem = *owned;
-    out->bundle_pem = NULL;
+                          "key (the node key '%s/audit/node.pub' is missing "
+                          "and there is no CA; pass --key PEM or --bundle "
+                          "PEM)", home);
+    out->key_pem = owned[0];
+    out->bundle_pem = owned[1];
     return NU_OK;
 }
 
@@ -625,10 +630,10 @@ int nu_audit_verify_anchor(nu_audit_t *a, const nu_audit_trust_t *trust,
     nu_audit_verifier_t *v = NULL;
     nu_audit_trust_t t = { 0 };
     sqlite3_stmt *st = NULL;
-    char *owned = NULL, path[4300];
+    char *owned[2] = { NULL, NULL }, path[4300];
     int rc, step = SQLITE_DONE;
 
-    rc = nu__resolve_trust(a->home, trust, &t, &owned, err);
+    rc = nu__resolve_trust(a->home, trust, &t, owned, err);
     if (rc == NU_OK)
         rc = nu_audit_verifier_new(&t, a->origin, &v, err);
     if (rc != NU_OK)
@@ -665,7 +670,8 @@ int nu_audit_verify_anchor(nu_audit_t *a, const nu_audit_trust_t *trust,
 
 cleanup:
     nu_audit_verifier_free(v);
-    free(owned);
+    free(owned[0]);
+    free(owned[1]);
     return rc;
 }
 

@@ -17,6 +17,8 @@
 #include "cli/commands.h"
 #include "nucleus/audit.h"
 #include "nucleus/home.h"
+#include "nucleus/node.h"
+#include "nucleus/home.h"
 #include "nucleus/json.h"
 
 typedef struct nu__audit_args {
@@ -203,8 +205,14 @@ static int nu__load_trust(const nu__audit_args_t *o, nu__trust_files_t *t)
     if (o->bundle_file != NULL &&
         (t->bundle = nu__slurp(o->bundle_file)) == NULL)
         return -1;
-    if (t->key == NULL && t->bundle == NULL && o->db == NULL)
+    if (t->key == NULL && t->bundle == NULL && o->db == NULL) {
+        char home[4096];
+        nu_err_t err;
         t->key = nu_audit_local_public_key(o->home, NULL);
+        /* Checkpoints signed by the node SVID check against the CA. */
+        if (nu_home_resolve(o->home, home, sizeof home, &err) == NU_OK)
+            t->bundle = nu_node_bundle(home);
+    }
     if (t->key == NULL && t->bundle == NULL && o->db != NULL) {
         char path[4200];
         const char *slash = strrchr(o->db, '/');

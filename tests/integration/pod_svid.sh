@@ -66,5 +66,14 @@ check "the workload read key and certificate many times ($reads)" '[ "${reads:-0
 check "key and certificate always matched ($bad mismatches)" '[ "${bad:-1}" -eq 0 ]'
 check "the SVID rotated inside the pod ($first -> $last)" '[ -n "$first" ] && [ "$first" != "$last" ]'
 
-echo "$((6 - failures)) passed, $failures failed"
+# The node's own SVID signs the audit checkpoints: a verifier holding only
+# the trust bundle accepts them, and another CA's bundle does not.
+check "audit checkpoints verify against the CA bundle alone" \
+    '"$NU_BIN" audit verify --bundle "$tmp/bundle.pem" >/dev/null'
+check "the node SVID exists in the state directory" '[ -f "$NUCLEUS_HOME/node/svid/svid.pem" ]'
+NUCLEUS_HOME="$tmp/other" "$NU_BIN" ca init --trust-domain other.test >/dev/null
+NUCLEUS_HOME="$tmp/other" "$NU_BIN" ca bundle > "$tmp/other.pem"
+check "another CA's bundle is refused" '! "$NU_BIN" audit verify --bundle "$tmp/other.pem" >/dev/null 2>&1'
+
+echo "$((9 - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]
