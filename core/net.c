@@ -137,11 +137,6 @@ int nu_net_prepare(const nu_perm_t *perm, const nu_net_opts_t *opts,
         return nu_err_set(err, NU_EINVAL,
                           "net: cannot prepare egress: the policy's network "
                           "component allows no destination");
-    if (geteuid() != 0)
-        return nu_err_set(err, NU_EPERM,
-                          "net: cannot prepare egress: needs CAP_NET_ADMIN "
-                          "on the host (run as root, or drop the network "
-                          "policy for a loopback-only pod)");
 
     net = nu__net_alloc();
     if (net == NULL)
@@ -152,6 +147,14 @@ int nu_net_prepare(const nu_perm_t *perm, const nu_net_opts_t *opts,
     if (rc != NU_OK)
         goto fail;
     snprintf(net->range, sizeof net->range, "%s", range);
+
+    if (geteuid() != 0) {
+        rc = nu_err_set(err, NU_EPERM,
+                        "net: cannot prepare egress: needs CAP_NET_ADMIN on "
+                        "the host (run as root, or drop the network policy "
+                        "for a loopback-only pod)");
+        goto fail;
+    }
 
     rc = nu_perm_copy(&net->perm, perm);
     if (rc == NU_OK)

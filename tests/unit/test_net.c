@@ -882,6 +882,65 @@ static void test_net_sweep_after_sigkill(void **state)
     assert_int_not_equal(sh("iptables -S NUF%s >/dev/null 2>&1", name + 3), 0);
 }
 
+
+/* --- tests: options (no root needed up to the privilege check) ------- */
+
+static void test_net_prepare_no_egress(void **state)
+{
+    nu_perm_t perm;
+    nu_net_t *net = NULL;
+    nu_err_t err = { 0 };
+
+    (void)state;
+    nu_perm_init_bottom(&perm);
+    assert_int_equal(nu_net_prepare(&perm, NULL, &net, &err), NU_EINVAL);
+    assert_null(net);
+    assert_non_null(strstr(err.msg, "allows no destination"));
+    nu_perm_free(&perm);
+}
+
+static void test_net_prepare_bad_range(void **state)
+{
+    static const char *const ranges[] = {
+        "10.213.0.0", "10.213.0.0/7", "10.213.0.0/29", "10.213.0.1/16",
+        "300.1.0.0/16", "10.213.0.0/16x", "fd00::/64", "",
+    };
+    nu_net_opts_t opts;
+    nu_perm_t perm;
+    nu_err_t err = { 0 };
+
+    (void)state;
+    perm_egress(&perm);
+    nu_net_opts_init(&opts);
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        nu_net_t *net = NULL;
+        opts.range = ranges[i];
+        if (nu_net_prepare(&perm, &opts, &net, &err) != NU_EINVAL)
+            fail_msg("range '%s' was accepted", ranges[i]);
+        assert_null(net);
+        assert_non_null(strstr(err.msg, "invalid range"));
+    }
+    nu_perm_free(&perm);
+}
+
+static void test_net_prepare_route_collision(void **state)
+{
+    nu_net_opts_t opts;
+    nu_perm_t perm;
+    nu_net_t *net = NULL;
+    nu_err_t err = { 0 };
+
+    (void)state;
+    require_root();
+    perm_egress(&perm);
+    nu_net_opts_init(&opts);
+    opts.range = "10.250.0.0/16";   /* contains the test network's route */
+    assert_int_equal(nu_net_prepare(&perm, &opts, &net, &err), NU_EEXIST);
+    assert_null(net);
+    assert_non_null(strstr(err.msg, "10.250.0.0/24"));
+    nu_perm_free(&perm);
+}
+
 /* --- tests: setup and teardown ---------------------------------------- */
 
 static void test_net_attach_and_close(void **state)
@@ -903,6 +962,9 @@ static void test_net_attach_and_close(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_net_prepare_no_egress),
+        cmocka_unit_test(test_net_prepare_bad_range),
+        cmocka_unit_test(test_net_prepare_route_collision),
         cmocka_unit_test(test_net_attach_and_close),
         cmocka_unit_test(test_net_direct_allowed),
         cmocka_unit_test(test_net_direct_other_address),
