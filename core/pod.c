@@ -190,9 +190,12 @@ static int nu__pod_check_options(const nu_pod_options_t *opts, nu_err_t *err)
         return nu_err_set(err, NU_EINVAL, "pod: invalid namespace '%.100s' "
                           "(use 1 to 63 letters, digits, '.', '-' or '_', not "
                           "'.' or '..')", opts->namespace_);
-    if (opts->isolation != NULL && strcmp(opts->isolation, "ns") != 0)
-        return nu_err_set(err, NU_ENOTSUP, "pod: isolation '%s' is not "
-                          "available (use 'ns')", opts->isolation);
+    if (opts->isolation != NULL && strcmp(opts->isolation, "ns") != 0 &&
+        strncmp(opts->isolation, "oci:", 4) != 0 &&
+        strcmp(opts->isolation, "vm") != 0)
+        return nu_err_set(err, NU_ENOTSUP, "pod: unknown isolation '%s' (use "
+                          "'ns', 'oci:crun', 'oci:runc', 'oci:PATH' or 'vm')",
+                          opts->isolation);
 
     for (size_t i = 0; opts->env != NULL && opts->env[i] != NULL; i++) {
         const char *eq = strchr(opts->env[i], '=');
@@ -293,6 +296,7 @@ static int nu__pod_start_sandbox(nu_pod_t *pod, const nu_pod_options_t *opts,
     sb.block_paths = (const char *const *)block;
     sb.write_block_paths = (const char *const *)write_block;
     sb.env = (const char *const *)env;
+    sb.isolation = opts->isolation;
     sb.timeout_ms = opts->timeout_ms;
     sb.limits.memory_bytes = opts->memory_bytes;
     sb.limits.pids = opts->pids;
@@ -426,7 +430,8 @@ int nu_pod_create(const nu_pod_options_t *opts, nu_pod_t **out,
         goto fail;
 
     args = json_pack("{s:s, s:s, s:s}", "profile", nu_profile_name(pod->profile),
-                     "workspace", pod->workspace, "isolation", "ns");
+                     "workspace", pod->workspace, "isolation",
+                     opts->isolation ? opts->isolation : "ns");
     rc = nu__pod_audit(pod, "pod_create", NULL, NULL, args, NULL, NULL, NULL,
                        NULL, NULL, err);
     json_decref(args);

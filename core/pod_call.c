@@ -427,10 +427,11 @@ static int nu__execute(nu_pod_t *pod, const nu_perm_t *perm,
     nu_err_t err;
     int rc;
 
-    /* TODO: web_fetch runs through the egress proxy of the network tier;
-     * until it exists no pod can fetch, whatever the policy allows. */
+    /* web_fetch goes through the pod's egress proxy; a pod without egress
+     * cannot fetch, whatever the policy allows. */
     const char *tool_name = json_string_value(json_object_get(call, "tool"));
-    if (tool_name != NULL && strcmp(tool_name, "web_fetch") == 0) {
+    if (tool_name != NULL && strcmp(tool_name, "web_fetch") == 0 &&
+        pod->net == NULL) {
         nu__result_deny(out, NU_KIND_NETWORK_DENIED, 10, "%s",
                         "web_fetch: this pod has no network egress (only "
                         "loopback)");
@@ -459,7 +460,10 @@ static int nu__execute(nu_pod_t *pod, const nu_perm_t *perm,
     /* Searches must not open blocked files that appeared after the pod's
      * masks were laid down: hand the block set to the walk. */
     json_t *search = nu__with_exclude(perm, exec_call);
-    rc = nu__sandbox_run(pod, search ? search : exec_call, st, &result, &err);
+    if (tool_name != NULL && strcmp(tool_name, "web_fetch") == 0)
+        rc = nu_net_fetch_pod(pod->net, exec_call, &result, &err);
+    else
+        rc = nu__sandbox_run(pod, search ? search : exec_call, st, &result, &err);
     json_decref(search);
     out->executed = true;
 
@@ -533,6 +537,18 @@ static int nu__pod_call(nu_pod_t *pod, const json_t *call, nu__stream_t *st,
         pthread_mutex_unlock(&pod->lock);
         nu__result_deny(out, NU_KIND_INVALID_REQUEST, 1, "pod %s is closed",
                         pod->id);
+        return NU_OK;
+    }
+    if (pod->net != NULL && nu_net_drifted(pod->net)) {
+        /* The watcher killed the pod when its filter changed. */
+        if (!pod->drift_recorded &&
+            nu__pod_audit(pod, "network_drift", NULL, NULL, NULL, "deny",
+                          "sandbox_error", "the pod's packet filter changed; "
+                          "the pod was killed", NULL, NULL, &err) == NU_OK)
+            pod->drift_recorded = true;
+        pthread_mutex_unlock(&pod->lock);
+        nu__result_deny(out, NU_KIND_SANDBOX_ERROR, 10, "pod %s was killed "
+                        "because its packet filter changed", pod->id);
         return NU_OK;
     }
     rc = nu_perm_copy(&perm, &pod->effective);

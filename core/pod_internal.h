@@ -10,6 +10,7 @@
 
 #include "nucleus/audit.h"
 #include "nucleus/identity.h"
+#include "nucleus/net.h"
 #include "nucleus/pod.h"
 #include "nucleus/redact.h"
 #include "nucleus/sandbox.h"
@@ -78,6 +79,8 @@ struct nu_pod {
     char profile_digest[NU_SHA256_HEX_LEN + 1];
 
     nu_sandbox_t *sandbox;
+    nu_net_t *net;             /* NULL: loopback only */
+    bool drift_recorded;
     nu_redactor_t redactor;
     unsigned exposure;
     nu_ledger_t ledger;

@@ -426,6 +426,7 @@ static json_t *nu__pod_create(nu_srv_t *s, const nu_caller_t *c, json_t *params,
     opts.profile_name = profile;
     opts.workspace = workspace;
     opts.namespace_ = ns;
+    opts.isolation = json_string_value(json_object_get(params, "isolation"));
     opts.audit = s->audit;
     opts.credentials = nu__credentials(params, &opts.ncredentials);
     if (timeout != NULL)

@@ -54,6 +54,7 @@ typedef struct nu__exec_args {
     const char *env[NU__MAX_ENV + 1];
     size_t nenv;
     bool no_audit;
+    const char *isolation;
     char **argv;
     int argc;
 } nu__exec_args_t;
@@ -73,7 +74,8 @@ static void nu__exec_usage(FILE *out)
         "  --file-size BYTES largest file a process may write (default: "
         "4G)\n"
         "  --env NAME=VALUE  add an environment variable (repeatable)\n"
-        "  --no-audit        do not record the call in the audit log\n\n"
+        "  --no-audit        do not record the call in the audit log\n"
+        "  --isolation TIER  ns (default), oci:crun, oci:runc, oci:PATH or vm\n\n"
         "exit status: the command's; 124 timeout, 125 Nucleus failed or bad "
         "usage, 126 denied, 127 not found\n");
 }
@@ -111,6 +113,7 @@ static int nu__parse_exec_args(int argc, char **argv, nu__exec_args_t *a)
         { "file-size", required_argument, NULL, 'f' },
         { "env", required_argument, NULL, 'e' },
         { "no-audit", no_argument, NULL, 'A' },
+        { "isolation", required_argument, NULL, 'i' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -165,6 +168,9 @@ static int nu__parse_exec_args(int argc, char **argv, nu__exec_args_t *a)
             break;
         case 'A':
             a->no_audit = true;
+            break;
+        case 'i':
+            a->isolation = optarg;
             break;
         case 'h':
             nu__exec_usage(stdout);
@@ -300,6 +306,7 @@ static int nu__exec_in_pod(const nu__exec_args_t *a, nu_profile_t *profile,
      * variables such as LD_PRELOAD or PATH and the audit log records it. */
     opts.audit = audit;
     opts.namespace_ = "exec";
+    opts.isolation = a->isolation;
 
     if (nu_pod_create(&opts, &pod, &err) != NU_OK) {
         fprintf(stderr, "nucleus exec: %s\n", err.msg);

@@ -30,14 +30,15 @@ static void nu__mcp_usage(FILE *out)
 {
     fprintf(out,
         "usage: nucleus mcp --profile P --workspace DIR [--approval-command CMD]\n"
-        "                   [--no-audit] [--home DIR]\n\n"
+        "                   [--no-audit] [--home DIR] [--isolation TIER]\n\n"
         "Serve the pod's tools to an MCP client on stdin/stdout.\n"
         "  --profile P             built-in profile name or profile file\n"
         "  --workspace DIR         directory mounted at /workspace in the pod\n"
         "  --approval-command CMD  run CMD (sh -c) with each approval request on\n"
         "                          stdin: exit 0 approves, 1 denies, else pending\n"
         "  --no-audit              do not write the audit log (testing only)\n"
-        "  --home DIR              state directory (default $NUCLEUS_HOME)\n");
+        "  --home DIR              state directory (default $NUCLEUS_HOME)\n"
+        "  --isolation TIER        ns (default), oci:crun, oci:runc or vm\n");
 }
 
 /* Run the approval command with the request on its stdin. */
@@ -112,10 +113,12 @@ int nu_cmd_mcp(int argc, char **argv)
         { "approval-command", required_argument, NULL, 'a' },
         { "no-audit", no_argument, NULL, 'n' },
         { "home", required_argument, NULL, 'H' },
+        { "isolation", required_argument, NULL, 'i' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *profile = NULL, *workspace = NULL, *home = NULL;
+    const char *isolation = NULL;
     bool audit = true;
     nu_audit_t *log = NULL;
     nu_pod_options_t opts;
@@ -125,13 +128,14 @@ int nu_cmd_mcp(int argc, char **argv)
     int c, code;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "p:w:a:nH:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:w:a:nH:i:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'p': profile = optarg; break;
         case 'w': workspace = optarg; break;
         case 'a': nu__approval_command = optarg; break;
         case 'n': audit = false; break;
         case 'H': home = optarg; break;
+        case 'i': isolation = optarg; break;
         case 'h': nu__mcp_usage(stdout); return NU_EXIT_OK;
         default: nu__mcp_usage(stderr); return NU_EXIT_USAGE;
         }
@@ -154,6 +158,8 @@ int nu_cmd_mcp(int argc, char **argv)
     opts.workspace = workspace;
     opts.audit = log;
     opts.namespace_ = "mcp";
+    opts.isolation = isolation;
+    opts.home = home;
     if (nu__approval_command != NULL)
         opts.approve = nu__run_approval_command;
     if (nu_pod_create(&opts, &pod, &err) != NU_OK) {

@@ -76,8 +76,8 @@ typedef struct nu_pod_options {
     const char *profile_name;
 
     const char *workspace;      /* host directory; required */
-    const char *isolation;      /* "ns" (the default and, for now, the
-                                 * only tier) */
+    const char *isolation;      /* "ns" (default), "oci:crun", "oci:runc",
+                                 * "oci:PATH" or "vm" (sandbox.h) */
     const char *namespace_;     /* pod namespace for the SPIFFE ID; "default" */
     const char *trust_domain;   /* "nucleus.local" when NULL */
 
