@@ -336,6 +336,34 @@ out:
     return rc;
 }
 
+/* The last non-empty line of path, for error messages. */
+static void nu__vm_last_line(const char *path, char *out, size_t size)
+{
+    char buf[4096];
+    ssize_t n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *end;
+    char *start;
+
+    snprintf(out, size, "no output");
+    if (fd < 0)
+        return;
+    if (lseek(fd, 0, SEEK_END) > (off_t)sizeof buf - 1)
+        lseek(fd, -(off_t)(sizeof buf - 1), SEEK_END);
+    else
+        lseek(fd, 0, SEEK_SET);
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    end = buf + n;
+    while (end > buf && (end[-1] == '\n' || end[-1] == '\r'))
+        *--end = '\0';
+    start = strrchr(buf, '\n');
+    snprintf(out, size, "%s", start != NULL ? start + 1 : buf);
+}
+
 /* Read one QMP message (a line) into buf. */
 static int nu__vm_qmp_line(nu__vm_t *vm, char *buf, size_t size,
                            int64_t deadline)
@@ -367,6 +395,7 @@ static int nu__vm_qmp_start(nu__vm_t *vm, nu_err_t *err)
     static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
     int64_t deadline = nu__vm_now_ms() + NU__VM_QMP_MS;
     char line[4096];
+    char last[512];
     int rc;
 
     rc = nu__vm_qmp_line(vm, line, sizeof line, deadline);
@@ -382,37 +411,11 @@ static int nu__vm_qmp_start(nu__vm_t *vm, nu_err_t *err)
         if (rc == NU_OK && strstr(line, "\"error\"") != NULL)
             rc = NU_EPROTO;
     }
-    return nu_err_set(err, NU_ESANDBOX, "vm: cannot start QEMU: no QMP "
-                      "handshake (%s); see %s/qemu.log", nu_strerror(rc),
-                      vm->run_dir);
-}
-
-/* The last non-empty line of path, for error messages. */
-static void nu__vm_last_line(const char *path, char *out, size_t size)
-{
-    char buf[4096];
-    ssize_t n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char *end;
-    char *start;
-
-    snprintf(out, size, "no output");
-    if (fd < 0)
-        return;
-    if (lseek(fd, 0, SEEK_END) > (off_t)sizeof buf - 1)
-        lseek(fd, -(off_t)(sizeof buf - 1), SEEK_END);
-    else
-        lseek(fd, 0, SEEK_SET);
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return;
-    buf[n] = '\0';
-    end = buf + n;
-    while (end > buf && (end[-1] == '\n' || end[-1] == '\r'))
-        *--end = '\0';
-    start = strrchr(buf, '\n');
-    snprintf(out, size, "%s", start != NULL ? start + 1 : buf);
+    snprintf(line, sizeof line, "%s/qemu.log", vm->run_dir);
+    nu__vm_last_line(line, last, sizeof last);
+    return nu_err_set(err, NU_ESANDBOX, "vm: cannot start QEMU: QMP "
+                      "handshake failed (%s); QEMU's last message: %s",
+                      nu_strerror(rc), last);
 }
 
 /* Step 4: poll the console log for the agent's ready line. */
