@@ -843,28 +843,54 @@ static void test_net_drift_host_rule(void **state)
 
 /* --- tests: cleanup ---------------------------------------------------- */
 
+/* In a forked child: open a pod with egress without cmocka (a failed
+ * assert would return into the child's copy of the test runner), write
+ * its host interface name to fd and wait to be killed. */
+static void hold_pod(int fd, const char *workspace)
+{
+    nu_sandbox_opts_t sopts;
+    nu_sandbox_t *sb = NULL;
+    nu_net_t *net = NULL;
+    nu_err_t err = { 0 };
+    nu_perm_t perm;
+    const char *env[] = { "PATH=/usr/bin:/bin", NULL };
+
+    nu_perm_init_top(&perm);
+    nu_strset_free(&perm.network.allow);
+    nu_strset_init_empty(&perm.network.allow);
+    if (nu_strset_add(&perm.network.allow, "10.250.0.2:8080") != NU_OK ||
+        nu_net_prepare(&perm, NULL, &net, &err) != NU_OK)
+        _exit(1);
+    nu_sandbox_opts_init(&sopts);
+    sopts.workspace = workspace;
+    sopts.env = env;
+    if (nu_sandbox_create(&sopts, &sb, &err) != NU_OK ||
+        nu_net_attach(net, nu_sandbox_pid(sb), &err) != NU_OK ||
+        write(fd, nu_net_host_ifname(net), 15) < 0)
+        _exit(1);
+    pause();
+    _exit(0);
+}
+
 static void test_net_sweep_after_sigkill(void **state)
 {
     int fds[2];
     char name[16] = "";
     char tag[64];
+    char workspace[64] = "/tmp/nu-netpod-XXXXXX";
     pid_t child;
     int status;
     nu_err_t err = { 0 };
 
     (void)state;
     require_root();
+    assert_non_null(mkdtemp(workspace));
     assert_int_equal(pipe(fds), 0);
     child = fork();
     assert_true(child >= 0);
     if (child == 0) {
-        pod_t pod;
         close(fds[0]);
-        pod_open(&pod, 0);
-        if (write(fds[1], nu_net_host_ifname(pod.net), 15) < 0)
-            _exit(1);
-        pause();
-        _exit(0);
+        hold_pod(fds[1], workspace);
     }
     close(fds[1]);
     assert_true(read(fds[0], name, 15) > 0);
@@ -880,6 +906,7 @@ static void test_net_sweep_after_sigkill(void **state)
     assert_int_not_equal(sh("ip link show %s >/dev/null 2>&1", name), 0);
     assert_int_not_equal(sh("iptables-save | grep -q -- %s", tag), 0);
     assert_int_not_equal(sh("iptables -S NUF%s >/dev/null 2>&1", name + 3), 0);
+    sh("rm -rf %s", workspace);
 }
 
 
