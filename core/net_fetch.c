@@ -9,9 +9,10 @@
  *      a 301/302/303/307/308 with a Location becomes the next hop, so
  *      rule 1 applies to every hop.  303, and 301/302 after a POST,
  *      switch to GET without a body, as browsers do.
- *   3. Through a pod's proxy the proxy checks the destination again and
- *      resolves names; without one, a socket callback refuses loopback,
- *      link-local, multicast and host addresses the way the proxy does.
+ *   3. Through a pod's proxy, the proxy checks the destination again and
+ *      resolves names.  Without a proxy, a socket callback refuses
+ *      loopback, link-local, multicast and host addresses as the proxy
+ *      does.
  *   4. The body is capped at max_bytes (the result says "truncated"), the
  *      whole call at timeout_ms, and TLS peers are verified unless
  *      insecure is set.

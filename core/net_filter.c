@@ -5,8 +5,8 @@
  * "iptables", so these rules land in nf_tables anyway, and the restore
  * format gives one atomic transaction per table with a read-back
  * (iptables-save) in the same syntax.  The rules below are written exactly
- * as iptables-save 1.8.9 prints them, so the read-back is compared line by
- * line with what was written; nothing is normalized except counters.
+ * as iptables-save 1.8.9 prints them.  So the read-back is compared line
+ * by line with what was written, and only counters are dropped.
  *
  * Pod namespace (the whole table is ours, restored with a flush):
  *   filter: INPUT, FORWARD, OUTPUT policy DROP; loopback and replies
@@ -142,8 +142,9 @@ int nu__net_exec(int netns_fd, const char *const argv[], const char *input,
     close(errp[1]);
     errp[1] = -1;
 
-    /* Inputs are a few KiB, well under the pipe buffer, and the tools read
-     * all input before writing, so writing first cannot deadlock. */
+    /* Only restores take input, and they print little (a pipe buffer
+     * holds 64 KiB), while saves take none.  So writing all input before
+     * reading cannot deadlock. */
     if (input != NULL) {
         size_t left = strlen(input);
         const char *p = input;

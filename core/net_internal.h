@@ -87,9 +87,9 @@ int nu__proxy_start(nu_net_t *net, nu_err_t *err);
 void nu__proxy_stop(nu__proxy_t *proxy);
 void nu__proxy_stats(const nu__proxy_t *proxy, nu_net_stats_t *out);
 
-/* net_fetch.c, shared with the proxy: resolve name through the static
- * hosts list (NULL-terminated "name=addr") first.  Returns a pointer into
- * the list's entry or NULL. */
+/* net_proxy.c, shared with net_fetch.c: look name up in the static hosts
+ * list (NULL-terminated "name=addr").  Returns a pointer to the address
+ * inside the list's entry, or NULL. */
 const char *nu__net_hosts_lookup(const char *const *hosts, const char *name);
 
 /* Is addr:port (address in network byte order) one the proxy must never

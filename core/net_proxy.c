@@ -13,9 +13,9 @@
  *      towards a virtual host on an allowed address).  The head is
  *      rewritten to origin form with "Connection: close", so one client
  *      connection carries one request.
- *      CONNECT host:port: answer 200, then wait for the TLS ClientHello
- *      and require its SNI to equal host (names only; an IP literal target
- *      is allowed by the CIDR entries and needs no SNI).
+ *      CONNECT host:port: reply 200, then wait for the TLS ClientHello
+ *      and require its SNI to equal host.  An IP literal target needs no
+ *      SNI, because the CIDR entries allow it directly anyway.
  *   3. The host (canonical form of nu_url_parse, so 0x7f.1 and
  *      ::ffff:a.b.c.d are IPv4) must pass nu_perm_check_host.
  *   4. The proxy resolves names itself (static hosts list first, then
@@ -65,7 +65,7 @@ struct nu__proxy {
 
 typedef enum {
     NU__HEAD = 0,    /* reading the request head */
-    NU__HELLO,       /* CONNECT answered, waiting for the ClientHello */
+    NU__HELLO,       /* CONNECT accepted, waiting for the ClientHello */
     NU__DIALING,     /* resolving or connecting */
     NU__PIPE,        /* splicing */
     NU__CLOSING
@@ -303,7 +303,7 @@ static void nu__deny(nu__conn_t *c, int status, const char *why)
 /* Reads are spliced without copying: each read buffer becomes the write
  * buffer of the other side, and returns to a small pool when written.
  * 256 KiB per read rather than libuv's 64 KiB suggestion quarters the
- * system calls of a bulk download; the pool saves glibc from mapping and
+ * system calls of a bulk download.  The pool saves glibc from mapping and
  * faulting in a fresh buffer of that size for every read. */
 #define NU__READ_SIZE (256u << 10)
 
