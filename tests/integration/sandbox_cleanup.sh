@@ -57,7 +57,14 @@ cgroup_leftovers() {
 
 pod_processes() {
     count=0
+    # This test's pod inits have its workspace mounted at /workspace; the
+    # commands they run carry its tag in their environment.
     for pid in $(pgrep -f '^nucleus-podinit'); do
+        if grep -qF " $ws " "/proc/$pid/mountinfo" 2>/dev/null; then
+            count=$((count + 1))
+        fi
+    done
+    for pid in $(pgrep -x sleep); do
         if tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qx "$tag"; then
             count=$((count + 1))
         fi
