@@ -208,6 +208,91 @@ static void test_vm_guest_has_no_network(void **state)
     json_decref(r);
 }
 
+/* File-system and process cases of the escape corpus, inside the guest. */
+static void test_vm_escape_cases(void **state)
+{
+    fixture_t *f = *state;
+    char marker[] = "/tmp/nu-vm-host-marker-XXXXXX";
+    char link[128];
+    char command[128];
+    const char *out;
+    json_t *r;
+    int fd;
+
+    skip_unless_ready(f);
+    fd = mkstemp(marker);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(link, sizeof link, "%s/passwd-link", f->workspace);
+    assert_int_equal(symlink("/etc/passwd", link), 0);
+    boot(f);
+
+    /* A host file outside the workspace does not exist in the guest. */
+    snprintf(command, sizeof command, "test -e %s && echo visible; ls /",
+             marker);
+    r = tool(f, json_pack("{s:s,s:s}", "tool", "run", "command", command));
+    out = json_string_value(json_object_get(r, "stdout"));
+    assert_non_null(out);
+    assert_null(strstr(out, "visible"));
+    assert_non_null(strstr(out, "workspace"));
+    json_decref(r);
+    unlink(marker);
+
+    /* The executor does not follow a symlink out of the workspace. */
+    r = tool(f, json_pack("{s:s,s:s}", "tool", "read", "path",
+                          "passwd-link"));
+    assert_false(json_is_true(json_object_get(r, "ok")));
+    assert_string_equal(json_string_value(json_object_get(r, "kind")),
+                        "path_denied");
+    json_decref(r);
+
+    r = tool(f, json_pack("{s:s,s:s}", "tool", "read", "path",
+                          "/etc/passwd"));
+    assert_false(json_is_true(json_object_get(r, "ok")));
+    json_decref(r);
+
+    /* A command that outlives its timeout is killed, group and all. */
+    r = tool(f, json_pack("{s:s,s:s,s:f}", "tool", "run", "command",
+                          "sleep 30 & sleep 30", "timeout", 1.0));
+    assert_true(json_is_true(json_object_get(r, "timed_out")));
+    json_decref(r);
+    r = tool(f, json_pack("{s:s,s:s}", "tool", "run", "command",
+                          "ps | grep -c '[s]leep 30' || true"));
+    out = json_string_value(json_object_get(r, "stdout"));
+    assert_non_null(out);
+    assert_string_equal(out, "0\n");
+    json_decref(r);
+
+    /* Powering off from inside ends the pod, and the host marks it dead. */
+    r = NULL;
+    {
+        json_t *call = json_pack("{s:s,s:s}", "tool", "run", "command",
+                                 "poweroff -f");
+        nu_err_t err = { 0 };
+        int rc = nu_sandbox_tool(f->sb, call, &r, &err);
+
+        json_decref(call);
+        assert_int_not_equal(rc, NU_OK);
+        assert_int_equal(nu_sandbox_state(f->sb), NU_SANDBOX_DEAD);
+    }
+    json_decref(r);
+}
+
+static void test_vm_rejects_require_landlock(void **state)
+{
+    fixture_t *f = *state;
+    nu_sandbox_opts_t opts;
+    nu_err_t err = { 0 };
+
+    skip_unless_ready(f);
+    nu_sandbox_opts_init(&opts);
+    opts.workspace = f->workspace;
+    opts.isolation = f->group->isolation;
+    opts.flags = NU_SANDBOX_REQUIRE_LANDLOCK;
+    assert_int_equal(nu_sandbox_create(&opts, &f->sb, &err), NU_ESANDBOX);
+    assert_non_null(strstr(err.msg, "Landlock"));
+}
+
 static bool process_gone(pid_t pid)
 {
     char path[64], line[512];
@@ -296,6 +381,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_vm_guest_has_no_network, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_vm_escape_cases, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_vm_rejects_require_landlock,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_vm_qemu_dies_with_owner, setup,
                                         teardown),
     };

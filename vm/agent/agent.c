@@ -64,10 +64,10 @@ static const char *const nu__agent_env[] = {
     nu__agent_env_term, NULL
 };
 
-/* Print "nucleus-agent: WHAT: DETAIL" on the console. */
-static void nu__agent_say(const char *what, const char *detail)
+/* Print "nucleus-agent: MESSAGE: DETAIL" on the console. */
+static void nu__agent_say(const char *message, const char *detail)
 {
-    fprintf(stderr, "nucleus-agent: %s%s%s\n", what,
+    fprintf(stderr, "nucleus-agent: %s%s%s\n", message,
             detail != NULL ? ": " : "", detail != NULL ? detail : "");
 }
 
@@ -82,8 +82,8 @@ static void __attribute__((noreturn)) nu__agent_poweroff(void)
         pause();
 }
 
-/* Step 1.  A mount that fails is reported and the agent goes on: the
- * steps that need it fail later with a precise error. */
+/* Step 1.  A mount that fails is reported and the agent goes on, because
+ * the steps that need it fail later with a precise error. */
 static void nu__agent_mounts(void)
 {
     static const struct {
@@ -237,7 +237,7 @@ static void nu__agent_error(int fd, const char *message)
     json_decref(json);
 }
 
-/* Steps 4 and 5 up to the ready hello. */
+/* Steps 5 and 6: read the host's hello and send the reply. */
 static int nu__agent_start(nu__agent_t *ag, nu_err_t *err)
 {
     nu_frame_t hello = { 0 };
@@ -265,6 +265,13 @@ static int nu__agent_start(nu__agent_t *ag, nu_err_t *err)
     ag->version = rc;
 
     config = json_object_get(hello.json, "config");
+    if (json_is_true(json_object_get(config, "require_landlock"))) {
+        rc = nu_err_set(err, NU_ENOTSUP, "agent: cannot start: the guest "
+                        "applies no Landlock because the VM is the "
+                        "boundary; drop NU_SANDBOX_REQUIRE_LANDLOCK for vm "
+                        "pods");
+        goto out;
+    }
     nu_executor_config_init(&cfg);
     cfg.base_env = nu__agent_env;
     value = json_object_get(config, "timeout_ms");
