@@ -6,12 +6,13 @@
  * --------------
  * The initramfs is a cpio archive in the "newc" format that the kernel
  * unpacks into its root tmpfs (Documentation/driver-api/early-userspace/
- * buffer-format.rst).  Each entry is a 110-byte ASCII header ("070701"
- * and 13 fields of 8 hex digits: inode, mode, uid, gid, nlink, mtime,
- * file size, dev major, dev minor, rdev major, rdev minor, name size
- * including the NUL, check 0), the NUL-terminated name padded to a
- * multiple of 4 bytes counted from the header's start, and the data
- * padded the same way.  A "TRAILER!!!" entry ends the archive.
+ * buffer-format.rst).  Each entry starts with a 110-byte ASCII header:
+ * "070701" and 13 fields of 8 hex digits (inode, mode, uid, gid, nlink,
+ * mtime, file size, dev major, dev minor, rdev major, rdev minor, name
+ * size including the NUL, check 0).  The NUL-terminated name follows,
+ * padded to a multiple of 4 bytes counted from the header's start, and
+ * then the data, padded the same way.  A "TRAILER!!!" entry ends the
+ * archive.
  *
  * Reproducibility: entries are sorted by path with strcmp (a directory
  * sorts before its contents), every mtime is 0, every owner 0:0, inode
@@ -257,7 +258,7 @@ static int nu__vm_cpio_header(nu__vm_buf_t *b, unsigned long ino,
                               size_t size, unsigned rmaj, unsigned rmin,
                               const char *name)
 {
-    char hdr[256];  /* 110 bytes for in-range fields */
+    char hdr[256];  /* 110 bytes used: every field fits in 8 hex digits */
     size_t namesize = strlen(name) + 1;
 
     snprintf(hdr, sizeof hdr, "070701%08lX%08X%08X%08X%08lX%08X%08lX"
