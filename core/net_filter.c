@@ -301,7 +301,10 @@ static bool nu__allow_parse(const char *entry, nu__allow_t *out)
 }
 
 /* Emit the allow rules for chain ("OUTPUT" in the pod, "NUF<N>" on the
- * host); match is the interface/source part ("-o nup3" or "-s ... -i"). */
+ * host).  src is "" or "-s <pod>/32", iface is "-o nup<N>" or "-i nuh<N>".
+ * Options are joined by single spaces in iptables-save's order (-s, -d,
+ * -i/-o, -p), and a 0.0.0.0/0 destination is left out as iptables-save
+ * does, so the read-back matches. */
 static void nu__emit_allow(nu__buf_t *b, const nu_net_t *net,
                            const char *chain, const char *src,
                            const char *iface)
@@ -311,6 +314,7 @@ static void nu__emit_allow(nu__buf_t *b, const nu_net_t *net,
 
     for (size_t i = 0; i < count; i++) {
         nu__allow_t a;
+        char match[160];
 
         if (allow->top) {
             snprintf(a.cidr, sizeof a.cidr, "0.0.0.0/0");
@@ -318,17 +322,20 @@ static void nu__emit_allow(nu__buf_t *b, const nu_net_t *net,
         } else if (!nu__allow_parse(allow->items[i], &a)) {
             continue;
         }
-        const char *dst = strcmp(a.cidr, "0.0.0.0/0") == 0 ? "" : "-d ";
-        const char *dcidr = dst[0] != '\0' ? a.cidr : "";
+
+        bool any = strcmp(a.cidr, "0.0.0.0/0") == 0;
+        snprintf(match, sizeof match, "%s%s%s%s%s", src,
+                 src[0] != '\0' ? " " : "", any ? "" : "-d ",
+                 any ? "" : a.cidr, any ? "" : " ");
         for (int proto = 0; proto < 2; proto++) {
             const char *p = proto == 0 ? "tcp" : "udp";
             if (a.port != 0)
-                nu__buf_printf(b, "-A %s %s%s%s%s %s -p %s -m %s --dport %d "
-                               "-j ACCEPT\n", chain, src, dst, dcidr,
-                               dst[0] != '\0' ? "" : "", iface, p, p, a.port);
+                nu__buf_printf(b, "-A %s %s%s -p %s -m %s --dport %d "
+                               "-j ACCEPT\n", chain, match, iface, p, p,
+                               a.port);
             else
-                nu__buf_printf(b, "-A %s %s%s%s %s -p %s -j ACCEPT\n", chain,
-                               src, dst, dcidr, iface, p);
+                nu__buf_printf(b, "-A %s %s%s -p %s -j ACCEPT\n", chain,
+                               match, iface, p);
         }
     }
 }
@@ -376,7 +383,7 @@ static char *nu__host_filter(const nu_net_t *net)
     char src[48];
     char iface[32];
 
-    snprintf(src, sizeof src, "-s %s/32 ", net->pod_addr);
+    snprintf(src, sizeof src, "-s %s/32", net->pod_addr);
     snprintf(iface, sizeof iface, "-i %s", net->host_if);
     nu__buf_printf(&b, "*filter\n:NUF%u - [0:0]\n:NUI%u - [0:0]\n", n, n);
     nu__buf_printf(&b, "-A INPUT -i %s -m comment --comment %s -j NUI%u\n",

@@ -370,6 +370,35 @@ static int pod_sh(pod_t *pod, char *out, size_t size, const char *fmt, ...)
 }
 
 
+
+static void test_net_allow_everything(void **state)
+{
+    nu_perm_t perm;
+    nu_net_t *net = NULL;
+    nu_sandbox_t *sb = NULL;
+    nu_sandbox_opts_t sopts;
+    nu_err_t err = { 0 };
+    char workspace[64] = "/tmp/nu-netpod-XXXXXX";
+
+    (void)state;
+    require_root();
+    /* TOP allow entries: the rules have no destination match, which
+     * iptables-save prints differently; the read-back must still match. */
+    nu_perm_init_top(&perm);
+    assert_non_null(mkdtemp(workspace));
+    assert_int_equal(nu_net_prepare(&perm, NULL, &net, &err), NU_OK);
+    nu_sandbox_opts_init(&sopts);
+    sopts.workspace = workspace;
+    assert_int_equal(nu_sandbox_create(&sopts, &sb, &err), NU_OK);
+    if (nu_net_attach(net, nu_sandbox_pid(sb), &err) != NU_OK)
+        fail_msg("attach failed: %s", err.msg);
+    assert_int_equal(nu_net_check(net, &err), NU_OK);
+    nu_net_close(net);
+    nu_sandbox_close(sb);
+    nu_perm_free(&perm);
+    sh("rm -rf %s", workspace);
+}
+
 /* --- tests: direct connections through the filter --------------------- */
 
 static pod_t shared_pod;
@@ -993,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_net_prepare_bad_range),
         cmocka_unit_test(test_net_prepare_route_collision),
         cmocka_unit_test(test_net_attach_and_close),
+        cmocka_unit_test(test_net_allow_everything),
         cmocka_unit_test(test_net_direct_allowed),
         cmocka_unit_test(test_net_direct_other_address),
         cmocka_unit_test(test_net_direct_other_port),
