@@ -421,7 +421,8 @@ static int nu__execute(nu_pod_t *pod, const nu_perm_t *perm,
                        const json_t *call, const json_t *exec_call,
                        nu__stream_t *st, nu_call_result_t *out)
 {
-    nu_budget_t cost = { 0.0, 0, 0, 1 };
+    const char *tool_for_cost = json_string_value(json_object_get(call, "tool"));
+    nu_budget_t cost = { nu_profile_cost(pod->profile, tool_for_cost), 0, 0, 1 };
     char digest[NU_SHA256_HEX_LEN + 1];
     json_t *result = NULL;
     nu_err_t err;

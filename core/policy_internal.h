@@ -109,6 +109,7 @@ struct nu_profile {
     nu_strset_t public_paths;
     nu_strset_t untrusted_paths;
     bool has_labels;
+    double costs[8];           /* USD per call of each tool (policy.h) */
     nu_policy_t *policy;       /* NULL for a profile without hooks */
     int check_ref;             /* registry refs in policy, or LUA_NOREF */
     int approve_ref;

@@ -410,7 +410,7 @@ static const char *const nu__time_keys[] = {
 };
 static const char *const nu__profile_keys[] = {
     "name", "description", "capabilities", "paths", "commands", "network",
-    "budget", "time", "approvals", "check", "approve", NULL
+    "budget", "time", "approvals", "costs", "check", "approve", NULL
 };
 
 static void nu__parse_paths(lua_State *L, int idx, nu_perm_t *p, int info)
@@ -566,6 +566,40 @@ static void nu__parse_approvals(lua_State *L, int idx, nu_perm_t *p)
     lua_pop(L, 1);
 }
 
+/* costs = { run = 0.002, web_fetch = 0.01, ... }: USD charged per call of
+ * each tool, besides the one tool call every call counts.  Copied into the
+ * profile info as a table of numbers. */
+static void nu__parse_costs(lua_State *L, int idx, int info)
+{
+    static const char *const tools[] = {
+        "read", "write", "edit", "glob", "grep", "run", "web_fetch", NULL
+    };
+
+    if (lua_getfield(L, idx, "costs") == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (!lua_istable(L, -1))
+        luaL_error(L, "'costs' must be a table of tool = USD per call (got %s)",
+                   luaL_typename(L, -1));
+    nu__check_keys(L, lua_gettop(L), "costs.", tools);
+    lua_newtable(L);
+    for (int i = 0; tools[i] != NULL; i++) {
+        int t = lua_getfield(L, -2, tools[i]);
+        if (t == LUA_TNIL) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_Number usd = lua_tonumber(L, -1);
+        if (t != LUA_TNUMBER || !(usd >= 0) || usd > 1e9)
+            luaL_error(L, "'costs.%s' must be a number of USD from 0 to 1e9",
+                       tools[i]);
+        lua_setfield(L, -2, tools[i]);
+    }
+    lua_setfield(L, info, "costs");
+    lua_pop(L, 1);
+}
+
 static void nu__parse_info(lua_State *L, int idx, int info)
 {
     static const char *const strings[] = { "name", "description" };
@@ -648,6 +682,7 @@ static int nu__lua_profile(lua_State *L)
     nu__parse_commands_network(L, 1, p);
     nu__parse_budget_time(L, 1, p);
     nu__parse_approvals(L, 1, p);
+    nu__parse_costs(L, 1, info);
     nu_perm_normalize(p);
     nu__check_members(L, p);
     nu__perm_charge(L, 2);

@@ -121,6 +121,29 @@ static int nu__load_json(nu_profile_t *profile, const char *path,
 
 /* --- Lua ------------------------------------------------------------- */
 
+static const char *const nu__cost_tools[] = {
+    "read", "write", "edit", "glob", "grep", "run", "web_fetch", NULL
+};
+
+static void nu__take_costs(lua_State *L, int info, nu_profile_t *profile)
+{
+    if (lua_getfield(L, info, "costs") == LUA_TTABLE)
+        for (int i = 0; nu__cost_tools[i] != NULL; i++) {
+            if (lua_getfield(L, -1, nu__cost_tools[i]) == LUA_TNUMBER)
+                profile->costs[i] = lua_tonumber(L, -1);
+            lua_pop(L, 1);
+        }
+    lua_pop(L, 1);
+}
+
+double nu_profile_cost(const nu_profile_t *profile, const char *tool)
+{
+    for (int i = 0; tool != NULL && nu__cost_tools[i] != NULL; i++)
+        if (strcmp(nu__cost_tools[i], tool) == 0)
+            return profile->costs[i];
+    return 0.0;
+}
+
 static int nu__take_labels(lua_State *L, int info, nu_profile_t *profile)
 {
     static const char *const keys[] = { "public", "untrusted" };
@@ -202,6 +225,7 @@ static int nu__take_result(nu_profile_t *profile, const char *path,
     lua_pop(L, 1);
     if (nu__take_labels(L, info, profile) != NU_OK)
         return nu_err_set(err, NU_ENOMEM, "%s:0: out of memory", path);
+    nu__take_costs(L, info, profile);
 
     rc = nu__take_hook(profile, info, "check", &profile->check_ref,
                        profile->check_where, sizeof profile->check_where,

@@ -483,6 +483,47 @@ static void test_pod_stream_redacts_split_secret(void **state)
     json_decref(c);
 }
 
+static void test_pod_costs_charge_usd(void **state)
+{
+    static const char text[] =
+        "return nucleus.profile { name = 'priced',\n"
+        "  capabilities = { read_files = 'always' },\n"
+        "  paths = { allow = nucleus.ALL },\n"
+        "  budget = { usd = 0.25 },\n"
+        "  costs = { read = 0.1 } }\n";
+    fixture_t *f = *state;
+    nu_profile_t *profile;
+    nu_pod_options_t opts;
+    nu_pod_t *pod;
+    nu_budget_t max, spent;
+    nu_err_t err;
+
+    assert_int_equal(nu_profile_load_string(&profile, "priced.lua", text,
+                                            sizeof text - 1, NULL, &err), NU_OK);
+    nu_pod_options_init(&opts);
+    opts.profile = profile;
+    opts.workspace = f->dir;
+    assert_int_equal(nu_pod_create(&opts, &pod, &err), NU_OK);
+
+    /* 0.1 USD a read against 0.25: two fit, the third is refused. */
+    for (int i = 0; i < 3; i++) {
+        nu_call_result_t r;
+        json_t *c = json_pack("{s:s, s:s}", "tool", "read", "path", "notes.txt");
+        nu_pod_call(pod, c, &r);
+        assert_int_equal(r.decision.verdict, i < 2 ? NU_DECISION_ALLOW
+                                                   : NU_DECISION_DENY);
+        if (i == 2)
+            assert_int_equal(r.decision.kind, NU_KIND_BUDGET_EXHAUSTED);
+        nu_call_result_clear(&r);
+        json_decref(c);
+    }
+    nu_pod_budget(pod, &max, &spent);
+    assert_true(spent.usd > 0.19 && spent.usd < 0.21);
+    assert_int_equal(spent.tool_calls, 2);
+    nu_pod_close(pod);
+    nu_profile_free(profile);
+}
+
 static void test_pod_spawn_carves_budget(void **state)
 {
     static const char text[] =
@@ -563,6 +604,7 @@ int main(void)
         T(test_pod_stream_redacts_split_secret),
         T(test_pod_spawn_needs_manage_pods),
         T(test_pod_spawn_carves_budget),
+        T(test_pod_costs_charge_usd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -134,6 +134,11 @@ const nu_perm_t *nu_profile_perm(const nu_profile_t *profile);
 bool nu_profile_has_check(const nu_profile_t *profile);
 bool nu_profile_has_approve(const nu_profile_t *profile);
 
+/* USD the profile charges per call of tool ("run", "read", ...; its
+ * "costs" table), 0 when it names no cost.  Every call also counts as one
+ * tool call. */
+double nu_profile_cost(const nu_profile_t *profile, const char *tool);
+
 /* The sandbox of a profile with hooks, or NULL. */
 nu_policy_t *nu_profile_policy(const nu_profile_t *profile);
 
