@@ -395,6 +395,9 @@ int main(void)
     setenv("PATH", nu__agent_env_path + 5, 1);
 
     nu__agent_mounts();
+    /* The namespace tier's default host name. */
+    if (sethostname("nucleus", 7) != 0)
+        nu__agent_say("cannot set the host name", strerror(errno));
     modules_rc = nu__agent_modules();
     seed_rc = nu__agent_seed();
     workspace_rc = nu__agent_workspace();
