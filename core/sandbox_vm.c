@@ -38,6 +38,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -59,6 +61,7 @@
 #include "nucleus/log.h"
 #include "nucleus/vm.h"
 #include "sandbox_internal.h"
+#include "sandbox_vm_internal.h"
 
 #define NU__VM_SERIAL_FD 3
 #define NU__VM_QMP_FD 4
@@ -82,6 +85,8 @@ typedef struct nu__vm {
     int serial_fd;
     pid_t pid;
     int pidfd;
+    const void *seccomp_code;   /* sandbox_vm_seccomp.c's filter */
+    size_t seccomp_count;
     /* QEMU's argv, and the buffers of its formatted arguments */
     char *argv[NU__VM_MAX_ARGS];
     char args[12][4400];
@@ -238,7 +243,10 @@ static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
     NU__ADD("virtio-rng-device,rng=rng");
     NU__ADD("-fsdev");
     /* QEMU's option parser splits on ',', so nu__vm_create rejects
-     * workspace paths that contain one. */
+     * workspace paths that contain one.  security_model=none keeps host
+     * symlinks and modes as they are (mapped-xattr would turn symlinks
+     * into files); sandbox_vm_seccomp.c stops set-user-ID files and
+     * device nodes. */
     NU__ADD(nu__vm_arg(vm, 5, "local,id=workspace,path=%s,"
                        "security_model=none", vm->workspace));
     NU__ADD("-device");
@@ -261,6 +269,10 @@ static void __attribute__((noreturn))
 nu__vm_child(nu__vm_t *vm, pid_t parent, int serial, int qmp, int log_fd)
 {
     int flags = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+    struct sock_fprog prog = {
+        .len = (unsigned short)vm->seccomp_count,
+        .filter = (struct sock_filter *)vm->seccomp_code,
+    };
     int null_fd;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -286,6 +298,9 @@ nu__vm_child(nu__vm_t *vm, pid_t parent, int serial, int qmp, int log_fd)
         dup2(qmp, NU__VM_QMP_FD) < 0)
         _exit(126);
     syscall(SYS_close_range, NU__VM_QMP_FD + 1, ~0U, 0);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+        _exit(126);
 
     execvp(vm->argv[0], vm->argv);
     _exit(127);
@@ -302,6 +317,9 @@ static int nu__vm_spawn(nu__vm_t *vm, nu_err_t *err)
     long pid;
     int rc = NU_OK;
 
+    rc = nu__vm_seccomp_program(&vm->seccomp_code, &vm->seccomp_count, err);
+    if (rc < 0)
+        return rc;
     snprintf(log_path, sizeof log_path, "%s/qemu.log", vm->run_dir);
     log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (log_fd < 0)

@@ -251,6 +251,22 @@ static void test_vm_escape_cases(void **state)
     assert_false(json_is_true(json_object_get(r, "ok")));
     json_decref(r);
 
+    /* Guest root cannot plant a set-user-ID file in the host workspace. */
+    r = tool(f, json_pack("{s:s,s:s}", "tool", "run", "command",
+                          "cp /bin/busybox suid; chmod 4755 suid; "
+                          "chmod g+s suid; mknod dev0 c 1 3"));
+    json_decref(r);
+    {
+        char path[128];
+        struct stat st;
+
+        snprintf(path, sizeof path, "%s/suid", f->workspace);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & (S_ISUID | S_ISGID), 0);
+        snprintf(path, sizeof path, "%s/dev0", f->workspace);
+        assert_false(stat(path, &st) == 0 && S_ISCHR(st.st_mode));
+    }
+
     /* A command that outlives its timeout is killed, group and all. */
     r = tool(f, json_pack("{s:s,s:s,s:f}", "tool", "run", "command",
                           "sleep 30 & sleep 30", "timeout", 1.0));
