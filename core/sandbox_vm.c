@@ -35,6 +35,7 @@
  * the agent power off, and the reap kills QEMU.  The release hook closes
  * QMP and removes the run directory.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -115,6 +116,35 @@ static void nu__vm_remove_run_dir(nu__vm_t *vm)
     }
     rmdir(vm->run_dir);
     vm->run_dir[0] = '\0';
+}
+
+/* Remove the run directories (/tmp/nucleus-vm.PID.XXXXXX) of owners that
+ * died without nu_sandbox_close; their QEMU died with them. */
+static void nu__vm_sweep(void)
+{
+    DIR *dir = opendir("/tmp");
+    struct dirent *e;
+
+    if (dir == NULL)
+        return;
+    while ((e = readdir(dir)) != NULL) {
+        nu__vm_t stale;
+        char *end;
+        long owner;
+
+        if (strncmp(e->d_name, "nucleus-vm.", 11) != 0)
+            continue;
+        owner = strtol(e->d_name + 11, &end, 10);
+        if (owner <= 0 || *end != '.' || owner == (long)getpid() ||
+            kill((pid_t)owner, 0) == 0 || errno != ESRCH)
+            continue;
+        if (strlen(e->d_name) > 40)
+            continue;
+        snprintf(stale.run_dir, sizeof stale.run_dir, "/tmp/%.40s",
+                 e->d_name);
+        nu__vm_remove_run_dir(&stale);
+    }
+    closedir(dir);
 }
 
 /* Ask QEMU to quit over QMP, wait up to a second, then SIGKILL; reap. */
@@ -507,7 +537,8 @@ static nu__vm_t *nu__vm_new(const char *image_dir, const char *workspace,
     vm->qmp_fd = vm->serial_fd = vm->pidfd = -1;
     snprintf(vm->image_dir, sizeof vm->image_dir, "%s", image_dir);
     snprintf(vm->workspace, sizeof vm->workspace, "%s", workspace);
-    snprintf(vm->run_dir, sizeof vm->run_dir, "/tmp/nucleus-vm.XXXXXX");
+    snprintf(vm->run_dir, sizeof vm->run_dir, "/tmp/nucleus-vm.%ld.XXXXXX",
+             (long)getpid());
     if (mkdtemp(vm->run_dir) == NULL) {
         nu_err_errno(err, errno, "vm: cannot create a run directory in "
                      "/tmp");
@@ -611,6 +642,7 @@ int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
     int rc;
 
     *out = NULL;
+    nu__vm_sweep();
     if (opts->workspace == NULL || realpath(opts->workspace, workspace) ==
         NULL || stat(workspace, &st) != 0 || !S_ISDIR(st.st_mode))
         return nu_err_set(err, NU_EINVAL, "vm: cannot create pod: workspace "

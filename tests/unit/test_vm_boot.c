@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <glob.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -373,6 +374,22 @@ static void test_vm_qemu_dies_with_owner(void **state)
     for (int i = 0; i < 200 && !process_gone((pid_t)qemu); i++)
         usleep(10000);
     assert_true(process_gone((pid_t)qemu));
+
+    /* The next create removes the dead owner's run directory. */
+    {
+        nu_sandbox_opts_t opts;
+        nu_err_t err;
+        char pattern[64];
+        glob_t found;
+
+        nu_sandbox_opts_init(&opts);
+        opts.workspace = f->workspace;
+        opts.isolation = "vm:/nonexistent/image";
+        assert_int_equal(nu_sandbox_create(&opts, &f->sb, &err), NU_ENOENT);
+        snprintf(pattern, sizeof pattern, "/tmp/nucleus-vm.%ld.*",
+                 (long)owner);
+        assert_int_equal(glob(pattern, 0, NULL, &found), GLOB_NOMATCH);
+    }
 }
 
 static void test_vm_rejects_missing_image(void **state)
