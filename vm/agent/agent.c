@@ -395,6 +395,9 @@ int main(void)
     setenv("PATH", nu__agent_env_path + 5, 1);
 
     nu__agent_mounts();
+    /* nu_sandbox_put_file writes SVIDs and bundles below /run/nucleus. */
+    if (mkdir("/run/nucleus", 0755) != 0 && errno != EEXIST)
+        nu__agent_say("cannot create /run/nucleus", strerror(errno));
     /* The namespace tier's default host name. */
     if (sethostname("nucleus", 7) != 0)
         nu__agent_say("cannot set the host name", strerror(errno));
