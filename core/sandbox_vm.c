@@ -630,6 +630,36 @@ static int nu__vm_image_dir(const char *isolation, char *out, size_t size,
     return NU_OK;
 }
 
+/* Send opts->env (credentials included) to the agent as the commands'
+ * base environment.  It travels over the serial port, never on the
+ * kernel command line. */
+static int nu__vm_send_env(nu_sandbox_t *sb, const char *const *env,
+                           nu_err_t *err)
+{
+    json_t *request = json_pack("{s:s,s:[]}", "tool", "_set_env", "env");
+    json_t *list = json_object_get(request, "env");
+    nu_frame_t response = { 0 };
+    int rc;
+
+    for (size_t i = 0; list != NULL && env[i] != NULL; i++)
+        json_array_append_new(list, json_string(env[i]));
+    if (list == NULL) {
+        json_decref(request);
+        return nu_err_set(err, NU_ENOMEM, "vm: out of memory");
+    }
+    rc = nu_sandbox_call(sb, request, NULL, 0, NULL, NULL, &response, err);
+    json_decref(request);
+    if (rc == NU_OK && !json_is_true(json_object_get(response.json, "ok"))) {
+        const char *detail = json_string_value(json_object_get(response.json,
+                                                               "error"));
+        rc = nu_err_set(err, NU_ESANDBOX, "vm: cannot set the pod's "
+                        "environment: %s", detail != NULL ? detail :
+                        "no detail from the agent");
+    }
+    nu_frame_free(&response);
+    return rc;
+}
+
 static atomic_uint nu__vm_seq;
 
 int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
@@ -671,6 +701,14 @@ int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
                            nu__vm_release, vm, out, err);
     if (rc < 0)
         goto fail;
+    if (opts->env != NULL) {
+        rc = nu__vm_send_env(*out, opts->env, err);
+        if (rc < 0) {
+            nu_sandbox_close(*out);
+            *out = NULL;
+            return rc;
+        }
+    }
     nu_log(NU_LOG_DEBUG, "vm", "pod %s started, QEMU pid %ld, %s", id,
            (long)vm->pid, kvm ? "KVM" : "TCG");
     return NU_OK;

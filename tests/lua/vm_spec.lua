@@ -44,6 +44,7 @@ local function scenario(pod)
   keep("grep", pod:grep("one", { path = "out" }))
   keep("run", pod:run("cat hello.txt out/new.txt; ls out"))
   keep("exit status", pod:run("exit 3"))
+  keep("credential", pod:run("test \"$MY_SECRET\" = lua-vm-cred-77"))
   keep("secret file", pod:read(".env"))
   keep("escape", pod:read("../../etc/shadow"))
   return steps
@@ -88,13 +89,15 @@ describe("the same script on ns and vm pods", function()
       local pod = assert(nucleus.pod {
         profile = "codegen", workspace = dir, audit = false,
         isolation = isolation,
+        credentials = { env = { MY_SECRET = "lua-vm-cred-77" } },
       })
       results[#results + 1] = scenario(pod)
       pod:close()
       os.execute("rm -rf " .. dir)
     end
     assert.are.same(results[1], results[2])
-    assert.are.equal("error", results[1][9][2])
-    assert.are.equal("path_denied", results[1][9][3])
+    assert.are.equal(0, results[1][9][5])
+    assert.are.equal("error", results[1][10][2])
+    assert.are.equal("path_denied", results[1][10][3])
   end)
 end)

@@ -112,6 +112,11 @@ static void skip_unless_ready(const fixture_t *f)
     }
 }
 
+static const char *const pod_env[] = {
+    "PATH=/usr/bin:/bin:/usr/sbin:/sbin", "HOME=/workspace",
+    "MY_SECRET=vm-s3cret-5e1f", NULL
+};
+
 static void boot(fixture_t *f)
 {
     nu_sandbox_opts_t opts;
@@ -121,6 +126,7 @@ static void boot(fixture_t *f)
     nu_sandbox_opts_init(&opts);
     opts.workspace = f->workspace;
     opts.isolation = f->group->isolation;
+    opts.env = pod_env;
     opts.timeout_ms = 20000;
     rc = nu_sandbox_create(&opts, &f->sb, &err);
     if (rc != NU_OK)
@@ -177,6 +183,13 @@ static void test_vm_tools_through_agent(void **state)
     assert_int_equal(json_integer_value(json_object_get(r, "exit_code")), 0);
     assert_non_null(strstr(json_string_value(json_object_get(r, "stdout")),
                            "from the guest\nLinux\n"));
+    json_decref(r);
+
+    /* opts.env reaches the commands after boot, over the serial port. */
+    r = tool(f, json_pack("{s:s,s:s}", "tool", "run", "command",
+                          "echo $MY_SECRET; grep -c s3cret /proc/cmdline"));
+    assert_string_equal(json_string_value(json_object_get(r, "stdout")),
+                        "vm-s3cret-5e1f\n0\n");
     json_decref(r);
 
     r = tool(f, json_pack("{s:s,s:s}", "tool", "glob", "pattern",

@@ -219,7 +219,13 @@ out:
     return rc;
 }
 
+/* The host-only request that replaces the commands' base environment
+ * (nu_sandbox_opts_t.env, credentials included), sent after the hello. */
+#define NU__AGENT_SET_ENV "_set_env"
+#define NU__AGENT_MAX_ENV 256
+
 typedef struct nu__agent {
+    char **env;                 /* NULL-terminated, from _set_env */
     int fd;
     int version;
     uint32_t timeout_ms;
@@ -302,7 +308,54 @@ out:
     return rc;
 }
 
-/* The same request handling as the pod init's. */
+static void nu__agent_free_env(char **env)
+{
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
+        explicit_bzero(env[i], strlen(env[i]));
+        free(env[i]);
+    }
+    free(env);
+}
+
+/* Replace the base environment of later commands with the request's
+ * "env" array of "NAME=value" strings. */
+static json_t *nu__agent_set_env(nu__agent_t *ag, const json_t *request)
+{
+    const json_t *list = json_object_get(request, "env");
+    size_t count = json_array_size(list);
+    char **env;
+
+    if (!json_is_array(list) || count > NU__AGENT_MAX_ENV)
+        return json_pack("{s:b,s:s,s:s}", "ok", 0, "kind", "invalid_request",
+                         "error", "agent: cannot set environment: expected "
+                         "an array of at most 256 strings");
+    env = calloc(count + 1, sizeof *env);
+    for (size_t i = 0; env != NULL && i < count; i++) {
+        const char *item = json_string_value(json_array_get(list, i));
+
+        if (item == NULL || strchr(item, '=') == NULL || item[0] == '=') {
+            nu__agent_free_env(env);
+            return json_pack("{s:b,s:s,s:s}", "ok", 0, "kind",
+                             "invalid_request", "error", "agent: cannot set "
+                             "environment: every entry must be NAME=value");
+        }
+        env[i] = strdup(item);
+        if (env[i] == NULL) {
+            nu__agent_free_env(env);
+            env = NULL;
+        }
+    }
+    if (env == NULL)
+        return json_pack("{s:b,s:s,s:s}", "ok", 0, "kind", "internal",
+                         "error", "agent: out of memory");
+
+    nu__agent_free_env(ag->env);
+    ag->env = env;
+    ag->executor.cfg.base_env = (const char *const *)env;
+    return json_pack("{s:b,s:i}", "ok", 1, "count", (int)count);
+}
+
+/* The same request handling as the pod init's, plus _set_env. */
 static json_t *nu__agent_handle(nu__agent_t *ag, const nu_frame_t *frame,
                                 nu_blob_t *blob)
 {
@@ -313,6 +366,8 @@ static json_t *nu__agent_handle(nu__agent_t *ag, const nu_frame_t *frame,
 
     if (tool != NULL && strcmp(tool, "ping") == 0)
         return json_pack("{s:b,s:i}", "ok", 1, "pid", (int)getpid());
+    if (tool != NULL && strcmp(tool, NU__AGENT_SET_ENV) == 0)
+        return nu__agent_set_env(ag, request);
     if (tool != NULL && strcmp(tool, NU__PUT_RUN_FILE) == 0)
         result = json_object_get(request, "link") != NULL
                ? nu__put_run_link(request)
@@ -430,5 +485,6 @@ int main(void)
     }
     nu__agent_serve(&ag);
     nu_executor_close(&ag.executor);
+    nu__agent_free_env(ag.env);
     nu__agent_poweroff();
 }
