@@ -147,7 +147,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_vm: round %d of %d\n", i + 1, rounds);
         bare[i] = bare_boot(bare_dir, accel);
         if (bare[i] < 0) {
-            fprintf(stderr, "bench_vm: the bare boot failed (see %s/console.log)\n", bare_dir);
+            fprintf(stderr, "bench_vm: the bare boot failed (see "
+                    "%s/console.log)\n", bare_dir);
             return 1;
         }
 
