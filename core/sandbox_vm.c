@@ -9,11 +9,11 @@
  * No socket file exists, so no other process can connect.  QMP, QEMU's
  * control protocol, uses a second socketpair on fd 4.
  *
- * Devices: virtio-serial (the pod stream), virtio-rng fed from the host's
- * /dev/urandom (the agent credits 64 bytes to its pool before it reports
- * ready), virtio-9p sharing the host workspace directory read-write, and
- * the isa-serial console, written to console.log in the pod's run
- * directory.  There is no network device.
+ * Devices: virtio-serial carries the pod stream.  virtio-rng is fed from
+ * the host's /dev/urandom, and the agent credits 64 bytes of it to its
+ * pool before it reports ready.  virtio-9p shares the host workspace
+ * directory read-write.  The isa-serial console is written to
+ * console.log in the pod's run directory.  There is no network device.
  *
  * Why 9p and not a virtio-blk image: the workspace is a host directory
  * that the pipeline, audit and other pods see.  A 9p share keeps it live
@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -77,7 +78,16 @@
 
 #define NU__VM_MAX_ARGS 64
 
+/* A file at the root of a pooled VM's share.  The agent then mounts the
+ * share's "ws" directory, where the host binds the workspace on
+ * acquisition, at /workspace before it replies to the hello. */
+#define NU__VM_POOL_MARKER ".nucleus-pool"
+#define NU__VM_POOL_MAX 8
+
 typedef struct nu__vm {
+    bool pooled;        /* booted by the warm pool, 9p root is share */
+    bool attached;      /* the workspace is bind-mounted on share/ws */
+    char share[96];     /* RUN_DIR/share, the 9p root of a pooled VM */
     char run_dir[64];
     char console[128];
     char image_dir[4096];
@@ -110,6 +120,13 @@ static void nu__vm_remove_run_dir(nu__vm_t *vm)
 
     if (vm->run_dir[0] == '\0')
         return;
+    snprintf(path, sizeof path, "%s/share/ws", vm->run_dir);
+    umount2(path, MNT_DETACH);  /* a pooled VM's workspace, if attached */
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/share/" NU__VM_POOL_MARKER, vm->run_dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/share", vm->run_dir);
+    rmdir(path);
     for (size_t i = 0; files[i] != NULL; i++) {
         snprintf(path, sizeof path, "%s/%s", vm->run_dir, files[i]);
         unlink(path);
@@ -278,7 +295,8 @@ static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
      * into files); sandbox_vm_seccomp.c stops set-user-ID files and
      * device nodes. */
     NU__ADD(nu__vm_arg(vm, 5, "local,id=workspace,path=%s,"
-                       "security_model=none", vm->workspace));
+                       "security_model=none",
+                       vm->pooled ? vm->share : vm->workspace));
     NU__ADD("-device");
     NU__ADD("virtio-9p-device,fsdev=workspace,mount_tag=workspace");
     NU__ADD("-chardev");
@@ -609,6 +627,173 @@ static bool nu__vm_accel(const nu_sandbox_opts_t *opts, const char *image_dir)
     return kvm;
 }
 
+/* --- warm pool ---------------------------------------------------------
+ *
+ * With NUCLEUS_VM_POOL=N (1 to 8) and root, the first vm pod creation
+ * starts a pool thread that keeps N guests booted to agent-ready.  Their
+ * 9p share is an empty RUN_DIR/share with a "ws" directory.  Acquiring
+ * one binds the workspace onto share/ws and exchanges the hello, so the
+ * pod does not pay the boot.  A pooled guest serves only pods with the
+ * image, accelerator and memory and CPU limits it was booted with.  Its
+ * QEMU has PR_SET_PDEATHSIG tied to the pool thread, which lives as long
+ * as the process.
+ * NOTE: guests still waiting at process exit die with it but leave their
+ * run directory until the next vm pod creation sweeps it.
+ */
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool started;
+    int want;
+    int count;
+    nu__vm_t *ready[NU__VM_POOL_MAX];
+    nu_sandbox_opts_t opts;     /* limits of the pooled guests */
+    char image_dir[4096];
+    bool kvm;
+} nu__vm_pool = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+};
+
+static nu__vm_t *nu__vm_new(const char *image_dir, const char *workspace,
+                            nu_err_t *err);
+static int nu__vm_boot(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
+                       bool kvm, int timeout_ms, nu_err_t *err);
+
+static nu__vm_t *nu__vm_pool_boot_one(nu_err_t *err)
+{
+    char path[160];
+    nu__vm_t *vm = nu__vm_new(nu__vm_pool.image_dir, "", err);
+    int fd;
+
+    if (vm == NULL)
+        return NULL;
+    vm->pooled = true;
+    snprintf(vm->share, sizeof vm->share, "%s/share", vm->run_dir);
+    snprintf(path, sizeof path, "%s/ws", vm->share);
+    if (mkdir(vm->share, 0755) != 0 || mkdir(path, 0755) != 0) {
+        nu_err_errno(err, errno, "vm: cannot create %s", path);
+        nu__vm_free(vm);
+        return NULL;
+    }
+    snprintf(path, sizeof path, "%s/" NU__VM_POOL_MARKER, vm->share);
+    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        nu_err_errno(err, errno, "vm: cannot create %s", path);
+        nu__vm_free(vm);
+        return NULL;
+    }
+    close(fd);
+    if (nu__vm_boot(vm, &nu__vm_pool.opts, nu__vm_pool.kvm,
+                    nu__vm_pool.kvm ? NU__VM_BOOT_KVM_MS : NU__VM_BOOT_TCG_MS,
+                    err) < 0) {
+        nu__vm_free(vm);
+        return NULL;
+    }
+    return vm;
+}
+
+static void *nu__vm_pool_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&nu__vm_pool.lock);
+    for (;;) {
+        nu__vm_t *vm;
+        nu_err_t err;
+
+        while (nu__vm_pool.count >= nu__vm_pool.want)
+            pthread_cond_wait(&nu__vm_pool.wake, &nu__vm_pool.lock);
+        pthread_mutex_unlock(&nu__vm_pool.lock);
+        vm = nu__vm_pool_boot_one(&err);
+        pthread_mutex_lock(&nu__vm_pool.lock);
+        if (vm == NULL) {
+            /* Stop rather than boot-loop: pods fall back to cold boots. */
+            nu_log(NU_LOG_ERROR, "vm", "warm pool stopped: %s", err.msg);
+            nu__vm_pool.want = 0;
+            continue;
+        }
+        nu__vm_pool.ready[nu__vm_pool.count++] = vm;
+    }
+    return NULL;
+}
+
+/* Start the pool on first use when NUCLEUS_VM_POOL requests one. */
+static void nu__vm_pool_start(const nu_sandbox_opts_t *opts,
+                              const char *image_dir, bool kvm)
+{
+    const char *env = getenv("NUCLEUS_VM_POOL");
+    long want = env != NULL ? strtol(env, NULL, 10) : 0;
+    pthread_attr_t attr;
+    pthread_t thread;
+
+    if (nu__vm_pool.started || want <= 0)
+        return;
+    if (want > NU__VM_POOL_MAX || geteuid() != 0) {
+        nu_log(NU_LOG_WARN, "vm", "warm pool not started: NUCLEUS_VM_POOL "
+               "must be 1 to %d and the process must run as root",
+               NU__VM_POOL_MAX);
+        nu__vm_pool.started = true;
+        return;
+    }
+    nu_sandbox_opts_init(&nu__vm_pool.opts);
+    nu__vm_pool.opts.limits = opts->limits;
+    snprintf(nu__vm_pool.image_dir, sizeof nu__vm_pool.image_dir, "%s",
+             image_dir);
+    nu__vm_pool.kvm = kvm;
+    nu__vm_pool.want = (int)want;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&thread, &attr, nu__vm_pool_main, NULL) != 0)
+        nu__vm_pool.want = 0;
+    pthread_attr_destroy(&attr);
+    nu__vm_pool.started = true;
+    nu_log(NU_LOG_INFO, "vm", "warm pool of %ld guests started", want);
+}
+
+/* Take a ready pooled guest that matches the pod, or NULL. */
+static nu__vm_t *nu__vm_pool_take(const nu_sandbox_opts_t *opts,
+                                  const char *image_dir, bool kvm)
+{
+    nu__vm_t *vm = NULL;
+
+    pthread_mutex_lock(&nu__vm_pool.lock);
+    nu__vm_pool_start(opts, image_dir, kvm);
+    if (nu__vm_pool.count > 0 && nu__vm_pool.kvm == kvm &&
+        strcmp(nu__vm_pool.image_dir, image_dir) == 0 &&
+        nu__vm_pool.opts.limits.memory_bytes == opts->limits.memory_bytes &&
+        nu__vm_pool.opts.limits.cpu_millis == opts->limits.cpu_millis) {
+        vm = nu__vm_pool.ready[--nu__vm_pool.count];
+        pthread_cond_signal(&nu__vm_pool.wake);
+    }
+    pthread_mutex_unlock(&nu__vm_pool.lock);
+    return vm;
+}
+
+int nu_vm_pool_ready(void)
+{
+    int count;
+
+    pthread_mutex_lock(&nu__vm_pool.lock);
+    count = nu__vm_pool.count;
+    pthread_mutex_unlock(&nu__vm_pool.lock);
+    return count;
+}
+
+/* Bind the workspace onto the pooled guest's share/ws. */
+static int nu__vm_attach(nu__vm_t *vm, const char *workspace, nu_err_t *err)
+{
+    char path[160];
+
+    snprintf(path, sizeof path, "%s/ws", vm->share);
+    if (mount(workspace, path, NULL, MS_BIND | MS_REC, NULL) != 0)
+        return nu_err_errno(err, errno, "vm: cannot bind the workspace %s "
+                            "into a pooled guest's share", workspace);
+    vm->attached = true;
+    snprintf(vm->workspace, sizeof vm->workspace, "%s", workspace);
+    return NU_OK;
+}
+
 /* --- creation --------------------------------------------------------- */
 
 static int nu__vm_image_dir(const char *isolation, char *out, size_t size,
@@ -687,11 +872,16 @@ int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
         return rc;
 
     kvm = nu__vm_accel(opts, image_dir);
-    vm = nu__vm_new(image_dir, workspace, err);
-    if (vm == NULL)
-        return NU_ENOMEM;
-    rc = nu__vm_boot(vm, opts, kvm, kvm ? NU__VM_BOOT_KVM_MS :
-                     NU__VM_BOOT_TCG_MS, err);
+    vm = nu__vm_pool_take(opts, image_dir, kvm);
+    if (vm != NULL) {
+        rc = nu__vm_attach(vm, workspace, err);
+    } else {
+        vm = nu__vm_new(image_dir, workspace, err);
+        if (vm == NULL)
+            return NU_ENOMEM;
+        rc = nu__vm_boot(vm, opts, kvm, kvm ? NU__VM_BOOT_KVM_MS :
+                         NU__VM_BOOT_TCG_MS, err);
+    }
     if (rc < 0)
         goto fail;
 
@@ -709,8 +899,8 @@ int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
             return rc;
         }
     }
-    nu_log(NU_LOG_DEBUG, "vm", "pod %s started, QEMU pid %ld, %s", id,
-           (long)vm->pid, kvm ? "KVM" : "TCG");
+    nu_log(NU_LOG_DEBUG, "vm", "pod %s started, QEMU pid %ld, %s%s", id,
+           (long)vm->pid, kvm ? "KVM" : "TCG", vm->pooled ? ", warm" : "");
     return NU_OK;
 
 fail:

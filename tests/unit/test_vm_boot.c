@@ -405,6 +405,59 @@ static void test_vm_qemu_dies_with_owner(void **state)
     }
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* NUCLEUS_VM_POOL=1: the second pod takes a booted guest, and the
+ * workspace bound into it on acquisition is the one it serves. */
+static void test_vm_warm_pool(void **state)
+{
+    fixture_t *f = *state;
+    char path[128];
+    double start, took;
+    json_t *r;
+
+    skip_unless_ready(f);
+    if (geteuid() != 0) {
+        printf("SKIP: the warm pool needs root (bind mounts)\n");
+        skip();
+    }
+    setenv("NUCLEUS_VM_POOL", "1", 1);
+    boot(f);  /* starts the pool */
+    nu_sandbox_close(f->sb);
+    f->sb = NULL;
+    for (int i = 0; i < 1200 && nu_vm_pool_ready() == 0; i++)
+        usleep(50000);
+    assert_int_equal(nu_vm_pool_ready(), 1);
+
+    start = now_ms();
+    boot(f);
+    took = now_ms() - start;
+    printf("warm acquisition: %.1f ms\n", took);
+    assert_true(took < 2000);
+    unsetenv("NUCLEUS_VM_POOL");
+
+    r = tool(f, json_pack("{s:s,s:s,s:s}", "tool", "write", "path",
+                          "warm.txt", "content", "warm\n"));
+    assert_true(json_is_true(json_object_get(r, "ok")));
+    json_decref(r);
+    snprintf(path, sizeof path, "%s/warm.txt", f->workspace);
+    assert_int_equal(access(path, F_OK), 0);
+
+    r = tool(f, json_pack("{s:s,s:s}", "tool", "run", "command",
+                          "ls -a; echo $MY_SECRET"));
+    assert_null(strstr(json_string_value(json_object_get(r, "stdout")),
+                       ".nucleus-pool"));
+    assert_non_null(strstr(json_string_value(json_object_get(r, "stdout")),
+                           "vm-s3cret-5e1f"));
+    json_decref(r);
+}
+
 static void test_vm_rejects_missing_image(void **state)
 {
     fixture_t *f = *state;
@@ -433,6 +486,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_vm_qemu_dies_with_owner, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_vm_warm_pool, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

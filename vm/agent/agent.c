@@ -46,6 +46,7 @@
 #define NU__AGENT_PORT_NAME "nucleus"
 #define NU__AGENT_MODULES "/lib/modules/nucleus/order"
 #define NU__AGENT_TAG "workspace"
+#define NU__AGENT_POOL_MARKER ".nucleus-pool"
 
 /* Bytes of host entropy credited to the guest's pool before the agent
  * reports ready. */
@@ -276,6 +277,14 @@ static int nu__agent_start(nu__agent_t *ag, nu_err_t *err)
                         "applies no Landlock because the VM is the "
                         "boundary; drop NU_SANDBOX_REQUIRE_LANDLOCK for vm "
                         "pods");
+        goto out;
+    }
+    /* A guest of the host's warm pool shares an empty directory; on
+     * acquisition the host binds the workspace onto its "ws". */
+    if (access("/workspace/" NU__AGENT_POOL_MARKER, F_OK) == 0 &&
+        mount("/workspace/ws", "/workspace", NULL, MS_BIND, NULL) != 0) {
+        rc = nu_err_errno(err, errno, "agent: cannot start: cannot mount "
+                          "the pooled workspace");
         goto out;
     }
     nu_executor_config_init(&cfg);

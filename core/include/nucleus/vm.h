@@ -54,6 +54,10 @@ typedef struct nu_vm_image_opts {
  * provides it), NU_ENOTSUP (compressed modules) or NU_EIO. */
 int nu_vm_image_build(const nu_vm_image_opts_t *opts, nu_err_t *err);
 
+/* The number of booted guests waiting in the warm pool (NUCLEUS_VM_POOL,
+ * docs/vm.md); 0 when the pool is off. */
+int nu_vm_pool_ready(void);
+
 /* Write the default image directory (STATE_DIR/vm/image) into out. */
 int nu_vm_image_default_dir(char *out, size_t size, nu_err_t *err);
 
