@@ -17,6 +17,7 @@ describe("nucleus.identity", function()
   end)
 
   teardown(function()
+    os.execute("[ -f " .. home .. "/serve.pid ] && kill $(cat " .. home .. "/serve.pid) 2>/dev/null")
     os.execute("rm -rf " .. home)
   end)
 
@@ -53,16 +54,16 @@ describe("nucleus.identity", function()
 
   it("connects to the daemon over mTLS and sees its SPIFFE ID", function()
     local dir = home .. "/client"
-    sh(string.format("%s svid issue --id spiffe://example.test/ns/ci/pod/client --out %s --home %s >/dev/null",
+    sh(string.format("%s svid issue --id spiffe://example.test/orchestrator/client --out %s --home %s >/dev/null",
                      bin, dir, home))
     sh(string.format("%s svid issue --id spiffe://example.test/node/daemon --out %s/server --home %s >/dev/null",
                      bin, home, home))
     local authz = assert(io.open(home .. "/authz.json", "w"))
-    authz:write('[{"id": "spiffe://example.test/ns/ci/*", "methods": ["server.health"], "namespaces": []}]')
+    authz:write('[{"id": "spiffe://example.test/orchestrator/*", "methods": ["server.health"], "namespaces": []}]')
     authz:close()
     local port = 20000 + math.random(0, 20000)
     sh(string.format("%s serve --home %s/srv --no-audit --listen 127.0.0.1:%d --svid %s/server "
-                     .. "--authz %s/authz.json 2>%s/serve.log & echo $! > %s/serve.pid",
+                     .. "--authz %s/authz.json >/dev/null 2>%s/serve.log </dev/null & echo $! > %s/serve.pid",
                      bin, home, port, home, home, home, home))
     local conn
     for _ = 1, 50 do
