@@ -221,7 +221,7 @@ static int nu__pod_check_options(const nu_pod_options_t *opts, nu_err_t *err)
             return nu_err_set(err, NU_EINVAL, "pod: credential '%s' has no "
                               "value", opts->credentials[i].name);
         /* Redaction replaces every occurrence of a value: a short one would
-         * match ordinary text everywhere and could not be told apart. */
+         * match ordinary text everywhere and corrupt results. */
         if (strlen(opts->credentials[i].value) < NU_CREDENTIAL_MIN)
             return nu_err_set(err, NU_EINVAL, "pod: credential '%s' is "
                               "shorter than %d bytes; such a value cannot be "

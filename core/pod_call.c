@@ -6,10 +6,10 @@
  * what needs session state:
  *
  *   a. symlink-safe resolution: the call's path (or run's cwd) is resolved
- *      inside the workspace on the host; when it names another file than
+ *      inside the workspace on the host.  When it names another file than
  *      the lexical path (a symlink), the call is decided again with the
- *      resolved path and the stricter decision wins.  A path that resolves
- *      outside the workspace is path_denied.
+ *      resolved path, and the stricter decision wins.  A path that
+ *      resolves outside the workspace is path_denied.
  *   9. approvals: grant (consumed once) -> approve hook -> callback ->
  *      pending;
  *  10. budget reservation, the "decision" audit event (committed before

@@ -297,8 +297,8 @@ static void nu__conn_next(nu_conn_t *c)
         nl = c->len > 0 ? memchr(c->buf, '\n', c->len) : NULL;
         if (nl == NULL) {
             if (c->len > max) {
-                /* Over the limit without a newline: answer once, then drop
-                 * bytes up to the next newline. */
+                /* Over the limit without a newline: reply with one error,
+                 * then drop bytes up to the next newline. */
                 nu__send_error_line(c, NU_RPC_INVALID_REQUEST,
                                     "invalid request: message larger than the maximum");
                 c->skipping = true;
@@ -639,7 +639,7 @@ static void nu__on_tcp_connection(uv_stream_t *listener, int status)
         return;
     }
 
-    /* Hand a blocking duplicate to a thread; the loop forgets the socket. */
+    /* Hand a blocking duplicate to a thread and close the loop's handle. */
     job = malloc(sizeof *job);
     int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     uv_close((uv_handle_t *)client, (uv_close_cb)free);
