@@ -427,7 +427,9 @@ static void nu__vm_last_line(const char *path, char *out, size_t size)
     while (end > buf && (end[-1] == '\n' || end[-1] == '\r'))
         *--end = '\0';
     start = strrchr(buf, '\n');
-    snprintf(out, size, "%s", start != NULL ? start + 1 : buf);
+    /* A longer line is cut to size: it only decorates an error message. */
+    if (snprintf(out, size, "%s", start != NULL ? start + 1 : buf) < 0)
+        out[0] = '\0';
 }
 
 /* Read one QMP message (a line) into buf. */

@@ -417,10 +417,11 @@ static bool nu__vm_builtin(const char *modules_dir, const char *name)
     size_t len = 0;
     bool found;
 
-    snprintf(path, sizeof path, "%s/modules.builtin", modules_dir);
+    if (snprintf(path, sizeof path, "%s/modules.builtin", modules_dir) >= (int)sizeof path ||
+        snprintf(needle, sizeof needle, "/%s.ko\n", name) >= (int)sizeof needle)
+        return false;
     if (nu__vm_read_file(path, &list, &len, NULL) != NU_OK)
         return false;
-    snprintf(needle, sizeof needle, "/%s.ko\n", name);
     found = strstr((char *)list, needle) != NULL;
     free(list);
     return found;
@@ -488,7 +489,9 @@ static int nu__vm_add_module(nu__vm_archive_t *a, const char *modules_dir,
     for (size_t i = 0; i < a->count; i++)
         if (strcmp(a->entries[i].path, dst) == 0)
             return NU_OK;  /* already added */
-    snprintf(src, sizeof src, "%s/%s", modules_dir, relpath);
+    if (snprintf(src, sizeof src, "%s/%s", modules_dir, relpath) >= (int)sizeof src)
+        return nu_err_set(err, NU_EINVAL, "vm image: module path too long: %s",
+                          relpath);
     if (access(src, R_OK) != 0)
         return nu_err_errno(err, errno, "vm image: cannot read module %s",
                             src);
@@ -514,7 +517,9 @@ static int nu__vm_add_modules(nu__vm_archive_t *a, const char *modules_dir,
     size_t len = 0;
     int rc;
 
-    snprintf(path, sizeof path, "%s/modules.dep", modules_dir);
+    if (snprintf(path, sizeof path, "%s/modules.dep", modules_dir) >= (int)sizeof path)
+        return nu_err_set(err, NU_EINVAL, "vm image: modules directory path "
+                          "too long: %s", modules_dir);
     rc = nu__vm_read_file(path, &dep, &len, err);
     if (rc < 0)
         return rc;
