@@ -65,9 +65,14 @@ static const char *nu__path_arg(const json_t *call)
     return NULL;
 }
 
+/* Order verdicts by strictness: allow < approval_required < deny. */
 static int nu__verdict_rank(nu_verdict_t v)
 {
-    return v == NU_DECISION_DENY ? 2 : v == NU_DECISION_APPROVAL ? 1 : 0;
+    if (v == NU_DECISION_DENY)
+        return 2;
+    if (v == NU_DECISION_APPROVAL)
+        return 1;
+    return 0;
 }
 
 /*
@@ -290,7 +295,7 @@ typedef struct nu__stream {
     nu_pod_t *pod;
     nu_pod_output_fn fn;
     void *userdata;
-    size_t longest;              /* longest credential value */
+    size_t longest;              /* maximum credential value length */
     nu__hold_t hold[2];          /* stdout, stderr */
 } nu__stream_t;
 

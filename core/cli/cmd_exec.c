@@ -258,8 +258,8 @@ static int nu__exec_status(const json_t *result)
     return NU__EXIT_NUCLEUS;
 }
 
-/* Report a call the pipeline did not run; returns the exit status. */
-static int nu__exec_refused(const nu_call_result_t *r)
+/* Report a call the pipeline did not run and return the exit status. */
+static int nu__exec_not_run(const nu_call_result_t *r)
 {
     const nu_decision_t *d = &r->decision;
 
@@ -315,7 +315,7 @@ static int nu__exec_in_pod(const nu__exec_args_t *a, nu_profile_t *profile,
 
     nu_pod_call_stream(pod, call, nu__exec_output, NULL, &r);
     if (r.decision.verdict != NU_DECISION_ALLOW || r.result == NULL) {
-        status = nu__exec_refused(&r);
+        status = nu__exec_not_run(&r);
     } else {
         nu__print_stream(r.result, "stdout", stdout);
         nu__print_stream(r.result, "stderr", stderr);

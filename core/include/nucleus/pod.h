@@ -53,12 +53,13 @@
 typedef struct nu_pod nu_pod_t;
 typedef struct nu_audit nu_audit_t;
 
-/* Approval answers of a callback, the same values as the approve hook's. */
+/* An orchestrator's approval callback; it returns the same values as the
+ * approve hook. */
 typedef nu_approve_t (*nu_pod_approve_fn)(nu_pod_t *pod,
                                           const json_t *request,
                                           void *userdata);
 
-/* Longest and default lifetime of an approval grant, seconds. */
+/* Maximum and default lifetime of an approval grant, seconds. */
 #define NU_APPROVAL_TTL_MAX 300
 
 /* One credential: injected as NAME=value into run environments.  Values
@@ -138,11 +139,12 @@ int nu_pod_call(nu_pod_t *pod, const json_t *call, nu_call_result_t *out);
 
 void nu_call_result_clear(nu_call_result_t *r);
 
-/* Like nu_pod_call, and for run calls hand stdout and stderr to on_output
- * while the command runs (stream is "stdout" or "stderr"); the result then
- * has no stdout/stderr fields.  Streamed output is redacted like results:
- * bytes that could begin a credential value are held back until the next
- * chunk shows whether they do.  Other tools behave as with nu_pod_call. */
+/* Run a call like nu_pod_call, and for run calls hand stdout and stderr to
+ * on_output while the command runs (stream is "stdout" or "stderr").  The
+ * result then has no stdout/stderr fields.  Streamed output is redacted
+ * like results, because bytes that could begin a credential value are
+ * held back until the next chunk shows whether they do.  Other tools
+ * behave as with nu_pod_call. */
 typedef void (*nu_pod_output_fn)(const char *stream, const void *data,
                                  size_t len, void *userdata);
 int nu_pod_call_stream(nu_pod_t *pod, const json_t *call,

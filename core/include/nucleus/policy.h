@@ -88,7 +88,7 @@ int nu_policy_new(nu_policy_t **out, const nu_policy_limits_t *limits,
 
 void nu_policy_free(nu_policy_t *policy);
 
-/* Bytes the state holds now, and the most it has held. */
+/* Bytes the state uses now, and the maximum it has used. */
 size_t nu_policy_memory(const nu_policy_t *policy);
 size_t nu_policy_memory_peak(const nu_policy_t *policy);
 
@@ -175,7 +175,7 @@ int nu_profile_eval(nu_profile_t *profile, const json_t *call,
                     const nu_decide_ctx_t *dctx, const nu_policy_ctx_t *pctx,
                     nu_decision_t *out, bool *hook_allow_attempt);
 
-/* Approval hook answers. */
+/* Results of the approve hook. */
 typedef enum {
     NU_APPROVE_ASK = 0,
     NU_APPROVE_APPROVE = 1,

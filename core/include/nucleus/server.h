@@ -6,18 +6,19 @@
  * client is authorized by its peer credentials (SO_PEERCRED): the server's
  * own uid, root, and the uids given in the options.  A TCP client must
  * complete an mTLS handshake with an X.509-SVID of the expected trust
- * domain; its SPIFFE ID is then looked up in the authorization map, a JSON
- * file:
+ * domain.  Its SPIFFE ID is then looked up in the authorization map, a
+ * JSON file:
  *
- *   [ { "id": "spiffe://nucleus.local/ns/ci/pod/?*",   glob over the ID
+ *   [ { "id": "spiffe://nucleus.local/orchestrator/?*", glob over the ID
  *       "methods": ["tool.call", "pod.get"],           globs over methods
  *       "namespaces": ["ci"] } ]                       pod namespaces
  *
- * The first entry whose "id" matches decides; an identity no entry
+ * The first entry whose "id" matches decides, and an identity no entry
  * matches may call nothing.  Pod identities (paths /ns/NS/pod/ID, which
  * every pod's agent can read from its own SVID) match only entries with
- * "pods": true, so an agent cannot use its SVID to approve its own calls.  SIGHUP reloads the map; a map that fails to
- * load keeps the previous one and logs the error.
+ * "pods": true, so an agent cannot use its SVID to approve its own calls.
+ * SIGHUP reloads the map.  A map that fails to load keeps the previous one
+ * and logs the error.
  *
  * Methods mirror the Lua API (docs/api.md): pod.create, pod.list, pod.get,
  * pod.close, tool.call, pod.charge, approval.list, approval.grant,
@@ -57,7 +58,7 @@ typedef struct nu_server_options {
     size_t nallow_uids;
     /* Callers other than root and the daemon's own uid (TCP clients,
      * --allow-uid peers) may only use workspaces below workspace_root and
-     * profiles that are built-in names or files below profile_dir; with
+     * profiles that are built-in names or files below profile_dir.  With
      * workspace_root NULL they cannot create pods at all. */
     const char *workspace_root;
     const char *profile_dir;
