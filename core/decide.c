@@ -53,6 +53,13 @@ typedef struct nu__decide {
 static const char *const nu__verdict_names[] = {"allow", "deny",
                                                 "approval_required"};
 
+const char *nu_decision_op_name(const nu_decision_t *d)
+{
+    if (d->step == 1 && d->kind == NU_KIND_INVALID_REQUEST && d->ops == 0)
+        return "invalid";
+    return nu_op_name(d->operation);
+}
+
 const char *nu_verdict_name(nu_verdict_t verdict)
 {
     if ((int)verdict < 0 || verdict > NU_DECISION_APPROVAL)
@@ -858,6 +865,12 @@ int nu_decide(const nu_perm_t *perm, const json_t *call,
     }
 
     if (nu__decide_validate(call, &d.req, invalid, sizeof invalid) != NU_OK) {
+        /* ops stays empty unless the tool is known, which is how
+         * nu_decision_op_name tells "invalid" from a real operation. */
+        if (d.req.tool_known) {
+            out->operation = nu__tool_ops[d.req.tool];
+            out->ops = NU_OPSET(out->operation);
+        }
         nu__deny(&d, 1, NU_KIND_INVALID_REQUEST, "%s", invalid);
         goto cleanup;
     }

@@ -21,6 +21,8 @@ typedef enum {
  * the call (borrowed, not owned). */
 typedef struct nu__request {
     nu__tool_t tool;
+    bool tool_known;           /* "tool" named a known tool, even when a
+                                * later field was invalid */
     const char *path;          /* read/write/edit target; glob/grep root */
     const char *pattern;       /* glob pattern; grep's glob filter */
     const char *cwd;           /* run */

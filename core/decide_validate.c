@@ -424,6 +424,7 @@ int nu__decide_validate(const json_t *call, nu__request_t *req, char *reason,
         return rc;
     v.tool = spec->name;
     req->tool = spec->tool;
+    req->tool_known = true;
 
     json_object_foreach((json_t *)call, key, value) {
         if (strcmp(key, "tool") == 0)

@@ -409,7 +409,7 @@ static void nu__push_error(lua_State *L, const nu_call_result_t *r)
     lua_setfield(L, -2, "kind");
     lua_pushstring(L, d->reason);
     lua_setfield(L, -2, "reason");
-    lua_pushstring(L, nu_op_name(d->operation));
+    lua_pushstring(L, nu_decision_op_name(d));
     lua_setfield(L, -2, "operation");
     lua_pushinteger(L, d->step);
     lua_setfield(L, -2, "step");
@@ -726,7 +726,7 @@ static int nu__m_explain(lua_State *L)
     lua_setfield(L, -2, "decision");
     lua_pushinteger(L, d->step);
     lua_setfield(L, -2, "step");
-    lua_pushstring(L, nu_op_name(d->operation));
+    lua_pushstring(L, nu_decision_op_name(d));
     lua_setfield(L, -2, "operation");
     lua_pushstring(L, nu_kind_name(d->kind));
     lua_setfield(L, -2, "kind");

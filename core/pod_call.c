@@ -146,7 +146,7 @@ static int nu__audit_decision(nu_pod_t *pod, const json_t *call,
     const nu_decision_t *d = &out->decision;
     const char *tool = json_string_value(json_object_get(call, "tool"));
 
-    return nu__pod_audit(pod, "decision", tool, nu_op_name(d->operation), call,
+    return nu__pod_audit(pod, "decision", tool, nu_decision_op_name(d), call,
                          nu_verdict_name(d->verdict),
                          d->kind != NU_KIND_NONE ? nu_kind_name(d->kind) : NULL,
                          d->reason[0] ? d->reason : NULL, NULL, NULL, err);
@@ -167,7 +167,7 @@ static json_t *nu__approval_request(const nu_call_result_t *out,
                                     const json_t *call)
 {
     return json_pack("{s:s, s:s, s:O, s:s}", "operation",
-                     nu_op_name(out->decision.operation), "approval_key",
+                     nu_decision_op_name(&out->decision), "approval_key",
                      out->decision.approval_key, "call", call, "reason",
                      out->decision.reason);
 }
@@ -242,11 +242,11 @@ static bool nu__resolve_approval(nu_pod_t *pod, const json_t *call,
             snprintf(out->decision.reason, sizeof out->decision.reason,
                      "approval denied by the %s", source);
     } else {
-        *rc = nu__approval_add_pending(pod, key, nu_op_name(out->decision.operation),
+        *rc = nu__approval_add_pending(pod, key, nu_decision_op_name(&out->decision),
                                        call, out->decision.reason, dctx->now);
         if (*rc == NU_OK)
             *rc = nu__pod_audit(pod, "approval_request", NULL,
-                                nu_op_name(out->decision.operation), request,
+                                nu_decision_op_name(&out->decision), request,
                                 "approval_required", "approval_required",
                                 out->decision.reason, NULL, NULL, &err);
     }
@@ -506,7 +506,7 @@ static int nu__execute(nu_pod_t *pod, const nu_perm_t *perm,
     free(text);
 
     const char *tool = json_string_value(json_object_get(call, "tool"));
-    rc = nu__pod_audit(pod, "tool_call", tool, nu_op_name(out->decision.operation),
+    rc = nu__pod_audit(pod, "tool_call", tool, nu_decision_op_name(&out->decision),
                        call, "allow",
                        ok ? NULL : nu_kind_name(out->decision.kind),
                        ok ? NULL : out->decision.reason, digest,

@@ -480,7 +480,7 @@ json_t *nu_decision_to_json(const nu_decision_t *d)
     json_object_set_new(obj, "decision",
                         json_string(nu_verdict_name(d->verdict)));
     json_object_set_new(obj, "operation",
-                        json_string(nu_op_name(d->operation)));
+                        json_string(nu_decision_op_name(d)));
     if (d->kind != NU_KIND_NONE)
         json_object_set_new(obj, "kind", json_string(nu_kind_name(d->kind)));
     if (d->reason[0] != '\0') {

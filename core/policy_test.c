@@ -194,7 +194,7 @@ void nu__lua_push_decision(lua_State *L, const nu_decision_t *d)
     lua_createtable(L, 0, 5);
     lua_pushstring(L, nu_verdict_name(d->verdict));
     lua_setfield(L, -2, "decision");
-    lua_pushstring(L, nu_op_name(d->operation));
+    lua_pushstring(L, nu_decision_op_name(d));
     lua_setfield(L, -2, "operation");
     if (d->kind != NU_KIND_NONE) {
         lua_pushstring(L, nu_kind_name(d->kind));

@@ -493,7 +493,7 @@ static json_t *nu__call_error(const nu_call_result_t *r, json_t **error)
     json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:i}", "decision",
                              nu_verdict_name(d->verdict), "kind",
                              nu_kind_name(d->kind), "reason", d->reason,
-                             "operation", nu_op_name(d->operation), "step",
+                             "operation", nu_decision_op_name(d), "step",
                              d->step);
     int code = d->verdict == NU_DECISION_APPROVAL ? NU_RPC_APPROVAL_REQUIRED
                                                   : NU_RPC_DENIED;

@@ -322,7 +322,7 @@ static void nu__cmd_explain(void)
         return;
     }
     printf("decision:  %s\n", nu_verdict_name(d.verdict));
-    printf("operation: %s\n", nu_op_name(d.operation));
+    printf("operation: %s\n", nu_decision_op_name(&d));
     printf("step:      %s\n", d.step >= 0 && d.step <= 11 ? steps[d.step] : "?");
     if (d.kind != NU_KIND_NONE)
         printf("kind:      %s\n", nu_kind_name(d.kind));

@@ -165,7 +165,7 @@ static void nu__replay_dry(nu_replay_t *r, const json_t *call, json_t *step)
     nu_profile_eval(r->profile, call, &ctx, NULL, &d, NULL);
     if (d.verdict == NU_DECISION_APPROVAL && r->approve != NU_REPLAY_NEVER) {
         json_t *req = json_pack("{s:s, s:s, s:O, s:s}", "operation",
-                                nu_op_name(d.operation), "approval_key",
+                                nu_decision_op_name(&d), "approval_key",
                                 d.approval_key, "call", call, "reason", d.reason);
         approved = req != NULL &&
                    nu__replay_callback(NULL, req, r) == NU_APPROVE_APPROVE;

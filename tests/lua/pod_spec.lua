@@ -55,6 +55,16 @@ describe("nucleus.pod", function()
     assert.are.equal("invalid_request", err.kind)
   end)
 
+  it("names the requested operation in a malformed call's denial", function()
+    local _, err = pod:call { tool = "write", path = 7, content = "x" }
+    assert.are.equal("invalid_request", err.kind)
+    assert.are.equal("write_files", err.operation)
+    _, err = pod:call { tool = "teleport", path = "x" }
+    assert.are.equal("invalid_request", err.kind)
+    assert.are.equal("invalid", err.operation)
+    assert.is_truthy(err.reason:find("teleport", 1, true))
+  end)
+
   it("returns binary file content as raw bytes", function()
     assert(pod:run("printf 'a\\000b' > bin.dat"))
     local r = assert(pod:read("bin.dat"))

@@ -192,6 +192,42 @@ static void test_decide_step1_rejects_bad_shapes(void **state)
     nu_perm_free(&bottom);
 }
 
+/* A malformed call used to report operation read_files (the zero value
+ * of nu_op_t) whatever tool it asked for. */
+static void test_decide_step1_names_operation(void **state)
+{
+    static const struct {
+        const char *call;
+        const char *operation;
+    } cases[] = {
+        {"[1]", "invalid"},
+        {"{\"path\":\"a\"}", "invalid"},
+        {"{\"tool\":7,\"path\":\"a\"}", "invalid"},
+        {"{\"tool\":\"teleport\",\"path\":\"a\"}", "invalid"},
+        {"{\"tool\":\"write\",\"path\":7,\"content\":\"x\"}",
+         "write_files"},
+        {"{\"tool\":\"run\",\"argv\":[\"ls\",3]}", "run_bash"},
+        {"{\"tool\":\"grep\",\"pattern\":1}", "grep_search"},
+        {"{\"tool\":\"web_fetch\"}", "web_fetch"},
+    };
+    nu_perm_t top;
+    nu_decision_t d;
+
+    (void)state;
+    nu_perm_init_top(&top);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        decide(&top, cases[i].call, NULL, &d);
+        assert_int_equal(d.kind, NU_KIND_INVALID_REQUEST);
+        if (strcmp(nu_decision_op_name(&d), cases[i].operation) != 0)
+            fail_msg("%s: operation %s, expected %s", cases[i].call,
+                     nu_decision_op_name(&d), cases[i].operation);
+    }
+
+    decide(&top, "{\"tool\":\"read\",\"path\":\"a\"}", NULL, &d);
+    assert_string_equal(nu_decision_op_name(&d), "read_files");
+    nu_perm_free(&top);
+}
+
 /* Found by fuzzing: a field name with a newline put a line break into the
  * reason, which front ends print as one line. */
 static void test_decide_reason_stays_one_line(void **state)
@@ -1413,6 +1449,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decide_step1_rejects_bad_shapes),
         cmocka_unit_test(test_decide_step1_enforces_size_limits),
+        cmocka_unit_test(test_decide_step1_names_operation),
         cmocka_unit_test(test_decide_reason_stays_one_line),
         cmocka_unit_test(test_decide_step1_accepts_every_tool),
         cmocka_unit_test(test_decide_step2_classifies_operations),

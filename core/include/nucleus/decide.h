@@ -100,6 +100,11 @@ int nu_decide(const nu_perm_t *perm, const json_t *call,
 int nu_approval_key(nu_op_t op, const json_t *call,
                     char out[NU_APPROVAL_KEY_MAX]);
 
+/* The operation name to report for a decision: nu_op_name(d->operation),
+ * or "invalid" when step 1 rejected the call before a known tool could be
+ * read from it (no "tool", a non-string one, or an unknown name). */
+const char *nu_decision_op_name(const nu_decision_t *d);
+
 const char *nu_verdict_name(nu_verdict_t verdict); /* "allow", "deny", "approval_required" */
 
 /* --- URLs ------------------------------------------------------------- */
