@@ -19,6 +19,7 @@
  *       hook granted;
  *   127 when the command was not found.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -68,35 +69,80 @@ static void nu__exec_usage(FILE *out)
         "default)\n"
         "  --workspace DIR   directory mounted at /workspace (default: the "
         "current directory)\n"
-        "  --timeout S       wall-clock limit in seconds (default: 120)\n"
-        "  --memory BYTES    memory limit; K, M, G suffixes (default: 2G)\n"
-        "  --pids N          process limit (default: 1024)\n"
-        "  --file-size BYTES largest file a process may write (default: "
-        "4G)\n"
+        "  --timeout S       wall-clock limit in seconds, 1 to 86400 "
+        "(default: 120)\n"
+        "  --memory BYTES    memory limit, 16M to 16T; K, M, G, T suffixes "
+        "(default: 2G)\n"
+        "  --pids N          process limit, 1 to 1000000 (default: 1024)\n"
+        "  --file-size BYTES largest file a process may write, 1 to 16T "
+        "(default: 4G)\n"
         "  --env NAME=VALUE  add an environment variable (repeatable)\n"
         "  --no-audit        do not record the call in the audit log\n"
         "  --isolation TIER  ns (default), oci:crun, oci:runc, oci:PATH or vm\n\n"
+        "Output: the first 1 MiB of stdout and of stderr is shown; the rest "
+        "is dropped,\nwith a note on stderr.  The cap is fixed, so write "
+        "large output to a file in\nthe workspace instead.\n\n"
         "exit status: the command's; 124 timeout, 125 Nucleus failed or bad "
         "usage, 126 denied, 127 not found\n");
 }
 
-/* Parse "512M"-style sizes. */
-static int nu__parse_size(const char *text, uint64_t *out)
+/* Ranges of the size options.  --memory starts at 16 MiB because the pod
+ * init failed to start with 1 MiB (4 MiB was enough for a Debug build);
+ * --memory and --file-size stop at 16 TiB. */
+#define NU__MEMORY_MIN (UINT64_C(16) << 20)
+#define NU__SIZE_MAX_BYTES (UINT64_C(16) << 40)
+
+/*
+ * Parse a decimal count with no sign, space or suffix into [min, max].
+ * Returns 0, or -1 for anything else, an overflowing number included.
+ */
+static int nu__parse_count(const char *text, uint64_t min, uint64_t max,
+                           uint64_t *out)
 {
     char *end;
     unsigned long long v;
 
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
     errno = 0;
     v = strtoull(text, &end, 10);
-    if (errno != 0 || end == text || text[0] == '-')
+    if (errno != 0 || *end != '\0' || v < min || v > max)
         return -1;
-    switch (*end) {
-    case 'K': case 'k': v <<= 10; end++; break;
-    case 'M': case 'm': v <<= 20; end++; break;
-    case 'G': case 'g': v <<= 30; end++; break;
-    default: break;
+    *out = v;
+    return 0;
+}
+
+/*
+ * Parse a size such as "512M" (K, M, G and T are powers of 1024) into
+ * [min, max] bytes.  Returns 0, or -1 when the text is not a size or the
+ * value overflows or falls outside the range.
+ */
+static int nu__parse_size(const char *text, uint64_t min, uint64_t max,
+                          uint64_t *out)
+{
+    static const char suffixes[] = "KMGT";
+    char digits[32];
+    size_t len = strlen(text);
+    unsigned shift = 0;
+    uint64_t v;
+
+    if (len == 0 || len >= sizeof digits)
+        return -1;
+    memcpy(digits, text, len + 1);
+    for (unsigned i = 0; suffixes[i] != '\0'; i++) {
+        if (toupper((unsigned char)digits[len - 1]) == suffixes[i]) {
+            shift = 10 * (i + 1);
+            digits[len - 1] = '\0';
+            break;
+        }
     }
-    if (*end != '\0' || v == 0)
+
+    if (nu__parse_count(digits, 0, UINT64_MAX, &v) != 0)
+        return -1;
+    if (v > (max >> shift))
+        return -1;
+    v <<= shift;
+    if (v < min)
         return -1;
     *out = v;
     return 0;
@@ -129,22 +175,24 @@ static int nu__parse_exec_args(int argc, char **argv, nu__exec_args_t *a)
         case 'p': a->profile = optarg; break;
         case 'w': a->workspace = optarg; break;
         case 't':
-            if (nu__parse_size(optarg, &value) != 0 || value > 86400) {
+            if (nu__parse_count(optarg, 1, 86400, &value) != 0) {
                 fprintf(stderr, "nucleus exec: invalid --timeout '%s': give "
-                        "seconds from 1 to 86400\n", optarg);
+                        "whole seconds from 1 to 86400\n", optarg);
                 return NU__EXIT_NUCLEUS;
             }
             a->timeout_ms = (uint32_t)value * 1000;
             break;
         case 'm':
-            if (nu__parse_size(optarg, &a->memory) != 0) {
+            if (nu__parse_size(optarg, NU__MEMORY_MIN, NU__SIZE_MAX_BYTES,
+                               &a->memory) != 0) {
                 fprintf(stderr, "nucleus exec: invalid --memory '%s': give "
-                        "bytes, optionally with K, M or G\n", optarg);
+                        "bytes from 16M to 16T, optionally with a K, M, G or "
+                        "T suffix\n", optarg);
                 return NU__EXIT_NUCLEUS;
             }
             break;
         case 'n':
-            if (nu__parse_size(optarg, &value) != 0 || value > 1000000) {
+            if (nu__parse_count(optarg, 1, 1000000, &value) != 0) {
                 fprintf(stderr, "nucleus exec: invalid --pids '%s': give a "
                         "count from 1 to 1000000\n", optarg);
                 return NU__EXIT_NUCLEUS;
@@ -152,9 +200,11 @@ static int nu__parse_exec_args(int argc, char **argv, nu__exec_args_t *a)
             a->pids = (uint32_t)value;
             break;
         case 'f':
-            if (nu__parse_size(optarg, &a->file_size) != 0) {
+            if (nu__parse_size(optarg, 1, NU__SIZE_MAX_BYTES,
+                               &a->file_size) != 0) {
                 fprintf(stderr, "nucleus exec: invalid --file-size '%s': "
-                        "give bytes, optionally with K, M or G\n", optarg);
+                        "give bytes from 1 to 16T, optionally with a K, M, G "
+                        "or T suffix\n", optarg);
                 return NU__EXIT_NUCLEUS;
             }
             break;
@@ -228,6 +278,22 @@ static void nu__print_stream(const json_t *result, const char *field,
         fwrite(text, 1, len, out);
     }
     fflush(out);
+}
+
+/* Tell the user which output streams the pod cut at the output cap. */
+static void nu__exec_note_truncation(const json_t *result)
+{
+    static const char *const streams[] = { "stdout", "stderr" };
+    char key[32];
+
+    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+        snprintf(key, sizeof key, "%s_truncated", streams[i]);
+        if (!json_is_true(json_object_get(result, key)))
+            continue;
+        fprintf(stderr, "nucleus exec: %s truncated: the pod keeps the first "
+                "1 MiB of each stream and dropped the rest (write large "
+                "output to a file in the workspace)\n", streams[i]);
+    }
 }
 
 /* Map the run result to the exit status. */
@@ -319,6 +385,7 @@ static int nu__exec_in_pod(const nu__exec_args_t *a, nu_profile_t *profile,
     } else {
         nu__print_stream(r.result, "stdout", stdout);
         nu__print_stream(r.result, "stderr", stderr);
+        nu__exec_note_truncation(r.result);
         status = nu__exec_status(r.result);
     }
     nu_call_result_clear(&r);
