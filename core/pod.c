@@ -193,10 +193,12 @@ static int nu__pod_check_options(const nu_pod_options_t *opts, nu_err_t *err)
     if (opts->isolation != NULL && strcmp(opts->isolation, "ns") != 0 &&
         strncmp(opts->isolation, "oci:", 4) != 0 &&
         strcmp(opts->isolation, "vm") != 0 &&
-        strncmp(opts->isolation, "vm:", 3) != 0)
+        strncmp(opts->isolation, "vm:", 3) != 0 &&
+        strcmp(opts->isolation, "firecracker") != 0 &&
+        strncmp(opts->isolation, "firecracker:", 12) != 0)
         return nu_err_set(err, NU_ENOTSUP, "pod: unknown isolation '%s' (use "
-                          "'ns', 'oci:crun', 'oci:runc', 'oci:PATH' or 'vm')",
-                          opts->isolation);
+                          "'ns', 'oci:crun', 'oci:runc', 'oci:PATH', 'vm' or "
+                          "'firecracker')", opts->isolation);
 
     for (size_t i = 0; opts->env != NULL && opts->env[i] != NULL; i++) {
         const char *eq = strchr(opts->env[i], '=');

@@ -617,9 +617,13 @@ int nu_sandbox_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
         if (strcmp(opts->isolation, "vm") == 0 ||
             strncmp(opts->isolation, "vm:", 3) == 0)
             return nu__vm_create(opts, out, err);
+        if (strcmp(opts->isolation, "firecracker") == 0 ||
+            strncmp(opts->isolation, "firecracker:", 12) == 0)
+            return nu__fc_create(opts, out, err);
         return nu_err_set(err, NU_EINVAL, "sandbox: cannot create pod: "
-                          "unknown isolation '%s' (use \"ns\", \"vm\" or "
-                          "\"oci:RUNTIME\")", opts->isolation);
+                          "unknown isolation '%s' (use \"ns\", \"vm\", "
+                          "\"firecracker\" or \"oci:RUNTIME\")",
+                          opts->isolation);
     }
     sb = calloc(1, sizeof *sb);
     if (sb == NULL)

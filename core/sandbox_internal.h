@@ -168,6 +168,10 @@ int nu__oci_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
 int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
                   nu_err_t *err);
 
+/* Create a "firecracker" or "firecracker:IMAGE_DIR" pod (sandbox_fc.c). */
+int nu__fc_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
+                  nu_err_t *err);
+
 /* The pod init's main loop (podinit.c), reading requests from fd. */
 int nu__podinit_main(int fd);
 extern const int nu__podinit_linked;
