@@ -39,8 +39,9 @@
 
 /* Modules the agent loads; their dependencies come from modules.dep. */
 static const char *const nu__vm_modules[] = {
-    "virtio_mmio", "virtio_console", "virtio-rng", "9pnet_virtio", "9p",
-    NULL
+    "virtio_mmio", "virtio_console", "virtio-rng",
+    "vsock", "vmw_vsock_virtio_transport_common",
+    "vmw_vsock_virtio_transport", "virtio_blk", "9pnet_virtio", "9p", NULL
 };
 
 #define NU__VM_MODULE_DIR "lib/modules/nucleus"

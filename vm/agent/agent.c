@@ -42,6 +42,7 @@
 #include "nucleus/executor.h"
 #include "nucleus/proto.h"
 #include "sandbox_internal.h"
+#include "vsock.h"
 
 #define NU__AGENT_PORT_NAME "nucleus"
 #define NU__AGENT_MODULES "/lib/modules/nucleus/order"
@@ -138,7 +139,12 @@ static int nu__agent_modules(void)
 /* Step 3. */
 static int nu__agent_workspace(void)
 {
+    int vsock_rc;
+
     mkdir("/workspace", 0755);
+    vsock_rc = nu__agent_vsock_workspace();
+    if (vsock_rc != NU__AGENT_VSOCK_UNUSED)
+        return vsock_rc;
     if (mount(NU__AGENT_TAG, "/workspace", "9p", MS_NOSUID | MS_NODEV,
               "trans=virtio,version=9p2000.L,msize=262144,cache=none") != 0) {
         nu__agent_say("cannot mount the workspace share", strerror(errno));
@@ -150,6 +156,11 @@ static int nu__agent_workspace(void)
 /* Find /dev/vportNpM whose /sys/class/virtio-ports name is "nucleus". */
 static int nu__agent_open_port(void)
 {
+    int vsock_fd = nu__agent_vsock_open();
+
+    if (vsock_fd != NU__AGENT_VSOCK_UNUSED)
+        return vsock_fd;
+
     DIR *dir = opendir("/sys/class/virtio-ports");
     struct dirent *e;
     int fd = -1;
