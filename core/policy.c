@@ -31,6 +31,7 @@
  * table.move refuse counts over NU_POLICY_MAX_REPEAT.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +233,17 @@ static void nu__policy_hook(lua_State *L, lua_Debug *ar)
     lua_sethook(L, nu__policy_hook, LUA_MASKCOUNT, 1);
     lua_pushlightuserdata(L, (void *)&nu__kill_token);
     lua_error(L);
+}
+
+int nu__policy_error(lua_State *L, const char *fmt, ...)
+{
+    char message[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    return luaL_error(L, "%s", message);
 }
 
 /* --- freezing -------------------------------------------------------- */
@@ -518,8 +530,9 @@ static int nu__lua_load(lua_State *L)
                              "chunks, mode 't')", mode);
     luaL_checktype(L, 4, LUA_TTABLE);
     if (policy != NULL && len > policy->limits.string_max)
-        return luaL_error(L, "load: chunk of %zu bytes is over the limit "
-                             "of %zu", len, policy->limits.string_max);
+        return nu__policy_error(L, "load: chunk of %zu bytes is over the "
+                                   "limit of %zu", len,
+                                policy->limits.string_max);
 
     if (luaL_loadbufferx(L, text, len, name, "t") != LUA_OK) {
         luaL_pushfail(L);
@@ -594,9 +607,9 @@ static void nu__check_match_cost(lua_State *L, const char *fname,
     q = plain ? 0 : nu__pattern_backtracks(p, m);
     cost = (double)(m + 1) * pow((double)(n + 1), (double)(q + 1));
     if (cost > NU_POLICY_MATCH_STEPS)
-        luaL_error(L, "%s: pattern too complex for a subject of %zu bytes "
-                      "(%d backtracking items; shorten the subject or "
-                      "simplify the pattern)", fname, n, q);
+        nu__policy_error(L, "%s: pattern too complex for a subject of %zu "
+                            "bytes (%d backtracking items; shorten the "
+                            "subject or simplify the pattern)", fname, n, q);
 }
 
 static int nu__call_original(lua_State *L)
@@ -640,8 +653,8 @@ static int nu__str_rep(lua_State *L)
     n = luaL_checkinteger(L, 2);
     luaL_optlstring(L, 3, "", &seplen);
     if (n > (lua_Integer)NU_POLICY_MAX_REPEAT)
-        return luaL_error(L, "rep: count %lld is over the limit of %u",
-                          (long long)n, NU_POLICY_MAX_REPEAT);
+        return nu__policy_error(L, "rep: count %lld is over the limit of %u",
+                                (long long)n, NU_POLICY_MAX_REPEAT);
     return nu__call_original(L);
 }
 
@@ -651,11 +664,11 @@ static int nu__tab_move(lua_State *L)
     lua_Integer e = luaL_checkinteger(L, 3);
 
     if (e >= f && (lua_Unsigned)e - (lua_Unsigned)f >= NU_POLICY_MAX_REPEAT)
-        return luaL_error(L, "move: range of %llu elements is over the "
-                             "limit of %u",
-                          (unsigned long long)((lua_Unsigned)e -
-                                               (lua_Unsigned)f + 1),
-                          NU_POLICY_MAX_REPEAT);
+        return nu__policy_error(L, "move: range of %llu elements is over "
+                                   "the limit of %u",
+                                (unsigned long long)((lua_Unsigned)e -
+                                                     (lua_Unsigned)f + 1),
+                                NU_POLICY_MAX_REPEAT);
     return nu__call_original(L);
 }
 
@@ -1438,8 +1451,9 @@ static void nu__push_json_at(lua_State *L, const json_t *v, size_t max,
     }
     case JSON_STRING:
         if (json_string_length(v) > max)
-            luaL_error(L, "call string of %zu bytes is over the policy "
-                          "limit of %zu", json_string_length(v), max);
+            nu__policy_error(L, "call string of %zu bytes is over the "
+                                "policy limit of %zu", json_string_length(v),
+                             max);
         lua_pushlstring(L, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:

@@ -365,9 +365,9 @@ static int nu__approve_protected(lua_State *L)
     else if (strcmp(answer, "ask") == 0)
         *e->answer = NU_APPROVE_ASK;
     else
-        return luaL_error(L, "%s: approve returned \"%.40s\" (expected "
-                             "\"approve\", \"deny\" or \"ask\")", where,
-                          answer);
+        return nu__policy_error(L, "%s: approve returned \"%.40s\" (expected "
+                                   "\"approve\", \"deny\" or \"ask\")",
+                                where, answer);
     return 0;
 }
 

@@ -72,6 +72,13 @@ void nu__policy_set_where(nu_policy_t *policy, const char *where);
 /* Location "SOURCE:LINE" of the function at idx (its definition). */
 void nu__policy_where(lua_State *L, int idx, char *out, size_t size);
 
+/* Raise a Lua error whose message is formatted by vsnprintf, with the
+ * position prefix luaL_error adds.  lua_pushfstring knows only %s %d %I %f
+ * %p %c %U and %%, and fails on the rest (%zu, %lld, %.40s) with an
+ * "invalid conversion" error in place of the message.  Does not return. */
+int nu__policy_error(lua_State *L, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* --- lattice values (policy_lua.c) ------------------------------------ */
 
 /* Register the perm metatable and build the nucleus table (profile, ALL,

@@ -286,6 +286,36 @@ static void nu__expect_load_error(const char *text, const char *needle)
         fail_msg("expected '%s' in '%s'", needle, err.msg);
 }
 
+/* These messages were formatted by lua_pushfstring, which knows no %zu or
+ * %lld, so the user saw "invalid conversion '%z'" in place of the limit. */
+static void test_policy_limit_messages_formatted(void **state)
+{
+    static const struct {
+        const char *code;
+        const char *message;
+    } cases[] = {
+        {"string.find(string.rep('a', 1e5), '.-.-.-.-b')",
+         "find: pattern too complex for a subject of 100000 bytes (4 "
+         "backtracking items; shorten the subject or simplify the pattern)"},
+        {"string.gsub(string.rep('a', 5e4), '(a*)*b', '')",
+         "gsub: pattern too complex for a subject of 50000 bytes"},
+        {"string.rep('x', 1e12)",
+         "rep: count 1000000000000 is over the limit of "},
+        {"table.move({}, 1, 1e15, 2)",
+         "move: range of 1000000000000000 elements is over the limit of "},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[512];
+
+        snprintf(text, sizeof text,
+                 "%s\nreturn nucleus.profile { name = 'x' }\n",
+                 cases[i].code);
+        nu__expect_load_error(text, cases[i].message);
+    }
+}
+
 static void test_policy_rejects_stateful_captures(void **state)
 {
     nu__expect_load_error(
@@ -503,6 +533,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_policy_escape_corpus),
         cmocka_unit_test(test_policy_escape_at_load),
+        cmocka_unit_test(test_policy_limit_messages_formatted),
         cmocka_unit_test(test_policy_rejects_stateful_captures),
         cmocka_unit_test(test_policy_evaluations_isolated),
         cmocka_unit_test(test_policy_frozen_classes_work),
