@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,12 +126,21 @@ static int nu__meta_get(nu_audit_t *a, const char *key, char *out,
     return found;
 }
 
-static int nu__schema_version(nu_audit_t *a)
+/*
+ * Read meta.schema_version into *version: 0 for a file without the meta
+ * table or the key (a new file).  Returns NU_OK, or NU_EDB when the value
+ * is not a positive decimal number, so a damaged value is never taken for
+ * version 0 and "migrated" over existing tables.
+ */
+static int nu__schema_version(nu_audit_t *a, int *version, nu_err_t *err)
 {
     char v[32];
+    char *end;
+    long n;
     sqlite3_stmt *st = NULL;
     int has_meta = 0;
 
+    *version = 0;
     if (sqlite3_prepare_v2(a->db, "SELECT 1 FROM sqlite_master WHERE "
                            "type = 'table' AND name = 'meta'", -1, &st,
                            NULL) == SQLITE_OK) {
@@ -138,8 +148,18 @@ static int nu__schema_version(nu_audit_t *a)
         sqlite3_finalize(st);
     }
     if (!has_meta || !nu__meta_get(a, "schema_version", v, sizeof v))
-        return 0;
-    return atoi(v);
+        return NU_OK;
+
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n < 1 ||
+        n > INT_MAX)
+        return nu_err_set(err, NU_EDB, "audit: cannot open '%s': invalid "
+                          "schema_version '%s' in the meta table (expected "
+                          "a number from 1); the file is damaged or not a "
+                          "Nucleus audit log", a->path, v);
+    *version = (int)n;
+    return NU_OK;
 }
 
 static void nu__new_origin(char *out, size_t size)
@@ -175,11 +195,14 @@ static int nu__migrate(nu_audit_t *a, nu_err_t *err)
     if (rc != NU_OK)
         return rc;
 
-    version = nu__schema_version(a);
+    rc = nu__schema_version(a, &version, err);
+    if (rc != NU_OK)
+        goto cleanup;
     if (version > NU_AUDIT_SCHEMA_VERSION) {
         rc = nu_err_set(err, NU_EDB, "audit: cannot open '%s': schema "
-                        "version %d is newer than this nucleus supports (%d); "
-                        "upgrade nucleus", a->path, version,
+                        "version %d is newer than this nucleus reads (%d "
+                        "and older); upgrade nucleus to the release that "
+                        "wrote it or a later one", a->path, version,
                         NU_AUDIT_SCHEMA_VERSION);
         goto cleanup;
     }

@@ -125,11 +125,25 @@ int nu_audit_export(nu_audit_t *a, const char *pod, int64_t since, FILE *out,
 {
     nu__export_t x = { a, out, 0, 0, 0, pod != NULL, err };
     json_t *hdr, *cp, *line;
-    int64_t cp_seq = 0;
+    int64_t cp_seq = 0, size = 0;
     int rc;
 
     if (since < 1)
         since = 1;
+
+    /* An export from S continues the tree over events 1..S-1, so S may be
+     * at most one past the last event (an empty export).  Appends only
+     * grow the log, so the size read here stays a lower bound. */
+    rc = nu_audit_size(a, &size, err);
+    if (rc != NU_OK)
+        return rc;
+    if (since > size + 1)
+        return nu_err_set(err, NU_ERANGE, "audit: cannot export from seq "
+                          "%" PRId64 ": the log ends at seq %" PRId64
+                          " (pass --since %" PRId64 " or less; %" PRId64
+                          " gives an empty export)", since, size, size + 1,
+                          size + 1);
+
     pthread_mutex_lock(&a->db_mu);
     hdr = nu__export_header(a, pod, since, err);
     cp = nu__audit_latest_checkpoint(a, &cp_seq, NULL);
@@ -193,6 +207,13 @@ static int nu__import_header(nu__import_t *im, const json_t *hdr,
     size_t i;
     int rc;
 
+    if (fmt != NULL && strcmp(fmt, "nucleus-audit-export") == 0 &&
+        json_integer_value(json_object_get(hdr, "version")) > 1)
+        return nu_err_set(err, NU_EPARSE, "audit: cannot read export: "
+                          "format version %" JSON_INTEGER_FORMAT " is newer "
+                          "than this nucleus reads (1); verify it with the "
+                          "nucleus release that wrote it, or a newer one",
+                          json_integer_value(json_object_get(hdr, "version")));
     if (fmt == NULL || strcmp(fmt, "nucleus-audit-export") != 0 ||
         json_integer_value(json_object_get(hdr, "version")) != 1 ||
         origin == NULL || prev == NULL || !json_is_array(arr) ||

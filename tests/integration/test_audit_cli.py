@@ -177,6 +177,41 @@ def test_exports(work, home):
            want in v.stdout, c.stdout + v.stdout)
 
 
+def test_export_past_end(work, home):
+    p = nu(home, "export", check=True)
+    last = json.loads(p.stdout.strip().split("\n")[-1])["end"]["last_seq"]
+
+    path = os.path.join(work, "export-empty.jsonl")
+    p = nu(home, "export", "--since", str(last + 1), "-o", path)
+    with open(path) as f:
+        end = json.loads(f.read().strip().split("\n")[-1])
+    ok("export from one past the end is empty",
+       p.returncode == 0 and end["end"]["events"] == 0, p.stderr)
+
+    # This used to fail with "cannot read tree node", naming no seq.
+    p = nu(home, "export", "--since", str(last + 5))
+    want = "the log ends at seq %d" % last
+    ok("export from beyond the end names the last seq",
+       p.returncode == 1 and want in p.stderr and
+       "--since %d" % (last + 1) in p.stderr, p.stderr)
+
+
+def test_export_newer_version(work, home):
+    key = os.path.join(home, "audit", "node.pub")
+    p = nu(home, "export", check=True)
+    lines = p.stdout.split("\n")
+    header = json.loads(lines[0])
+    header["export"]["version"] = 2
+    lines[0] = json.dumps(header, sort_keys=True, separators=(",", ":"))
+    path = os.path.join(work, "export-v2.jsonl")
+    write(path, "\n".join(lines))
+    c = nu(home, "verify", "--file", path, "--key", key)
+    out = c.stdout + c.stderr
+    ok("export of a newer format version is rejected by version",
+       c.returncode == 1 and "format version 2 is newer" in out and
+       "nucleus release" in out, out)
+
+
 def test_show(home):
     p = nu(home, "show", "--tail", "2", check=True)
     lines = p.stdout.strip().split("\n")
@@ -248,6 +283,8 @@ def main():
            check=True)
         test_proofs(work, home)
         test_exports(work, home)
+        test_export_past_end(work, home)
+        test_export_newer_version(work, home)
         test_show(home)
         test_key_and_usage(home)
         test_unanchored(home)

@@ -588,6 +588,50 @@ static void test_audit_schema_version_newer_is_rejected(void **state)
     nu_audit_close(a);
     assert_int_equal(nu_audit_open(&opts, &a, &err), NU_EDB);
     assert_non_null(strstr(err.msg, "upgrade nucleus"));
+    assert_non_null(strstr(err.msg, "schema version 99"));
+}
+
+/* atoi read these as version 0 (a new file), or overflowed, so the
+ * migration ran over the existing tables and rewrote the version. */
+static void test_audit_schema_version_damaged_is_rejected(void **state)
+{
+    static const char *const values[] = {
+        "abc", "1x", "0", "-1", "", " 1", "99999999999999999999",
+    };
+    fixture_t *f = *state;
+    nu_audit_options_t opts = { .home = f->home };
+    char path[300];
+    sqlite3 *db;
+
+    snprintf(path, sizeof path, "%s/audit.db", f->home);
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        nu_audit_t *a = open_log(f, 0);
+        sqlite3_stmt *st = NULL;
+        nu_err_t err = { 0 };
+        char want[128];
+
+        assert_int_equal(sqlite3_prepare_v2(a->db, "UPDATE meta SET value = "
+                                            "? WHERE key = 'schema_version'",
+                                            -1, &st, NULL), SQLITE_OK);
+        sqlite3_bind_text(st, 1, values[i], -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_finalize(st);
+        nu_audit_close(a);
+
+        a = NULL;
+        assert_int_equal(nu_audit_open(&opts, &a, &err), NU_EDB);
+        assert_null(a);
+        snprintf(want, sizeof want, "invalid schema_version '%s'", values[i]);
+        if (strstr(err.msg, want) == NULL)
+            fail_msg("'%s': %s", values[i], err.msg);
+
+        /* Put the version back for the next value. */
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value = '1' "
+                                      "WHERE key = 'schema_version'", NULL,
+                                      NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+    }
 }
 
 int main(void)
@@ -618,6 +662,8 @@ int main(void)
             test_audit_two_processes_do_not_fork_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_audit_schema_version_newer_is_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_audit_schema_version_damaged_is_rejected, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -330,7 +330,10 @@ json_t *nu_audit_prove_consistency(nu_audit_t *a, int64_t from, int64_t to,
 int nu_audit_check_proof(const json_t *proof, const nu_audit_trust_t *trust,
                          char *summary, size_t size, nu_err_t *err);
 
-/* Write the export (see docs/audit-format.md) to out. */
+/* Write the export of events since..last (see docs/audit-format.md) to
+ * out; since below 1 means 1.  Returns NU_OK (since one past the last
+ * event gives an export with no events), NU_ERANGE when since is further
+ * past the end (the message names the last seq), NU_EIO or NU_EDB. */
 int nu_audit_export(nu_audit_t *a, const char *pod, int64_t since, FILE *out,
                     nu_err_t *err);
 
