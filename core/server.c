@@ -286,6 +286,40 @@ static void nu__send_error_line(nu_conn_t *c, int code, const char *message)
         nu__conn_send(c, text);
 }
 
+/*
+ * Whether a line is a single server.health request.  Health is answered on
+ * the loop thread, so a monitor gets its answer while every worker runs a
+ * long tool call.  The substring test keeps other lines from being parsed
+ * twice.
+ */
+static bool nu__is_health(const char *line, size_t len)
+{
+    static const char method[] = "server.health";
+    json_t *request, *name;
+    bool health;
+
+    if (len == 0 || len > 4096 || line[0] != '{' ||
+        memmem(line, len, method, sizeof method - 1) == NULL)
+        return false;
+    request = json_loadb(line, len, 0, NULL);
+    name = json_object_get(request, "method");
+    health = json_is_string(name) &&
+             strcmp(json_string_value(name), method) == 0;
+    json_decref(request);
+    return health;
+}
+
+/* Answer a line on the loop thread; used for server.health only, which
+ * takes the server lock briefly and does no I/O. */
+static void nu__answer_inline(nu_conn_t *c, const char *line, size_t len)
+{
+    char *reply = nu_rpc_handle_line(line, len, c->server->opts.max_message,
+                                     nu__dispatch_adapter, c);
+
+    if (reply != NULL)
+        nu__conn_send(c, reply);
+}
+
 /* Start the next complete line, if any and if nothing is in flight. */
 static void nu__conn_next(nu_conn_t *c)
 {
@@ -311,7 +345,10 @@ static void nu__conn_next(nu_conn_t *c)
         bool skip = c->skipping;
         c->skipping = false;
 
-        if (!skip && linelen > 0 && !(linelen == 1 && c->buf[0] == '\r')) {
+        if (!skip && nu__is_health(c->buf, linelen)) {
+            nu__answer_inline(c, c->buf, linelen);
+        } else if (!skip && linelen > 0 &&
+                   !(linelen == 1 && c->buf[0] == '\r')) {
             nu_work_t *w = calloc(1, sizeof *w);
             char *line = malloc(linelen + 1);
             if (w == NULL || line == NULL) {
@@ -795,6 +832,8 @@ static int nu__listen_tcp(nu_server_t *server, nu_err_t *err)
     char host[256];
     const char *colon = strrchr(o->tcp_listen, ':');
     struct sockaddr_storage addr;
+    unsigned long port;
+    char *end;
     int rc;
 
     if (o->svid_dir == NULL || o->authz_path == NULL)
@@ -809,8 +848,14 @@ static int nu__listen_tcp(nu_server_t *server, nu_err_t *err)
         memmove(host, host + 1, strlen(host));
         host[strlen(host) - 1] = '\0';
     }
-    rc = strchr(host, ':') ? uv_ip6_addr(host, atoi(colon + 1), (struct sockaddr_in6 *)&addr)
-                           : uv_ip4_addr(host, atoi(colon + 1), (struct sockaddr_in *)&addr);
+    errno = 0;
+    port = strtoul(colon + 1, &end, 10);
+    if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno != 0 ||
+        port > 65535)
+        return nu_err_set(err, NU_EINVAL, "server: invalid --listen port "
+                          "'%s' (expected 0 to 65535)", colon + 1);
+    rc = strchr(host, ':') ? uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&addr)
+                           : uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&addr);
     if (rc != 0)
         return nu_err_set(err, NU_EINVAL, "server: invalid --listen address "
                           "'%s': %s", o->tcp_listen, uv_strerror(rc));

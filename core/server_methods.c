@@ -129,6 +129,50 @@ static json_t *nu__params_error(json_t **error, const char *what)
                     "invalid params: %s", what);
 }
 
+static const char *nu__json_type_name(const json_t *value)
+{
+    switch (json_typeof(value)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "a value";
+}
+
+/*
+ * Read params[name] into *out: the string, or NULL when absent.  what
+ * describes the expected value ("a string pod id").  Returns false with
+ * *error set when the value is present but not a string, or absent and
+ * required.
+ */
+static bool nu__param_string(json_t *params, const char *name,
+                             const char *what, bool required,
+                             const char **out, json_t **error)
+{
+    json_t *value = json_object_get(params, name);
+
+    *out = json_string_value(value);
+    if (value == NULL && !required)
+        return true;
+    if (value == NULL) {
+        nu__fail(error, NU_RPC_INVALID_PARAMS, "invalid_request",
+                 "invalid params: missing \"%s\" (%s)", name, what);
+        return false;
+    }
+    if (*out == NULL) {
+        nu__fail(error, NU_RPC_INVALID_PARAMS, "invalid_request",
+                 "invalid params: %s must be %s, not %s", name, what,
+                 nu__json_type_name(value));
+        return false;
+    }
+    return true;
+}
+
 /* --- the pod table -------------------------------------------------------- */
 
 /* Find a pod and mark it busy; NULL (with *error) when it is unknown,
@@ -136,13 +180,11 @@ static json_t *nu__params_error(json_t **error, const char *what)
 static nu_server_pod_t *nu__acquire(nu_srv_t *s, const nu_caller_t *c,
                                     json_t *params, json_t **error)
 {
-    const char *id = json_string_value(json_object_get(params, "pod"));
+    const char *id;
     nu_server_pod_t *sp;
 
-    if (id == NULL) {
-        nu__params_error(error, "missing \"pod\" (a pod id)");
+    if (!nu__param_string(params, "pod", "a string pod id", true, &id, error))
         return NULL;
-    }
     pthread_mutex_lock(&s->lock);
     for (sp = s->pods; sp != NULL; sp = sp->next)
         if (!sp->closing && strcmp(nu_pod_id(sp->pod), id) == 0)
@@ -393,9 +435,7 @@ static json_t *nu__check_paths(nu_srv_t *s, const nu_caller_t *c,
 static json_t *nu__pod_create(nu_srv_t *s, const nu_caller_t *c, json_t *params,
                               json_t **error)
 {
-    const char *profile = json_string_value(json_object_get(params, "profile"));
-    const char *workspace = json_string_value(json_object_get(params, "workspace"));
-    const char *ns = json_string_value(json_object_get(params, "namespace"));
+    const char *profile, *workspace, *ns, *isolation;
     json_t *timeout = json_object_get(params, "timeout");
     nu_pod_options_t opts;
     nu_perm_t restriction;
@@ -403,9 +443,16 @@ static json_t *nu__pod_create(nu_srv_t *s, const nu_caller_t *c, json_t *params,
     nu_err_t err;
     int rc;
 
-    if (profile == NULL || workspace == NULL)
-        return nu__params_error(error, "pod.create needs \"profile\" and "
-                                "\"workspace\" strings");
+    if (!nu__param_string(params, "profile", "a string profile name or file",
+                          true, &profile, error) ||
+        !nu__param_string(params, "workspace", "a string directory path",
+                          true, &workspace, error) ||
+        !nu__param_string(params, "namespace", "a string namespace name",
+                          false, &ns, error) ||
+        !nu__param_string(params, "isolation", "a string isolation tier "
+                          "such as \"ns\" or \"vm\"", false, &isolation,
+                          error))
+        return NULL;
     if (ns == NULL)
         ns = "default";
     if (nu__check_paths(s, c, workspace, profile, error) == NULL)
@@ -426,7 +473,7 @@ static json_t *nu__pod_create(nu_srv_t *s, const nu_caller_t *c, json_t *params,
     opts.profile_name = profile;
     opts.workspace = workspace;
     opts.namespace_ = ns;
-    opts.isolation = json_string_value(json_object_get(params, "isolation"));
+    opts.isolation = isolation;
     opts.audit = s->audit;
     opts.credentials = nu__credentials(params, &opts.ncredentials);
     if (timeout != NULL)
@@ -575,7 +622,7 @@ static json_t *nu__charge(nu_srv_t *s, const nu_caller_t *c, json_t *params,
 static json_t *nu__approval(nu_srv_t *s, const nu_caller_t *c, const char *method,
                             json_t *params, json_t **error)
 {
-    const char *key = json_string_value(json_object_get(params, "approval_key"));
+    const char *key;
     json_t *count = json_object_get(params, "count");
     json_t *ttl = json_object_get(params, "ttl");
     char source[2200];
@@ -584,8 +631,9 @@ static json_t *nu__approval(nu_srv_t *s, const nu_caller_t *c, const char *metho
     nu_err_t err;
     int rc = NU_OK;
 
-    if (strcmp(method, "approval.list") != 0 && key == NULL)
-        return nu__params_error(error, "missing \"approval_key\"");
+    if (!nu__param_string(params, "approval_key", "a string approval key",
+                          strcmp(method, "approval.list") != 0, &key, error))
+        return NULL;
     if ((count && (!json_is_integer(count) || json_integer_value(count) < 1 ||
                    json_integer_value(count) > 1000)) ||
         (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 0 ||
@@ -671,6 +719,7 @@ static json_t *nu__spawn(nu_srv_t *s, const nu_caller_t *c, json_t *params,
                          json_t **error)
 {
     json_t *perm_param = json_object_get(params, "permission");
+    const char *workspace;
     nu_pod_options_t opts;
     nu_server_pod_t *sp;
     nu_perm_t requested, budget, met;
@@ -678,8 +727,11 @@ static json_t *nu__spawn(nu_srv_t *s, const nu_caller_t *c, json_t *params,
     nu_err_t err;
     int rc;
 
-    if (nu__check_paths(s, c, json_string_value(json_object_get(params, "workspace")),
-                        json_string_value(perm_param), error) == NULL)
+    if (!nu__param_string(params, "workspace", "a string directory path",
+                          false, &workspace, error))
+        return NULL;
+    if (nu__check_paths(s, c, workspace, json_string_value(perm_param),
+                        error) == NULL)
         return NULL;
     if (perm_param != NULL) {
         if (nu__param_perm(perm_param, &requested, &err) != NU_OK)
@@ -705,7 +757,7 @@ static json_t *nu__spawn(nu_srv_t *s, const nu_caller_t *c, json_t *params,
         return NULL;
     }
     nu_pod_options_init(&opts);
-    opts.workspace = json_string_value(json_object_get(params, "workspace"));
+    opts.workspace = workspace;
     opts.namespace_ = sp->namespace_;
     rc = nu_pod_spawn(sp->pod, &opts, &requested,
                       json_is_true(json_object_get(params, "strict")), &child, &err);

@@ -1,7 +1,9 @@
 /*
  * cmd_serve.c - nucleus serve: run the JSON-RPC daemon.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 #include <jansson.h>
 
 #include "cli/commands.h"
+#include "nucleus/jsonrpc.h"
 #include "nucleus/log.h"
 #include "nucleus/server.h"
 
@@ -74,6 +77,28 @@ static void nu__log_sink(nu_log_level_t level, const char *area,
     json_decref(quoted);
 }
 
+/*
+ * Parse option opt's decimal value into [min, max]: no sign, no space, no
+ * overflow.  Returns 0, or -1 after printing an error naming the range.
+ */
+static int nu__serve_number(const char *opt, const char *text, uint64_t min,
+                            uint64_t max, uint64_t *out)
+{
+    unsigned long long v = 0;
+    char *end = NULL;
+
+    errno = 0;
+    if (text[0] >= '0' && text[0] <= '9')
+        v = strtoull(text, &end, 10);
+    if (end == NULL || *end != '\0' || errno != 0 || v < min || v > max) {
+        fprintf(stderr, "nucleus: serve: invalid %s '%s' (expected %" PRIu64
+                " to %" PRIu64 ")\n", opt, text, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int nu_cmd_serve(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -104,7 +129,7 @@ int nu_cmd_serve(int argc, char **argv)
     nu_log_set_level(NU_LOG_INFO);
     optind = 1;
     while ((c = getopt_long(argc, argv, "H:s:l:v:a:t:u:W:P:m:w:nf:Vh", longopts, NULL)) != -1) {
-        char *end;
+        uint64_t value;
         switch (c) {
         case 'H': opts.home = optarg; break;
         case 's': opts.socket_path = optarg; break;
@@ -119,28 +144,23 @@ int nu_cmd_serve(int argc, char **argv)
                 fprintf(stderr, "nucleus: serve: too many --allow-uid (max 64)\n");
                 return NU_EXIT_USAGE;
             }
-            uids[nuids++] = (uid_t)strtoul(optarg, &end, 10);
-            if (*end != '\0' || end == optarg) {
-                fprintf(stderr, "nucleus: serve: invalid --allow-uid '%s' "
-                                "(expected a number)\n", optarg);
+            /* (uid_t)-1 is not a user: chown and setresuid read it as
+             * "unchanged". */
+            if (nu__serve_number("--allow-uid", optarg, 0, UINT32_MAX - 1,
+                                 &value) != 0)
                 return NU_EXIT_USAGE;
-            }
+            uids[nuids++] = (uid_t)value;
             break;
         case 'm':
-            opts.max_message = strtoull(optarg, &end, 10);
-            if (*end != '\0' || opts.max_message < 1024) {
-                fprintf(stderr, "nucleus: serve: invalid --max-message '%s' "
-                                "(bytes, at least 1024)\n", optarg);
+            if (nu__serve_number("--max-message", optarg, 1024,
+                                 NU_RPC_MAX_MESSAGE, &value) != 0)
                 return NU_EXIT_USAGE;
-            }
+            opts.max_message = (size_t)value;
             break;
         case 'w':
-            opts.workers = (unsigned)strtoul(optarg, &end, 10);
-            if (*end != '\0' || opts.workers < 1 || opts.workers > 1024) {
-                fprintf(stderr, "nucleus: serve: invalid --workers '%s' "
-                                "(1 to 1024)\n", optarg);
+            if (nu__serve_number("--workers", optarg, 1, 1024, &value) != 0)
                 return NU_EXIT_USAGE;
-            }
+            opts.workers = (unsigned)value;
             break;
         case 'n': opts.audit = 0; break;
         case 'f':

@@ -175,6 +175,99 @@ class ConformanceTest(DaemonTest):
             self.assertEqual(cm.exception.kind, "not_found")
 
 
+    def test_param_types_named(self):
+        # A number for "pod" used to be reported as a missing pod id.
+        with self.daemon.client() as c:
+            with self.assertRaises(NucleusError) as cm:
+                c.call("pod.get", {"pod": 123})
+            self.assertEqual(cm.exception.code, -32602)
+            self.assertEqual(cm.exception.reason, "invalid params: pod must "
+                             "be a string pod id, not a number")
+            with self.assertRaises(NucleusError) as cm:
+                c.call("pod.get", {})
+            self.assertIn('missing "pod"', cm.exception.reason)
+            # A non-string tier used to fall back to the default tier.
+            with self.assertRaises(NucleusError) as cm:
+                c.call("pod.create", {"profile": "codegen", "workspace": self.ws,
+                                      "isolation": ["vm"]})
+            self.assertEqual(cm.exception.code, -32602)
+            self.assertIn("isolation must be a string", cm.exception.reason)
+            with self.assertRaises(NucleusError) as cm:
+                c.call("pod.create", {"profile": "codegen", "workspace": self.ws,
+                                      "namespace": 5})
+            self.assertIn("namespace must be a string", cm.exception.reason)
+
+    def test_malformed_call_names_operation(self):
+        with self.daemon.client() as c:
+            pod = c.pod_create("codegen", self.ws)["id"]
+            with self.assertRaises(NucleusError) as cm:
+                c.tool_call(pod, {"tool": "teleport", "path": "x"})
+            self.assertEqual(cm.exception.kind, "invalid_request")
+            self.assertEqual(cm.exception.data["operation"], "invalid")
+            with self.assertRaises(NucleusError) as cm:
+                c.tool_call(pod, {"tool": "write", "path": 7, "content": "x"})
+            self.assertEqual(cm.exception.data["operation"], "write_files")
+
+
+class ServeOptionsTest(unittest.TestCase):
+    """Option values that used to wrap around and be accepted."""
+
+    def serve(self, *args):
+        home = tempfile.mkdtemp(prefix="nu-daemon-opts.")
+        try:
+            return subprocess.run([BIN, "serve", "--home", home] + list(args),
+                                  capture_output=True, text=True, timeout=30)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+
+    def test_out_of_range_values_rejected(self):
+        cases = [
+            (("--workers", "4294967297"), "invalid --workers '4294967297' (expected 1 to 1024)"),
+            (("--workers", "-1"), "invalid --workers '-1'"),
+            (("--allow-uid", "4294967296"), "invalid --allow-uid '4294967296' (expected 0 to "),
+            (("--max-message", "99999999999999999999"),
+             "invalid --max-message '99999999999999999999' (expected 1024 to 16777216)"),
+        ]
+        for args, message in cases:
+            with self.subTest(args=args):
+                p = self.serve(*args)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(message, p.stderr)
+
+    def test_listen_port_checked(self):
+        p = self.serve("--listen", "127.0.0.1:99999", "--svid", "/nonexistent",
+                       "--authz", "/nonexistent")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("invalid --listen port '99999' (expected 0 to 65535)", p.stderr)
+
+
+class BusyWorkersTest(DaemonTest):
+    extra_args = ("--workers", "2", "--no-audit")
+
+    def test_health_answers_while_workers_busy(self):
+        clients = [self.daemon.client() for _ in range(2)]
+        pods = [c.pod_create("codegen", self.ws)["id"] for c in clients]
+        threads = [threading.Thread(target=c.run, args=(p, "sleep 2"))
+                   for c, p in zip(clients, pods)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.5)
+            with self.daemon.raw() as s:
+                start = time.monotonic()
+                r = raw_exchange(s, b'{"jsonrpc":"2.0","id":1,"method":"server.health"}\n')
+                elapsed = time.monotonic() - start
+            self.assertEqual(r["result"]["status"], "ok")
+            # Both workers are still in their sleep 2: health must not queue.
+            self.assertTrue(all(t.is_alive() for t in threads))
+            self.assertLess(elapsed, 0.1)
+        finally:
+            for t in threads:
+                t.join(30)
+            for c in clients:
+                c.close()
+
+
 class SessionTest(DaemonTest):
 
     def test_multi_party_approval(self):
