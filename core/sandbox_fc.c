@@ -74,13 +74,6 @@ extern char **environ;
 #define NU__FC_API_MS 5000
 #define NU__FC_BOOT_MS 30000
 
-/* Kernel command line.  i8042.* skip probing the keyboard controller
- * Firecracker only partly emulates; reboot=k makes a guest reboot end
- * the process.  Nothing secret goes on this line. */
-#define NU__FC_BOOT_ARGS "console=ttyS0 reboot=k panic=1 pci=off " \
-    "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd quiet " \
-    "nucleus.transport=vsock"
-
 /* File names inside the run directory or the jailer's chroot. */
 #define NU__FC_API_FILE "api.socket"
 #define NU__FC_VSOCK_FILE "vsock.socket"
@@ -630,7 +623,8 @@ nu__fc_child(nu__fc_t *fc, pid_t parent, int log_fd)
     /* An empty network namespace when the pod has no tap device; vsock
      * and the API use unix sockets, which need no network. */
     if (fc->new_netns && unshare(CLONE_NEWNET | CLONE_NEWIPC |
-                                 CLONE_NEWUTS) != 0) {
+                                 CLONE_NEWUTS | (geteuid() != 0 ?
+                                 CLONE_NEWUSER : 0)) != 0) {
         static const char msg[] = "firecracker: cannot create namespaces\n";
         if (write(log_fd, msg, sizeof msg - 1) < 0)
             _exit(126);
