@@ -10,7 +10,13 @@
  *
  * Commands: :profile NAME (normalized profile), :explain (why the last
  * call was decided as it was), :help, :quit.
+ *
+ * Ctrl-C at the prompt discards the line being typed (all continuation
+ * lines too) and prompts again; during an evaluation it stops the Lua code
+ * with an "interrupted" error, and the session goes on.  Ctrl-D on an
+ * empty line leaves.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +39,10 @@ bool nu__lua_last_decision(nu_decision_t *out);
 #define NU_REPL_MAX_DEPTH 6
 
 static lua_State *nu__repl_L;
+
+/* Set by the SIGINT handler; the loop clears it. */
+static volatile sig_atomic_t nu__interrupted;
+static volatile sig_atomic_t nu__evaluating;
 
 /* --- printing --------------------------------------------------------- */
 
@@ -349,7 +359,9 @@ static void nu__cmd_help(void)
          "  :profile NAME   print a profile's normalized permission\n"
          "  :explain        why the last call was decided as it was\n"
          "  :help           this text\n"
-         "  :quit           leave (or Ctrl-D)");
+         "  :quit           leave (or Ctrl-D)\n"
+         "Ctrl-C discards the line being typed or stops a running "
+         "evaluation.");
 }
 
 /* Returns 1 to quit. */
@@ -366,6 +378,45 @@ static int nu__repl_command(const char *line)
     else
         printf("unknown command '%s' (try :help)\n", line);
     return 0;
+}
+
+/* --- interruption ----------------------------------------------------- */
+
+/* Raise the interruption as a Lua error at the next hook event, as lua.c
+ * does: the evaluation unwinds and the state stays usable. */
+static void nu__stop_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted (Ctrl-C)");
+}
+
+/*
+ * The SIGINT handler.  It is installed without SA_RESTART, so at the
+ * prompt libedit's read fails with EINTR and readline returns NULL with
+ * the flag set.  During an evaluation it arms the stop hook; lua_sethook
+ * may be called from a signal handler (Lua 5.4 manual, lua_sethook).
+ * NOTE: a pod call that is already running is not cancelled, because the
+ * pod protocol has no cancel request.  It runs to its end or its timeout,
+ * and the evaluation stops right after it returns.
+ */
+static void nu__on_sigint(int sig)
+{
+    (void)sig;
+    nu__interrupted = 1;
+    if (nu__evaluating)
+        lua_sethook(nu__repl_L, nu__stop_hook,
+                    LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+static void nu__sigint_install(bool on)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on ? nu__on_sigint : SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
 }
 
 /* --- evaluation ------------------------------------------------------- */
@@ -428,7 +479,19 @@ static void nu__repl_loop(lua_State *L)
     char *buffer = NULL;
     char *line;
 
-    while ((line = readline(buffer ? ">> " : "nucleus> ")) != NULL) {
+    for (;;) {
+        nu__interrupted = 0;
+        line = readline(buffer ? ">> " : "nucleus> ");
+        if (line == NULL && nu__interrupted) {
+            /* Ctrl-C: drop the statement being typed, keep the session. */
+            free(buffer);
+            buffer = NULL;
+            putchar('\n');
+            continue;
+        }
+        if (line == NULL)
+            break;
+
         if (buffer == NULL && line[0] == ':') {
             add_history(line);
             int quit = nu__repl_command(line);
@@ -455,7 +518,10 @@ static void nu__repl_loop(lua_State *L)
 
         if (status == LUA_OK) {
             int base = lua_gettop(L);
+            nu__evaluating = 1;
             status = nu_lua_host_call(L, 0, LUA_MULTRET);
+            nu__evaluating = 0;
+            lua_sethook(L, NULL, 0, 0);
             if (status == LUA_OK)
                 nu__print_results(L, base);
         } else {
@@ -500,7 +566,9 @@ int nu_cmd_repl(int argc, char **argv)
         read_history(history);
 
     printf("nucleus %s  (Lua with the pod API; :help for commands)\n", NU_VERSION);
+    nu__sigint_install(true);
     nu__repl_loop(L);
+    nu__sigint_install(false);
 
     if (history[0] != '\0') {
         write_history(history);

@@ -83,8 +83,46 @@ if wait_for "approved_by"; then ok "answer y runs the call"; else not_ok "answer
 
 type_line ":explain"
 if wait_for "decision:"; then ok ":explain prints the last decision"; else not_ok ":explain prints the last decision"; fi
+# Ctrl-C used to end the REPL.  Now it discards the line being typed,
+# continuation lines included, and stops a running evaluation.
+tmux -S "$sock" send-keys -l "pod:read("
+tmux -S "$sock" send-keys C-c
+type_line "print('after' .. '-ctrl-c')"
+if wait_for "after-ctrl-c"; then ok "ctrl-c discards the typed line"; else not_ok "ctrl-c discards the typed line"; fi
+type_line "for i = 1, 2 do"
+tmux -S "$sock" send-keys C-c
+type_line "print('fresh' .. '-statement')"
+if wait_for "fresh-statement"; then ok "ctrl-c discards continuation lines"; else not_ok "ctrl-c discards continuation lines"; fi
+type_line "while true do end"
+sleep 0.3
+tmux -S "$sock" send-keys C-c
+type_line "print('loop' .. '-stopped')"
+if wait_for "interrupted (Ctrl-C)" && wait_for "loop-stopped"; then
+    ok "ctrl-c stops a running evaluation"
+else
+    not_ok "ctrl-c stops a running evaluation"
+fi
+type_line "pod:run('sleep 1')"
+sleep 0.3
+tmux -S "$sock" send-keys C-c
+type_line "print(pod:read('hello.txt').content)"
+if wait_for "in method 'run'" && [ "$(screen | grep -c 'hello from the workspace')" -ge 2 ]; then
+    ok "ctrl-c during a pod call keeps the pod"
+else
+    not_ok "ctrl-c during a pod call keeps the pod"
+fi
+
 type_line ":quit"
 sleep 0.5
+tmux -S "$sock" kill-server 2>/dev/null || true
+
+# Ctrl-D on an empty line leaves the REPL.  A second tmux server: the
+# first may still be exiting.
+sock="$tmp/tmux-eof.sock"
+tmux -S "$sock" new-session -d -x 200 -y 60 "NUCLEUS_HOME=$NUCLEUS_HOME $bin repl; echo repl-exited-\$?; sleep 60"
+wait_for 'nucleus>'
+tmux -S "$sock" send-keys C-d
+if wait_for "repl-exited-0"; then ok "ctrl-d leaves the REPL"; else not_ok "ctrl-d leaves the REPL"; fi
 tmux -S "$sock" kill-server 2>/dev/null || true
 
 # History survives the session.
