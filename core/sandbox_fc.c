@@ -22,7 +22,7 @@
  *   - Workspace: Firecracker has no 9p or virtiofs device, so the host
  *     directory cannot be shared live.  The driver copies the workspace
  *     into an ext4 image (mke2fs -d) in the run directory and attaches
- *     it read-only as the drive "workspace"; the agent mounts it
+ *     it read-only as the drive "workspace".  The agent mounts it
  *     read-only at /workspace.  Reads, glob and grep see the workspace
  *     as it was at pod creation, and every write fails with EROFS.
  *     TODO: a read-write image copied back to the host on close.
@@ -41,6 +41,7 @@
  * driver has run only against the recorded API fixtures of
  * tests/unit/test_sandbox_fc.c, never against a real Firecracker.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -275,7 +276,7 @@ static int nu__fc_vsock_try(const char *uds_path, unsigned port,
     if (send(fd, request, (size_t)n, MSG_NOSIGNAL) != n)
         goto retry;
     /* Firecracker closes the connection while no guest process listens
-     * on the port: that is the "not yet" answer. */
+     * on the port, which means "not yet". */
     n = nu__fc_read_line(fd, line, sizeof line, deadline);
     if (n <= 0)
         goto retry;
@@ -343,6 +344,35 @@ static void nu__fc_remove_run_dir(nu__fc_t *fc)
         return;
     nftw(fc->run_dir, nu__fc_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     fc->run_dir[0] = '\0';
+}
+
+/* Remove the run directories (/tmp/nucleus-fc.PID.XXXXXX) of owners that
+ * died without nu_sandbox_close; their Firecracker died with them
+ * (PR_SET_PDEATHSIG). */
+static void nu__fc_sweep(void)
+{
+    DIR *dir = opendir("/tmp");
+    struct dirent *e;
+
+    if (dir == NULL)
+        return;
+    while ((e = readdir(dir)) != NULL) {
+        nu__fc_t stale;
+        char *end;
+        long owner;
+
+        if (strncmp(e->d_name, "nucleus-fc.", 11) != 0 ||
+            strlen(e->d_name) > 40)
+            continue;
+        owner = strtol(e->d_name + 11, &end, 10);
+        if (owner <= 0 || *end != '.' || owner == (long)getpid() ||
+            kill((pid_t)owner, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(stale.run_dir, sizeof stale.run_dir, "/tmp/%.40s",
+                 e->d_name);
+        nu__fc_remove_run_dir(&stale);
+    }
+    closedir(dir);
 }
 
 static void nu__fc_stop(nu__fc_t *fc)
@@ -600,7 +630,7 @@ static int nu__fc_prepare_jail(nu__fc_t *fc, nu__fc_config_t *cfg,
     if (rc < 0)
         return rc;
 
-    /* Firecracker sees the chroot as "/". */
+    /* Firecracker resolves these paths inside the chroot. */
     snprintf(cfg->kernel, sizeof cfg->kernel, "/vmlinux");
     snprintf(cfg->initrd, sizeof cfg->initrd, "/" NU_VM_INITRAMFS_FILE);
     snprintf(cfg->workspace_image, sizeof cfg->workspace_image,
@@ -685,9 +715,9 @@ static int nu__fc_image_dir(const char *isolation, char *out, size_t size,
 }
 
 /* The kernel: IMAGE_DIR/vmlinux when present, else IMAGE_DIR/vmlinuz.
- * Firecracker releases up to 1.14 load only an uncompressed ELF vmlinux
- * on x86_64; a bzImage is logged as a warning, and such a Firecracker
- * then rejects InstanceStart with a fault message. */
+ * Firecracker releases up to at least 1.14 load only an uncompressed
+ * ELF vmlinux on x86_64.  A bzImage is logged as a warning, and such a
+ * Firecracker then rejects InstanceStart with a fault message. */
 static int nu__fc_kernel(const char *image_dir, char *out, size_t size,
                          nu_err_t *err)
 {
@@ -840,6 +870,7 @@ int nu__fc_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
     rc = nu__fc_image_dir(opts->isolation, image_dir, sizeof image_dir, err);
     if (rc < 0)
         return rc;
+    nu__fc_sweep();
     cfg = calloc(1, sizeof *cfg);
     fc = nu__fc_new(err);
     if (cfg == NULL || fc == NULL) {

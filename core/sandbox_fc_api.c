@@ -17,7 +17,7 @@
  *   PUT /entropy              {}  (a virtio-rng device fed by the host)
  *   PUT /actions              {"action_type": "InstanceStart"}
  *
- * Every call answers 204 No Content on success.  A failure is 400 (bad
+ * Every call returns 204 No Content on success.  A failure is 400 (bad
  * input) or another status with the body {"fault_message": "..."}; the
  * error names the call and carries the fault message.
  *
@@ -336,8 +336,8 @@ int nu__fc_snapshot_load(const char *socket_path, const char *state_path,
         json_decref(body);
         body = NULL;
     }
-    /* NOTE: a restored guest keeps the entropy pool of the snapshot; the
-     * agent has no request to reseed it yet, so the driver does not use
-     * snapshots for pods. */
+    /* NOTE: a restored guest keeps the entropy pool of the snapshot.  The
+     * agent has no request to reseed it yet, so pods do not use
+     * snapshots. */
     return nu__fc_put(socket_path, "/snapshot/load", body, timeout_ms, err);
 }

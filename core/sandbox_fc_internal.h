@@ -33,7 +33,7 @@
     "i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd quiet " \
     "nucleus.transport=vsock"
 
-/* sun_path of struct sockaddr_un holds 108 bytes with the NUL. */
+/* The size of sun_path in struct sockaddr_un, the NUL included. */
 #define NU__FC_SOCKET_MAX 108
 
 /* Everything the driver configures through the API before InstanceStart.
@@ -64,9 +64,9 @@ int nu__fc_api_wait(const char *socket_path, int pidfd, int timeout_ms,
 
 /* Send one request (method "PUT" or "PATCH", path such as
  * "/machine-config", body a JSON object or NULL) to the API socket.
- * Returns NU_OK on 204 or 200; on 4xx or 5xx NU_ESANDBOX with the
- * call and Firecracker's fault_message in err; on any other status
- * NU_EPROTO; NU_ETIMEDOUT or NU_EIO when the socket fails. */
+ * Returns NU_OK on 204 or 200.  A 4xx or 5xx status gives NU_ESANDBOX
+ * with the call and Firecracker's fault_message in err, and any other
+ * status NU_EPROTO.  A failed socket gives NU_ETIMEDOUT or NU_EIO. */
 int nu__fc_api_call(const char *socket_path, const char *method,
                     const char *path, const json_t *body, int timeout_ms,
                     nu_err_t *err);

@@ -646,8 +646,8 @@ static void test_fc_vsock_timeout(void **state)
 
 static char image_dir[64];
 
-/* An image directory with a stand-in ELF kernel and initramfs: the fake
- * Firecracker only checks that they exist. */
+/* An image directory with a stand-in ELF kernel and initramfs, which the
+ * fake Firecracker never reads. */
 static void make_image_dir(void)
 {
     char path[128];
@@ -729,10 +729,48 @@ static void test_fc_missing_image(void **state)
                            "image /nonexistent-nucleus-image/initramfs.cpio"));
 }
 
+static void test_fc_sweeps_dead_owner_dirs(void **state)
+{
+    char stale[64], nested[128], isolation[96];
+    nu_sandbox_opts_t opts;
+    nu_sandbox_t *sb = NULL;
+    nu_err_t err;
+    pid_t dead;
+    FILE *f;
+
+    (void)state;
+    dead = fork();
+    assert_true(dead >= 0);
+    if (dead == 0)
+        _exit(0);
+    waitpid(dead, NULL, 0);
+    snprintf(stale, sizeof stale, "/tmp/nucleus-fc.%ld.XXXXXX", (long)dead);
+    assert_non_null(mkdtemp(stale));
+    snprintf(nested, sizeof nested, "%s/jail", stale);
+    assert_int_equal(mkdir(nested, 0755), 0);
+    snprintf(nested, sizeof nested, "%s/jail/vsock.socket", stale);
+    f = fopen(nested, "w");
+    assert_non_null(f);
+    fclose(f);
+
+    make_image_dir();
+    setenv("NUCLEUS_FIRECRACKER", "/nonexistent-nucleus-bin/fc", 1);
+    nu_sandbox_opts_init(&opts);
+    snprintf(isolation, sizeof isolation, "firecracker:%s", image_dir);
+    opts.isolation = isolation;
+    opts.workspace = "/tmp";
+    assert_int_equal(nu_sandbox_create(&opts, &sb, &err), NU_ENOENT);
+
+    /* The dead owner's directory went, with what was inside it. */
+    assert_int_equal(access(stale, F_OK), -1);
+    unsetenv("NUCLEUS_FIRECRACKER");
+    remove_image_dir();
+}
+
 /* --- a fake Firecracker ------------------------------------------------
  *
- * Run as "firecracker --api-sock PATH --id ID", this program answers
- * every API call with 204 until InstanceStart, writing the calls to
+ * Run as "firecracker --api-sock PATH --id ID", this program returns
+ * 204 for every API call until InstanceStart, writing the calls to
  * $NU_FC_FAKE_LOG.  It then plays the guest agent behind the vsock
  * socket: the first connection is closed unanswered (the agent is not
  * listening yet), the second gets "OK", the hello and a response
@@ -753,7 +791,8 @@ static bool is_ext4(const char *path)
     return ok;
 }
 
-/* Serve the API until InstanceStart; returns the vsock uds_path. */
+/* Serve the API until InstanceStart and store the vsock uds_path in
+ * uds. */
 static int fake_api(const char *api, json_t *calls, char *uds, size_t size)
 {
     int listener = listen_unix(api);
@@ -980,6 +1019,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fc_vsock_timeout),
         cmocka_unit_test(test_fc_missing_binary),
         cmocka_unit_test(test_fc_missing_image),
+        cmocka_unit_test(test_fc_sweeps_dead_owner_dirs),
         cmocka_unit_test(test_fc_pod_with_fake_firecracker),
     };
     const char *name = strrchr(argv[0], '/');

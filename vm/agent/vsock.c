@@ -4,7 +4,7 @@
  *
  * Host side: Firecracker maps the guest's vsock device to a unix socket
  * on the host.  The host connects to it and writes "CONNECT 1024\n";
- * Firecracker opens a stream to guest port 1024, answers "OK <port>\n"
+ * Firecracker opens a stream to guest port 1024, replies "OK <port>\n"
  * and from then on relays bytes.  While nothing listens on the port,
  * Firecracker closes the host's connection and the host retries, so the
  * listening socket is the agent's ready signal.
