@@ -92,6 +92,7 @@ typedef struct nu__fc {
     char log_path[PATH_MAX];
     char binary[PATH_MAX];
     char jailer[PATH_MAX];      /* "" = no jailer */
+    char chroot_base[80];       /* RUN_DIR/jail, for the jailer's argv */
     char id[65];
     uid_t jail_uid;
     gid_t jail_gid;
@@ -595,15 +596,17 @@ static int nu__fc_mkdirs(char *path, nu_err_t *err)
 static int nu__fc_prepare_jail(nu__fc_t *fc, nu__fc_config_t *cfg,
                                const char *image_dir, nu_err_t *err)
 {
-    char base[160], src[PATH_MAX + 32], dst[PATH_MAX + 32];
+    char src[PATH_MAX + 32], dst[PATH_MAX + 32];
+    /* argv points into jail's strings, so they all live in fc. */
     nu__fc_jail_t jail = {
         .jailer = fc->jailer, .firecracker = fc->binary, .id = fc->id,
-        .uid = fc->jail_uid, .gid = fc->jail_gid, .chroot_base = base,
-        .api_socket = "/" NU__FC_API_FILE,
+        .uid = fc->jail_uid, .gid = fc->jail_gid,
+        .chroot_base = fc->chroot_base, .api_socket = "/" NU__FC_API_FILE,
     };
     int rc;
 
-    snprintf(base, sizeof base, "%s/jail", fc->run_dir);
+    snprintf(fc->chroot_base, sizeof fc->chroot_base, "%s/jail",
+             fc->run_dir);
     rc = nu__fc_jail_root(&jail, fc->root, sizeof fc->root, err);
     if (rc == NU_OK)
         rc = nu__fc_mkdirs(fc->root, err);

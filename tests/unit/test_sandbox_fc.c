@@ -776,11 +776,19 @@ static void test_fc_sweeps_dead_owner_dirs(void **state)
  * listening yet), the second gets "OK", the hello and a response
  * {"ok": true} to every request until the host closes the stream. */
 
+/* The fake jailer's chroot: the fake Firecracker prefixes the paths of
+ * API bodies with it ("" without a jailer). */
+static char fake_root[PATH_MAX];
+
 /* Whether the file starts as an ext4 image: magic 0xEF53 at byte 1080. */
 static bool is_ext4(const char *path)
 {
     unsigned char magic[2] = { 0 };
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char host[PATH_MAX * 2];
+    int fd;
+
+    snprintf(host, sizeof host, "%s%s", fake_root, path);
+    fd = open(host, O_RDONLY | O_CLOEXEC);
     bool ok;
 
     if (fd < 0)
@@ -814,7 +822,7 @@ static int fake_api(const char *api, json_t *calls, char *uds, size_t size)
         }
         body = json_loads(req.body, 0, NULL);
         if (strcmp(req.path, "/vsock") == 0)
-            snprintf(uds, size, "%s", json_string_value(
+            snprintf(uds, size, "%s%s", fake_root, json_string_value(
                      json_object_get(body, "uds_path")));
         if (strcmp(req.path, "/drives/workspace") == 0)
             json_object_set_new(body, "image_is_ext4", json_boolean(is_ext4(
@@ -858,18 +866,14 @@ static int fake_guest(int fd)
     return 0;
 }
 
-static int fake_firecracker_main(int argc, char **argv)
+static int fake_firecracker_run(const char *api)
 {
     const char *log = getenv("NU_FC_FAKE_LOG");
-    const char *api = NULL;
     json_t *calls = json_array();
     char uds[NU__FC_SOCKET_MAX] = "";
     char line[64];
     int listener;
 
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--api-sock") == 0)
-            api = argv[i + 1];
     if (api == NULL || log == NULL || fake_api(api, calls, uds,
                                                sizeof uds) < 0)
         return 2;
@@ -896,6 +900,63 @@ static int fake_firecracker_main(int argc, char **argv)
         close(listener);
         return fake_guest(fd);
     }
+}
+
+static int fake_firecracker_main(int argc, char **argv)
+{
+    const char *api = NULL;
+
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--api-sock") == 0)
+            api = argv[i + 1];
+    return fake_firecracker_run(api);
+}
+
+/* Run as "jailer ...", record the arguments and the owners of the files
+ * in the chroot to $NU_FC_FAKE_JAIL_LOG, then play Firecracker with its
+ * paths inside the chroot (no real chroot: the test checks paths). */
+static int fake_jailer_main(int argc, char **argv)
+{
+    static const char *const files[] = {
+        "vmlinux", "initramfs.cpio", "workspace.ext4", NULL,
+    };
+    const char *log = getenv("NU_FC_FAKE_JAIL_LOG");
+    const char *id = NULL, *exec_file = NULL, *base = NULL, *api = NULL;
+    json_t *record = json_pack("{s:[],s:{}}", "argv", "owners");
+    char api_host[PATH_MAX * 2];
+
+    for (int i = 0; i < argc; i++) {
+        json_array_append_new(json_object_get(record, "argv"),
+                              json_string(argv[i]));
+        if (i + 1 < argc && strcmp(argv[i], "--id") == 0)
+            id = argv[i + 1];
+        if (i + 1 < argc && strcmp(argv[i], "--exec-file") == 0)
+            exec_file = argv[i + 1];
+        if (i + 1 < argc && strcmp(argv[i], "--chroot-base-dir") == 0)
+            base = argv[i + 1];
+        if (i + 1 < argc && strcmp(argv[i], "--api-sock") == 0)
+            api = argv[i + 1];
+    }
+    if (log == NULL || id == NULL || exec_file == NULL || base == NULL ||
+        api == NULL)
+        return 2;
+    snprintf(fake_root, sizeof fake_root, "%s/%s/%s/root", base,
+             strrchr(exec_file, '/') != NULL ? strrchr(exec_file, '/') + 1 :
+             exec_file, id);
+    for (size_t i = 0; files[i] != NULL; i++) {
+        char path[PATH_MAX * 2];
+        struct stat st;
+
+        snprintf(path, sizeof path, "%s/%s", fake_root, files[i]);
+        if (stat(path, &st) == 0)
+            json_object_set_new(json_object_get(record, "owners"), files[i],
+                                json_pack("[i,i]", (int)st.st_uid,
+                                          (int)st.st_gid));
+    }
+    json_dump_file(record, log, 0);
+    json_decref(record);
+    snprintf(api_host, sizeof api_host, "%s%s", fake_root, api);
+    return fake_firecracker_run(api_host);
 }
 
 static void test_fc_pod_with_fake_firecracker(void **state)
@@ -999,6 +1060,138 @@ static void test_fc_pod_with_fake_firecracker(void **state)
     remove_image_dir();
 }
 
+static void test_fc_pod_through_fake_jailer(void **state)
+{
+    char bin_dir[64], fake_fc[128], fake_jailer[128], log[128], jail_log[128];
+    char self[PATH_MAX], work[64], isolation[96], file[128];
+    static const char *const files[] = {
+        "vmlinux", "initramfs.cpio", "workspace.ext4",
+    };
+    nu_sandbox_opts_t opts;
+    nu_frame_t response = { 0 };
+    nu_sandbox_t *sb = NULL;
+    json_t *calls, *record, *argv_json, *body, *request;
+    const char *base;
+    nu_err_t err;
+    ssize_t n;
+    FILE *f;
+
+    (void)state;
+    if (geteuid() != 0) {
+        printf("skip: the jailer path runs only as root\n");
+        skip();
+    }
+    make_image_dir();
+    snprintf(bin_dir, sizeof bin_dir, "/tmp/nu-fcbin-XXXXXX");
+    assert_non_null(mkdtemp(bin_dir));
+    n = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    snprintf(fake_fc, sizeof fake_fc, "%s/firecracker", bin_dir);
+    snprintf(fake_jailer, sizeof fake_jailer, "%s/jailer", bin_dir);
+    assert_int_equal(symlink(self, fake_fc), 0);
+    assert_int_equal(symlink(self, fake_jailer), 0);
+    snprintf(log, sizeof log, "%s/calls.json", bin_dir);
+    snprintf(jail_log, sizeof jail_log, "%s/jail.json", bin_dir);
+    setenv("NUCLEUS_FIRECRACKER", fake_fc, 1);
+    setenv("NUCLEUS_JAILER", fake_jailer, 1);
+    setenv("NUCLEUS_JAILER_UID", "12345", 1);
+    setenv("NUCLEUS_JAILER_GID", "23456", 1);
+    setenv("NU_FC_FAKE_LOG", log, 1);
+    setenv("NU_FC_FAKE_JAIL_LOG", jail_log, 1);
+    unsetenv("NUCLEUS_FIRECRACKER_TAP");
+
+    snprintf(work, sizeof work, "/tmp/nu-fcwork-XXXXXX");
+    assert_non_null(mkdtemp(work));
+    snprintf(file, sizeof file, "%s/readme", work);
+    f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("copied into the image\n", f);
+    fclose(f);
+
+    nu_sandbox_opts_init(&opts);
+    snprintf(isolation, sizeof isolation, "firecracker:%s", image_dir);
+    opts.isolation = isolation;
+    opts.workspace = work;
+    if (nu_sandbox_create(&opts, &sb, &err) != NU_OK)
+        fail_msg("nu_sandbox_create: %s", err.msg);
+    request = json_pack("{s:s}", "tool", "ping");
+    assert_int_equal(nu_sandbox_call(sb, request, NULL, 0, NULL, NULL,
+                                     &response, &err), NU_OK);
+    assert_true(json_is_true(json_object_get(response.json, "ok")));
+    json_decref(request);
+    nu_frame_free(&response);
+    nu_sandbox_close(sb);
+
+    /* The jailer's command line. */
+    record = json_load_file(jail_log, 0, NULL);
+    assert_non_null(record);
+    argv_json = json_object_get(record, "argv");
+    assert_int_equal(json_array_size(argv_json), 14);
+    assert_string_equal(json_string_value(json_array_get(argv_json, 0)),
+                        fake_jailer);
+    assert_string_equal(json_string_value(json_array_get(argv_json, 1)),
+                        "--id");
+    assert_int_equal(strncmp(json_string_value(json_array_get(argv_json, 2)),
+                             "nucleus-", 8), 0);
+    assert_string_equal(json_string_value(json_array_get(argv_json, 4)),
+                        fake_fc);
+    assert_string_equal(json_string_value(json_array_get(argv_json, 6)),
+                        "12345");
+    assert_string_equal(json_string_value(json_array_get(argv_json, 8)),
+                        "23456");
+    base = json_string_value(json_array_get(argv_json, 10));
+    assert_int_equal(strncmp(base, "/tmp/nucleus-fc.", 16), 0);
+    assert_string_equal(json_string_value(json_array_get(argv_json, 11)),
+                        "--");
+    assert_string_equal(json_string_value(json_array_get(argv_json, 13)),
+                        "/api.socket");
+    /* The files in the chroot belong to the jailer's user. */
+    for (size_t i = 0; i < 3; i++) {
+        json_t *owner = json_object_get(json_object_get(record, "owners"),
+                                        files[i]);
+        assert_non_null(owner);
+        assert_int_equal(json_integer_value(json_array_get(owner, 0)),
+                         12345);
+        assert_int_equal(json_integer_value(json_array_get(owner, 1)),
+                         23456);
+    }
+    /* The run directory, chroot included, is gone after close. */
+    assert_int_equal(access(base, F_OK), -1);
+    json_decref(record);
+
+    /* API paths are those inside the chroot. */
+    calls = json_load_file(log, 0, NULL);
+    assert_non_null(calls);
+    assert_int_equal(json_array_size(calls), 6);
+    body = json_object_get(json_array_get(calls, 1), "body");
+    assert_string_equal(json_string_value(json_object_get(body,
+                        "kernel_image_path")), "/vmlinux");
+    assert_string_equal(json_string_value(json_object_get(body,
+                        "initrd_path")), "/initramfs.cpio");
+    body = json_object_get(json_array_get(calls, 2), "body");
+    assert_string_equal(json_string_value(json_object_get(body,
+                        "path_on_host")), "/workspace.ext4");
+    assert_true(json_is_true(json_object_get(body, "image_is_ext4")));
+    body = json_object_get(json_array_get(calls, 3), "body");
+    assert_string_equal(json_string_value(json_object_get(body,
+                        "uds_path")), "/vsock.socket");
+    json_decref(calls);
+
+    unlink(file);
+    rmdir(work);
+    unlink(log);
+    unlink(jail_log);
+    unlink(fake_fc);
+    unlink(fake_jailer);
+    rmdir(bin_dir);
+    unsetenv("NUCLEUS_FIRECRACKER");
+    unsetenv("NUCLEUS_JAILER");
+    unsetenv("NUCLEUS_JAILER_UID");
+    unsetenv("NUCLEUS_JAILER_GID");
+    remove_image_dir();
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -1021,11 +1214,14 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fc_missing_image),
         cmocka_unit_test(test_fc_sweeps_dead_owner_dirs),
         cmocka_unit_test(test_fc_pod_with_fake_firecracker),
+        cmocka_unit_test(test_fc_pod_through_fake_jailer),
     };
     const char *name = strrchr(argv[0], '/');
 
     signal(SIGPIPE, SIG_IGN);
     if (strcmp(name != NULL ? name + 1 : argv[0], "firecracker") == 0)
         return fake_firecracker_main(argc, argv);
+    if (strcmp(name != NULL ? name + 1 : argv[0], "jailer") == 0)
+        return fake_jailer_main(argc, argv);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
