@@ -3,15 +3,16 @@
  * fixtures, a fake vsock socket and a fake Firecracker.
  *
  * Firecracker cannot be installed on the development host.  A server
- * thread plays its API: it listens on a unix socket in /tmp and answers
- * each request with the next exchange of a fixture in
+ * thread plays its API: it listens on a unix socket in /tmp and replies
+ * to each request with the next exchange of a fixture in
  * tests/fixtures/firecracker (written from Firecracker's API
  * description), recording what the driver sent.  The tests compare the
  * recorded method, path and body of each request with the fixture.
  *
- * The last test starts a whole pod through nu_sandbox_create with this
- * program as the "firecracker" binary: run under that name it serves the
- * API, then plays the guest agent behind the vsock socket.
+ * The last two tests start whole pods through nu_sandbox_create with
+ * this program as the "firecracker" binary, and then also as the
+ * "jailer": run under those names it serves the API, then plays the
+ * guest agent behind the vsock socket.
  */
 #include <stdarg.h>
 #include <stddef.h>
