@@ -5,8 +5,13 @@
  * Input: JSON Lines.  A first line without "tool" is a header and is
  * echoed.  Every other line is one tool call; the keys step, agent_command,
  * agent_tool and applied are transcript metadata and are removed before
- * the call is decided.  Absolute paths under the header's "cwd" are made
- * relative to the workspace, and so are command strings that cd there.
+ * the call is decided.  Absolute paths under the header's "cwd" are moved
+ * onto the workspace: the path and cwd fields become relative to it, and
+ * redirection targets in a command string move under /workspace
+ * (replay_rebase.c).  A call whose redirection targets cannot be moved
+ * safely is rejected as invalid_request, naming the target.
+ * NOTE: other absolute paths in command strings (arguments, cd) are kept
+ * as recorded.
  *
  * Output: one JSON line per step,
  *   {"step", "tool", "operation", "decision", "kind", "reason", "exit"}
@@ -25,6 +30,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "cli/replay_rebase.h"
 #include "nucleus/display.h"
 #include "nucleus/json.h"
 #include "nucleus/pod.h"
@@ -182,6 +188,26 @@ static void nu__replay_dry(nu_replay_t *r, const json_t *call, json_t *step)
     nu__count(r, &d, approved);
 }
 
+/* Report a call that replay cannot run as recorded, as a step 1 denial. */
+static void nu__replay_reject(nu_replay_t *r, const char *reason,
+                              json_t *step)
+{
+    nu_decision_t d;
+
+    memset(&d, 0, sizeof d);
+    d.verdict = NU_DECISION_DENY;
+    d.kind = NU_KIND_INVALID_REQUEST;
+    d.step = 1;
+    d.operation = NU_OP_RUN_BASH;
+    d.ops = NU_OPSET(NU_OP_RUN_BASH);
+    snprintf(d.reason, sizeof d.reason, "%s", reason);
+
+    json_t *j = nu_decision_to_json(&d);
+    json_object_update(step, j);
+    json_decref(j);
+    nu__count(r, &d, false);
+}
+
 static void nu__replay_exec(nu_replay_t *r, const json_t *call, bool applied,
                             json_t *step)
 {
@@ -269,9 +295,15 @@ static int nu__replay_file(nu_replay_t *r, FILE *in, const char *name,
         json_t *call = nu__replay_call(r, obj);
         bool applied = !json_is_false(json_object_get(obj, "applied"));
 
+        char reason[NU_ERR_MAX];
+
         if (step_no == NULL)
             json_object_set_new(step, "step", json_integer(r->steps + 1));
-        if (execute)
+        if (call != NULL &&
+            nu__replay_rebase_redirects(r->cwd, call, reason,
+                                        sizeof reason) != 0)
+            nu__replay_reject(r, reason, step);
+        else if (execute)
             nu__replay_exec(r, call, applied, step);
         else
             nu__replay_dry(r, call, step);
