@@ -857,7 +857,7 @@ static atomic_uint nu__fc_seq;
 int nu__fc_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
                   nu_err_t *err)
 {
-    char image_dir[4096], workspace[PATH_MAX];
+    char image_dir[4096], workspace[PATH_MAX], binary[PATH_MAX];
     nu__fc_config_t *cfg = NULL;
     nu__fc_t *fc = NULL;
     struct stat st;
@@ -870,10 +870,15 @@ int nu__fc_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
                           "workspace '%s' is not a directory",
                           opts->workspace != NULL ? opts->workspace :
                           "(missing)");
-    rc = nu__fc_image_dir(opts->isolation, image_dir, sizeof image_dir, err);
+    nu__fc_sweep();
+    /* A missing Firecracker is the likelier mistake, so it is reported
+     * before a missing image. */
+    rc = nu__fc_find_binary(binary, sizeof binary, err);
+    if (rc == NU_OK)
+        rc = nu__fc_image_dir(opts->isolation, image_dir, sizeof image_dir,
+                              err);
     if (rc < 0)
         return rc;
-    nu__fc_sweep();
     cfg = calloc(1, sizeof *cfg);
     fc = nu__fc_new(err);
     if (cfg == NULL || fc == NULL) {

@@ -702,6 +702,12 @@ static void test_fc_missing_binary(void **state)
                         "found in PATH (install Firecracker or set "
                         "NUCLEUS_FIRECRACKER)");
 
+    /* Without an image as well, the missing binary is still reported. */
+    opts.isolation = "firecracker:/nonexistent-nucleus-image";
+    assert_int_equal(nu_sandbox_create(&opts, &sb, &err), NU_ENOENT);
+    assert_non_null(strstr(err.msg, "not found in PATH"));
+    opts.isolation = isolation;
+
     setenv("NUCLEUS_FIRECRACKER", "/nonexistent-nucleus-bin/fc", 1);
     assert_int_equal(nu_sandbox_create(&opts, &sb, &err), NU_ENOENT);
     assert_non_null(strstr(err.msg, "NUCLEUS_FIRECRACKER=/nonexistent-"
@@ -721,6 +727,8 @@ static void test_fc_missing_image(void **state)
     nu_err_t err;
 
     (void)state;
+    /* Any executable passes the binary check, which comes first. */
+    setenv("NUCLEUS_FIRECRACKER", "/bin/true", 1);
     nu_sandbox_opts_init(&opts);
     opts.isolation = "firecracker:/nonexistent-nucleus-image";
     opts.workspace = "/tmp";
@@ -728,6 +736,7 @@ static void test_fc_missing_image(void **state)
     assert_int_equal(nu_sandbox_create(&opts, &sb, &err), NU_ENOENT);
     assert_non_null(strstr(err.msg, "firecracker: cannot find the guest "
                            "image /nonexistent-nucleus-image/initramfs.cpio"));
+    unsetenv("NUCLEUS_FIRECRACKER");
 }
 
 static void test_fc_sweeps_dead_owner_dirs(void **state)
