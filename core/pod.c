@@ -300,6 +300,7 @@ static int nu__pod_start_sandbox(nu_pod_t *pod, const nu_pod_options_t *opts,
     sb.write_block_paths = (const char *const *)write_block;
     sb.env = (const char *const *)env;
     sb.isolation = opts->isolation;
+    sb.network = pod->net != NULL;
     sb.timeout_ms = opts->timeout_ms;
     sb.limits.memory_bytes = opts->memory_bytes;
     sb.limits.pids = opts->pids;

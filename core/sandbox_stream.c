@@ -114,8 +114,8 @@ static int nu__stream_pump(int host_fd, int version, json_t *id,
     return rc;
 }
 
-static int nu__stream_spawn(char **argv, const char *cwd, int out_w,
-                            int err_w, pid_t *pid)
+static int nu__stream_spawn(char **argv, char *const *envp,
+                            const char *cwd, int out_w, int err_w, pid_t *pid)
 {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
@@ -140,7 +140,7 @@ static int nu__stream_spawn(char **argv, const char *cwd, int out_w,
                              POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     posix_spawnattr_setsigdefault(&attr, &defaults);
 
-    rc = posix_spawnp(pid, argv[0], &actions, &attr, argv, environ);
+    rc = posix_spawnp(pid, argv[0], &actions, &attr, argv, envp);
 
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&actions);
@@ -294,7 +294,11 @@ json_t *nu__stream_run(nu_executor_t *ex, int host_fd, int version,
         goto out;
     }
 
-    rc = nu__stream_spawn(argv, cwd, out_pipe[1], err_pipe[1], &pid);
+    /* The executor's base environment is the pod's: the vm agent gets it
+     * by _set_env and never copies it into its own environ. */
+    rc = nu__stream_spawn(argv, ex->cfg.base_env != NULL
+                          ? (char *const *)ex->cfg.base_env : environ,
+                          cwd, out_pipe[1], err_pipe[1], &pid);
     close(out_pipe[1]);
     close(err_pipe[1]);
     out_pipe[1] = err_pipe[1] = -1;

@@ -232,6 +232,16 @@ static const char *nu__vm_qemu_binary(void)
     return env != NULL && env[0] != '\0' ? env : "qemu-system-x86_64";
 }
 
+/* A pod with egress: one virtio-net device on QEMU's user-mode network
+ * (libslirp), whose sockets live in QEMU's network namespace, where
+ * nu_net_attach puts the veth and the pod's filter (docs/vm.md, "Guest
+ * network").  The guest subnet is link-local because every pod drops
+ * 169.254.0.0/16, so it never hides an allowed destination.  No hostfwd,
+ * guestfwd, tftp or smb is configured. */
+#define NU__VM_NETDEV "user,id=net0,ipv6=off,net=169.254.2.0/24," \
+                      "host=169.254.2.2,dns=169.254.2.3"
+#define NU__VM_NET_CMDLINE " nucleus.net=169.254.2.15/24,169.254.2.2"
+
 /* Fill vm->argv.  Memory comes from the pod's memory limit (default 512
  * MiB, at least 128 MiB), vCPUs from its CPU bandwidth (default 1). */
 static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
@@ -274,8 +284,9 @@ static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
     /* Without a calibrated TSC the TCG guest waits forever for a timer;
      * tsc_early_khz gives it one.  Nothing secret goes on this line. */
     NU__ADD("-append");
-    NU__ADD("console=ttyS0 quiet panic=-1 reboot=t tsc_early_khz=2000000 "
-            "no_timer_check");
+    NU__ADD(nu__vm_arg(vm, 6, "console=ttyS0 quiet panic=-1 reboot=t "
+                       "tsc_early_khz=2000000 no_timer_check%s",
+                       opts->network ? NU__VM_NET_CMDLINE : ""));
     NU__ADD("-serial");
     NU__ADD(nu__vm_arg(vm, 4, "file:%s", vm->console));
     NU__ADD("-chardev");
@@ -299,6 +310,12 @@ static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
                        vm->pooled ? vm->share : vm->workspace));
     NU__ADD("-device");
     NU__ADD("virtio-9p-device,fsdev=workspace,mount_tag=workspace");
+    if (opts->network) {
+        NU__ADD("-netdev");
+        NU__ADD(NU__VM_NETDEV);
+        NU__ADD("-device");
+        NU__ADD("virtio-net-device,netdev=net0");
+    }
     NU__ADD("-chardev");
     NU__ADD("socket,id=qmp,fd=4");
     NU__ADD("-mon");
@@ -874,7 +891,8 @@ int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
         return rc;
 
     kvm = nu__vm_accel(opts, image_dir);
-    vm = nu__vm_pool_take(opts, image_dir, kvm);
+    /* Pooled guests have no network device, so pods with egress boot. */
+    vm = opts->network ? NULL : nu__vm_pool_take(opts, image_dir, kvm);
     if (vm != NULL) {
         rc = nu__vm_attach(vm, workspace, err);
     } else {

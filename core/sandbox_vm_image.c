@@ -37,9 +37,12 @@
 #include "nucleus/json.h"
 #include "nucleus/vm.h"
 
-/* Modules the agent loads; their dependencies come from modules.dep. */
+/* Modules the agent loads; their dependencies come from modules.dep.
+ * virtio_net (with failover and net_failover) serves the network device
+ * of pods with egress.  9p stays last: tests/integration/vm_image.sh
+ * checks that it ends the load order. */
 static const char *const nu__vm_modules[] = {
-    "virtio_mmio", "virtio_console", "virtio-rng",
+    "virtio_mmio", "virtio_console", "virtio-rng", "virtio_net",
     "vsock", "vmw_vsock_virtio_transport_common",
     "vmw_vsock_virtio_transport", "virtio_blk", "9pnet_virtio", "9p", NULL
 };

@@ -43,6 +43,7 @@
 #include "nucleus/proto.h"
 #include "sandbox_internal.h"
 #include "vsock.h"
+#include "net.h"
 
 #define NU__AGENT_PORT_NAME "nucleus"
 #define NU__AGENT_MODULES "/lib/modules/nucleus/order"
@@ -477,6 +478,8 @@ int main(void)
     if (sethostname("nucleus", 7) != 0)
         nu__agent_say("cannot set the host name", strerror(errno));
     modules_rc = nu__agent_modules();
+    if (nu__agent_net_setup() < 0)  /* virtio_net is loaded by now */
+        nu__agent_poweroff();
     seed_rc = nu__agent_seed();
     workspace_rc = nu__agent_workspace();
 

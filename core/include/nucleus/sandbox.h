@@ -95,6 +95,10 @@ typedef struct nu_sandbox_opts {
      * or a path to a runtime binary) running the same init (oci.h),
      * "vm" or "vm:IMAGE_DIR" for a QEMU microvm guest (vm.h). */
     const char *isolation;
+    /* The pod has egress (net.h): a "vm" pod then gets a guest network
+     * device (docs/vm.md, "Guest network").  The other tiers ignore it,
+     * because nu_net_attach gives their network namespace the veth. */
+    bool network;
 } nu_sandbox_opts_t;
 
 /* The default read-only binds: /usr, /bin, /sbin, /lib, /lib32, /lib64 and
