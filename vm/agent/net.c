@@ -27,6 +27,13 @@
 
 #define NU__NET_PARAM "nucleus.net="
 
+/* The guest's interface configuration, parsed from the command line. */
+typedef struct nu__agent_net_config {
+    char address[16];    /* dotted IPv4 */
+    int prefix;          /* 1 to 30 */
+    char gateway[16];    /* dotted IPv4, inside address/prefix */
+} nu__agent_net_config_t;
+
 static void nu__net_say(const char *message, const char *detail)
 {
     fprintf(stderr, "nucleus-agent: %s%s%s\n", message,
@@ -46,8 +53,12 @@ static int nu__net_parse_addr(const char *start, const char *end, char *out,
     return inet_pton(AF_INET, out, addr) == 1 ? 0 : -1;
 }
 
-int nu__agent_net_parse(const char *cmdline, nu__agent_net_config_t *out,
-                        char *detail, size_t size)
+/* Parse the nucleus.net parameter out of cmdline (the text of
+ * /proc/cmdline).  Returns 1 and fills *out when the parameter is there
+ * and valid, 0 when it is absent, and -1 when it is malformed, with a
+ * message in detail. */
+static int nu__net_parse(const char *cmdline, nu__agent_net_config_t *out,
+                         char *detail, size_t size)
 {
     const char *value = NULL;
     const char *slash, *comma, *end;
@@ -95,7 +106,8 @@ int nu__agent_net_parse(const char *cmdline, nu__agent_net_config_t *out,
 
 invalid:
     snprintf(detail, size, "invalid %.*s (expected " NU__NET_PARAM
-             "ADDRESS/PREFIX,GATEWAY with the gateway in the same subnet)",
+             "ADDRESS/PREFIX,GATEWAY: IPv4, prefix 1 to 30, gateway in the "
+             "address's subnet)",
              (int)(end - value) + (int)strlen(NU__NET_PARAM),
              value - strlen(NU__NET_PARAM));
     return -1;
@@ -228,7 +240,7 @@ int nu__agent_net_setup(void)
     }
     cmdline[n] = '\0';
 
-    rc = nu__agent_net_parse(cmdline, &cfg, detail, sizeof detail);
+    rc = nu__net_parse(cmdline, &cfg, detail, sizeof detail);
     if (rc <= 0) {
         if (rc < 0)
             nu__net_say("cannot configure the network", detail);
