@@ -1,6 +1,6 @@
 #!/bin/sh
 # Guest networking of vm pods with egress.  A test "internet" namespace
-# holds HTTP servers and a DNS listener; one guest runs a probe script
+# contains HTTP servers and a DNS listener.  One guest runs a probe script
 # that must reach only the allowed destinations (directly through QEMU's
 # user network and through the pod's proxy) and no resolver.  A second
 # guest's owner is killed with SIGKILL.  No QEMU, veth or tagged rule may
