@@ -87,6 +87,7 @@ struct nu_sandbox {
     int landlock_abi;
     uint32_t timeout_ms;
     uint64_t next_id;
+    uint64_t ahead_id;       /* nu__sandbox_send_ahead's request, or 0 */
     nu__cgroup_t cgroup;
     nu__plan_t plan;
     /* Owned copies of the option strings the plan points to. */
@@ -819,6 +820,62 @@ static int nu__await_response(nu_sandbox_t *sb, uint64_t id,
     }
 }
 
+/* Read the response to nu__sandbox_send_ahead's request, which comes
+ * before any later response.  Unless it has "ok": true the pod fails. */
+static int nu__await_ahead(nu_sandbox_t *sb, int64_t deadline, nu_err_t *err)
+{
+    nu_frame_t response = { 0 };
+    const char *detail;
+    int rc;
+
+    rc = nu__await_response(sb, sb->ahead_id, deadline, NULL, NULL, &response,
+                            err);
+    sb->ahead_id = 0;
+    if (rc < 0)
+        return rc;
+    if (!json_is_true(json_object_get(response.json, "ok"))) {
+        detail = json_string_value(json_object_get(response.json, "error"));
+        rc = nu_err_set(err, NU_ESANDBOX, "sandbox: pod %s failed its setup "
+                        "request: %s", sb->id, detail != NULL ? detail :
+                        "no detail from the pod");
+    }
+    nu_frame_free(&response);
+    return rc;
+}
+
+int nu__sandbox_send_ahead(nu_sandbox_t *sb, const json_t *request,
+                           const void *blob, size_t blob_len, nu_err_t *err)
+{
+    json_t *copy = json_copy((json_t *)request);
+    uint64_t id;
+    int rc;
+
+    pthread_mutex_lock(&sb->lock);
+    if (sb->state != NU_SANDBOX_READY || sb->ahead_id != 0 || copy == NULL) {
+        rc = nu_err_set(err, copy == NULL ? NU_ENOMEM : NU_EINVAL, "sandbox: "
+                        "cannot queue a setup request for pod %s: it is %s",
+                        sb->id, sb->ahead_id != 0 ? "waiting for another"
+                        : nu_sandbox_state_name(sb->state));
+        goto out;
+    }
+    id = ++sb->next_id;
+    if (json_object_set_new(copy, "id", json_integer((json_int_t)id)) != 0) {
+        rc = nu_err_set(err, NU_ENOMEM, "sandbox: out of memory");
+        goto out;
+    }
+    rc = nu_proto_write(sb->sock, (uint8_t)sb->version, NU_FRAME_REQUEST,
+                        copy, blob, blob_len, err);
+    if (rc == NU_OK)
+        sb->ahead_id = id;
+    else
+        nu__mark_dead(sb);
+
+out:
+    json_decref(copy);
+    pthread_mutex_unlock(&sb->lock);
+    return rc;
+}
+
 int nu_sandbox_call(nu_sandbox_t *sb, const json_t *request,
                     const void *blob, size_t blob_len,
                     nu_sandbox_output_fn on_output, void *userdata,
@@ -856,6 +913,8 @@ int nu_sandbox_call(nu_sandbox_t *sb, const json_t *request,
     rc = nu_proto_write(sb->sock, (uint8_t)sb->version, NU_FRAME_REQUEST,
                         copy, blob, blob_len, err);
     json_decref(copy);
+    if (rc == NU_OK && sb->ahead_id != 0)
+        rc = nu__await_ahead(sb, deadline, err);
     if (rc == NU_OK)
         rc = nu__await_response(sb, id, deadline, on_output, userdata,
                                 response, err);

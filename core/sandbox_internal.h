@@ -168,6 +168,15 @@ int nu__oci_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
 int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
                   nu_err_t *err);
 
+/* Write a request to the pod now and read its response later: the next
+ * nu_sandbox_call reads it before its own and fails the pod (NU_ESANDBOX,
+ * pod dead) unless it has "ok": true.  The vm tier queues the pod's
+ * environment this way, so a warm-pool pod starts without a round trip.
+ * One such request may be pending.  Returns NU_OK, NU_EINVAL (pod not
+ * ready, or one pending), NU_ENOMEM, or the write's error (pod dead). */
+int nu__sandbox_send_ahead(nu_sandbox_t *sb, const json_t *request,
+                           const void *blob, size_t blob_len, nu_err_t *err);
+
 /* Create a "firecracker" or "firecracker:IMAGE_DIR" pod (sandbox_fc.c). */
 int nu__fc_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
                   nu_err_t *err);

@@ -25,15 +25,17 @@
  *   1. pick the accelerator (nu__vm_accel): KVM when /dev/kvm opens and a
  *      probe boot reaches agent-ready within NU__VM_PROBE_MS, TCG
  *      otherwise; the choice and the reason are logged once per process;
- *   2. fork QEMU with PR_SET_PDEATHSIG(SIGKILL) (so no QEMU outlives the
- *      thread that created the pod), in new network, IPC and UTS
- *      namespaces, with -sandbox on (QEMU's own seccomp filter);
+ *   2. clone QEMU with PR_SET_PDEATHSIG(SIGKILL) (so no QEMU outlives the
+ *      thread that created the pod), in new mount, PID, network, IPC and
+ *      UTS namespaces, with a root that shows only what QEMU needs (see
+ *      "QEMU's root" below) and -sandbox on (QEMU's own seccomp filter);
  *   3. finish the QMP handshake (qmp_capabilities);
  *   4. wait for the agent's ready line on the console, then hand the
  *      stream to nu__sandbox_adopt, which exchanges hello frames.
  * nu_sandbox_close then works as for any pod: closing the stream makes
  * the agent power off, and the reap kills QEMU.  The release hook closes
- * QMP and removes the run directory.
+ * QMP and removes the run directory.  The warm pool (sandbox_vm_pool.c)
+ * runs steps 1 to 4 and the hello ahead of time.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -49,8 +51,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -69,39 +73,19 @@
 #define NU__VM_QMP_FD 4
 #define NU__VM_READY_LINE "nucleus-agent: ready"
 
-/* Time limits for boot to agent-ready.  Under TCG the Debian 6.1 kernel
- * took about 10 s on a 2-core host (docs/benchmarks.md). */
-#define NU__VM_BOOT_TCG_MS 120000
-#define NU__VM_BOOT_KVM_MS 10000
 #define NU__VM_PROBE_MS 8000
+
+/* Maximum environment entries of a pod (the agent's _set_env limit). */
+#define NU__VM_MAX_ENV 256
+
+/* Bytes of host entropy sent with the environment. */
+#define NU__VM_SEED_BYTES 64
+
+/* Where QEMU's root (see "QEMU's root" below) shows each part. */
+#define NU__VM_ROOT_IMAGE "/image"
+#define NU__VM_ROOT_RUN "/run"
+#define NU__VM_ROOT_WORKSPACE "/workspace"
 #define NU__VM_QMP_MS 5000
-
-#define NU__VM_MAX_ARGS 64
-
-/* A file at the root of a pooled VM's share.  The agent then mounts the
- * share's "ws" directory, where the host binds the workspace on
- * acquisition, at /workspace before it replies to the hello. */
-#define NU__VM_POOL_MARKER ".nucleus-pool"
-#define NU__VM_POOL_MAX 8
-
-typedef struct nu__vm {
-    bool pooled;        /* booted by the warm pool, 9p root is share */
-    bool attached;      /* the workspace is bind-mounted on share/ws */
-    char share[96];     /* RUN_DIR/share, the 9p root of a pooled VM */
-    char run_dir[64];
-    char console[128];
-    char image_dir[4096];
-    char workspace[PATH_MAX];
-    int qmp_fd;
-    int serial_fd;
-    pid_t pid;
-    int pidfd;
-    const void *seccomp_code;   /* sandbox_vm_seccomp.c's filter */
-    size_t seccomp_count;
-    /* QEMU's argv, and the buffers of its formatted arguments */
-    char *argv[NU__VM_MAX_ARGS];
-    char args[12][4400];
-} nu__vm_t;
 
 static int64_t nu__vm_now_ms(void)
 {
@@ -126,6 +110,9 @@ static void nu__vm_remove_run_dir(nu__vm_t *vm)
     snprintf(path, sizeof path, "%s/share/" NU__VM_POOL_MARKER, vm->run_dir);
     unlink(path);
     snprintf(path, sizeof path, "%s/share", vm->run_dir);
+    umount2(path, MNT_DETACH);  /* the shared bind mount of a pooled VM */
+    rmdir(path);
+    snprintf(path, sizeof path, "%s/root", vm->run_dir);
     rmdir(path);
     for (size_t i = 0; files[i] != NULL; i++) {
         snprintf(path, sizeof path, "%s/%s", vm->run_dir, files[i]);
@@ -187,11 +174,13 @@ static void nu__vm_stop(nu__vm_t *vm)
     vm->pidfd = -1;
 }
 
-static void nu__vm_free(nu__vm_t *vm)
+void nu__vm_free(nu__vm_t *vm)
 {
     if (vm == NULL)
         return;
     nu__vm_stop(vm);
+    if (vm->alive_fd >= 0)
+        close(vm->alive_fd);
     if (vm->qmp_fd >= 0)
         close(vm->qmp_fd);
     if (vm->serial_fd >= 0)
@@ -200,8 +189,7 @@ static void nu__vm_free(nu__vm_t *vm)
     free(vm);
 }
 
-/* The release hook of nu__sandbox_adopt: QEMU is reaped already. */
-static void nu__vm_release(void *data)
+void nu__vm_release(void *data)
 {
     nu__vm_t *vm = data;
 
@@ -278,9 +266,9 @@ static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
     NU__ADD("-nic");
     NU__ADD("none");
     NU__ADD("-kernel");
-    NU__ADD(nu__vm_arg(vm, 2, "%s/" NU_VM_KERNEL_FILE, vm->image_dir));
+    NU__ADD(NU__VM_ROOT_IMAGE "/" NU_VM_KERNEL_FILE);
     NU__ADD("-initrd");
-    NU__ADD(nu__vm_arg(vm, 3, "%s/" NU_VM_INITRAMFS_FILE, vm->image_dir));
+    NU__ADD(NU__VM_ROOT_IMAGE "/" NU_VM_INITRAMFS_FILE);
     /* Without a calibrated TSC the TCG guest waits forever for a timer;
      * tsc_early_khz gives it one.  Nothing secret goes on this line. */
     NU__ADD("-append");
@@ -288,7 +276,7 @@ static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
                        "tsc_early_khz=2000000 no_timer_check%s",
                        opts->network ? NU__VM_NET_CMDLINE : ""));
     NU__ADD("-serial");
-    NU__ADD(nu__vm_arg(vm, 4, "file:%s", vm->console));
+    NU__ADD("file:" NU__VM_ROOT_RUN "/console.log");
     NU__ADD("-chardev");
     NU__ADD("socket,id=nucleus,fd=3");
     NU__ADD("-device");
@@ -300,14 +288,13 @@ static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
     NU__ADD("-device");
     NU__ADD("virtio-rng-device,rng=rng");
     NU__ADD("-fsdev");
-    /* QEMU's option parser splits on ',', so nu__vm_create rejects
-     * workspace paths that contain one.  security_model=none keeps host
-     * symlinks and modes as they are (mapped-xattr would turn symlinks
-     * into files); sandbox_vm_seccomp.c stops set-user-ID files and
-     * device nodes. */
-    NU__ADD(nu__vm_arg(vm, 5, "local,id=workspace,path=%s,"
-                       "security_model=none",
-                       vm->pooled ? vm->share : vm->workspace));
+    /* QEMU's root binds the workspace (or a pooled VM's share) at a fixed
+     * path, so a ',' in the host path cannot reach QEMU's option parser.
+     * security_model=none keeps host symlinks and modes as they are
+     * (mapped-xattr would turn symlinks into files);
+     * sandbox_vm_seccomp.c stops set-user-ID files and device nodes. */
+    NU__ADD("local,id=workspace,path=" NU__VM_ROOT_WORKSPACE
+            ",security_model=none");
     NU__ADD("-device");
     NU__ADD("virtio-9p-device,fsdev=workspace,mount_tag=workspace");
     if (opts->network) {
@@ -327,32 +314,261 @@ static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
 #undef NU__ADD
 }
 
-/* --- starting QEMU ---------------------------------------------------- */
+/* --- QEMU's root -------------------------------------------------------
+ *
+ * QEMU runs in new mount and PID namespaces.  Its root is a read-only
+ * tmpfs that contains only:
+ *   /usr          read-only: QEMU's binary, libraries and firmware, with
+ *                 /bin, /sbin, /lib and /lib64 copied as the host has them
+ *                 (symbolic links into /usr on a merged-/usr system);
+ *   /image        read-only: the kernel and initramfs;
+ *   /run          the pod's run directory (console.log is written there);
+ *   /workspace    the 9p share: the pod's workspace, or a pooled VM's
+ *                 share directory;
+ *   /dev/null, /dev/urandom, and /dev/kvm when KVM is used;
+ *   /proc         read-only, of QEMU's own PID namespace, and with
+ *                 subset=pid, so without /proc/sys and the other global
+ *                 files.  The 9p server changes modes through
+ *                 /proc/self/fd/N.
+ * A NUCLEUS_QEMU binary outside /usr is bound at /qemu.  The old root is
+ * detached after pivot_root, so no other host path can be reached by a
+ * name.  Every mount is a slave of the host's mounts, so a workspace that
+ * the pool binds onto a pooled VM's share later propagates into QEMU's
+ * view (nu__vm_pool_acquire).
+ */
 
-/* The child of fork: only async-signal-safe calls. */
-static void __attribute__((noreturn))
-nu__vm_child(nu__vm_t *vm, pid_t parent, int serial, int qmp, int log_fd)
+static int nu__vm_root_add(nu__vm_t *vm, nu__vm_root_kind_t kind,
+                           const char *source, const char *target,
+                           bool read_only, nu_err_t *err)
 {
-    int flags = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+    nu__vm_root_entry_t *e;
+
+    if (vm->nentries == NU__VM_ROOT_MAX)
+        return nu_err_set(err, NU_ELIMIT, "vm: cannot start QEMU: more "
+                          "than %d entries in its root", NU__VM_ROOT_MAX);
+    e = &vm->entries[vm->nentries++];
+    e->kind = kind;
+    e->read_only = read_only;
+    e->recursive = false;
+    snprintf(e->source, sizeof e->source, "%s", source);
+    snprintf(e->target, sizeof e->target, "%s", target);
+    return NU_OK;
+}
+
+/* Find the QEMU binary (an absolute path, or a name on PATH) and choose
+ * how QEMU's root shows it. */
+static int nu__vm_root_qemu(nu__vm_t *vm, nu_err_t *err)
+{
+    const char *name = nu__vm_qemu_binary();
+    const char *path = getenv("PATH");
+    char found[PATH_MAX] = "";
+    char real[PATH_MAX];
+
+    if (strchr(name, '/') != NULL)
+        snprintf(found, sizeof found, "%s", name);
+    while (found[0] == '\0' && path != NULL && *path != '\0') {
+        const char *end = strchr(path, ':');
+        int len = end != NULL ? (int)(end - path) : (int)strlen(path);
+
+        snprintf(found, sizeof found, "%.*s/%s", len, path, name);
+        if (len == 0 || access(found, X_OK) != 0)
+            found[0] = '\0';
+        path = end != NULL ? end + 1 : NULL;
+    }
+    if (found[0] == '\0' || realpath(found, real) == NULL ||
+        access(real, X_OK) != 0)
+        return nu_err_set(err, NU_ENOENT, "vm: cannot find the QEMU binary "
+                          "'%s' (install qemu-system-x86 or set "
+                          "NUCLEUS_QEMU)", name);
+
+    if (strncmp(real, "/usr/", 5) == 0) {
+        snprintf(vm->qemu_path, sizeof vm->qemu_path, "%s", real);
+        return NU_OK;
+    }
+    /* NOTE: such a binary still finds its libraries only in /usr. */
+    snprintf(vm->qemu_path, sizeof vm->qemu_path, "/qemu");
+    return nu__vm_root_add(vm, NU__VM_ROOT_BIND_FILE, real, "qemu", true,
+                           err);
+}
+
+/* Fill vm->entries and vm->qemu_path, before the clone. */
+static int nu__vm_plan_root(nu__vm_t *vm, bool kvm, nu_err_t *err)
+{
+    static const char *const top[] = { "bin", "sbin", "lib", "lib64", NULL };
+    int rc;
+
+    vm->nentries = 0;
+    rc = nu__vm_root_add(vm, NU__VM_ROOT_MKDIR, "", "dev", false, err);
+    if (rc == NU_OK)
+        rc = nu__vm_root_add(vm, NU__VM_ROOT_PROC, "", "proc", true, err);
+    if (rc == NU_OK)
+        rc = nu__vm_root_add(vm, NU__VM_ROOT_BIND_DIR, "/usr", "usr", true,
+                             err);
+    for (size_t i = 0; rc == NU_OK && top[i] != NULL; i++) {
+        char host[16], link[PATH_MAX];
+        struct stat st;
+        ssize_t n;
+
+        snprintf(host, sizeof host, "/%s", top[i]);
+        if (lstat(host, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            rc = nu__vm_root_add(vm, NU__VM_ROOT_BIND_DIR, host, top[i], true,
+                                 err);
+            continue;
+        }
+        n = readlink(host, link, sizeof link - 1);
+        if (!S_ISLNK(st.st_mode) || n <= 0)
+            continue;
+        link[n] = '\0';
+        rc = nu__vm_root_add(vm, NU__VM_ROOT_SYMLINK, link, top[i], false,
+                             err);
+    }
+    if (rc == NU_OK)
+        rc = nu__vm_root_add(vm, NU__VM_ROOT_BIND_DIR, vm->image_dir,
+                             NU__VM_ROOT_IMAGE + 1, true, err);
+    if (rc == NU_OK)
+        rc = nu__vm_root_add(vm, NU__VM_ROOT_BIND_DIR, vm->run_dir,
+                             NU__VM_ROOT_RUN + 1, false, err);
+    if (rc == NU_OK)
+        rc = nu__vm_root_add(vm, NU__VM_ROOT_BIND_DIR, vm->pooled ? vm->share
+                             : vm->workspace, NU__VM_ROOT_WORKSPACE + 1,
+                             false, err);
+    if (rc == NU_OK)  /* the workspace's own submounts come along */
+        vm->entries[vm->nentries - 1].recursive = true;
+    if (rc == NU_OK)
+        rc = nu__vm_root_add(vm, NU__VM_ROOT_BIND_FILE, "/dev/null",
+                             "dev/null", false, err);
+    if (rc == NU_OK)
+        rc = nu__vm_root_add(vm, NU__VM_ROOT_BIND_FILE, "/dev/urandom",
+                             "dev/urandom", false, err);
+    if (rc == NU_OK && kvm)
+        rc = nu__vm_root_add(vm, NU__VM_ROOT_BIND_FILE, "/dev/kvm",
+                             "dev/kvm", false, err);
+    if (rc == NU_OK)
+        rc = nu__vm_root_qemu(vm, err);
+    return rc;
+}
+
+/* The child's steps below make system calls only: the owner may be
+ * multi-threaded, so nothing between clone and exec may allocate. */
+static int nu__vm_child_write(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    ssize_t len = (ssize_t)strlen(text);
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    n = write(fd, text, (size_t)len);
+    close(fd);
+    return n == len ? 0 : -1;
+}
+
+static int nu__vm_child_entry(const nu__vm_root_entry_t *e)
+{
+    unsigned long flags = MS_BIND | (e->recursive ? MS_REC : 0);
+    int fd;
+
+    switch (e->kind) {
+    case NU__VM_ROOT_MKDIR:
+        return mkdir(e->target, 0755);
+    case NU__VM_ROOT_PROC:
+        if (mkdir(e->target, 0555) != 0)
+            return -1;
+        return mount("proc", e->target, "proc", MS_NOSUID | MS_NODEV |
+                     MS_NOEXEC | MS_RDONLY, "subset=pid");
+    case NU__VM_ROOT_SYMLINK:
+        return symlink(e->source, e->target);
+    case NU__VM_ROOT_BIND_FILE:
+        fd = open(e->target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return -1;
+        close(fd);
+        break;
+    case NU__VM_ROOT_BIND_DIR:
+        if (mkdir(e->target, 0755) != 0)
+            return -1;
+        break;
+    }
+    if (mount(e->source, e->target, NULL, flags, NULL) != 0)
+        return -1;
+    if (e->read_only &&
+        mount(NULL, e->target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY |
+              MS_NOSUID | MS_NODEV, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+/* Build QEMU's root (see above) and pivot into it.  *step (OUT) names
+ * the step that failed. */
+static int nu__vm_child_root(const nu__vm_t *vm, const char **step)
+{
+    *step = "cannot make the mounts slaves of the host's";
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0)
+        return -1;
+    *step = "cannot mount the root tmpfs";
+    if (mount("tmpfs", vm->root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=0755,size=64k") != 0 || chdir(vm->root) != 0)
+        return -1;
+    *step = "cannot bind a path into the root";
+    for (size_t i = 0; i < vm->nentries; i++)
+        if (nu__vm_child_entry(&vm->entries[i]) != 0)
+            return -1;
+    *step = "cannot pivot into the root";
+    if (syscall(SYS_pivot_root, ".", ".") != 0 ||
+        umount2(".", MNT_DETACH) != 0 || chdir("/") != 0)
+        return -1;
+    *step = "cannot make the root read-only";
+    return mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY |
+                 MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
+static void __attribute__((noreturn))
+nu__vm_child_fail(int log_fd, const char *step)
+{
+    static const char prefix[] = "vm: cannot start QEMU: ";
+    /* The errno value is left out: strerror is not async-signal-safe. */
+    if (write(log_fd, prefix, sizeof prefix - 1) > 0 &&
+        write(log_fd, step, strlen(step)) > 0)
+        (void)!write(log_fd, "\n", 1);
+    _exit(126);
+}
+
+/* The child of clone, PID 1 of QEMU's PID namespace.  alive is the read
+ * end of a pipe whose write end only the owner holds: end of file there
+ * means the owner died before PR_SET_PDEATHSIG took effect. */
+static void __attribute__((noreturn))
+nu__vm_child(nu__vm_t *vm, int alive, int serial, int qmp, int log_fd)
+{
+    static char *const envp[] = { "PATH=/usr/bin:/bin", NULL };
     struct sock_fprog prog = {
         .len = (unsigned short)vm->seccomp_count,
         .filter = (struct sock_filter *)vm->seccomp_code,
     };
+    struct pollfd p = { .fd = alive, .events = POLLIN };
+    const char *step = "";
     int null_fd;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
+    close(vm->alive_fd);
+    if (poll(&p, 1, 0) != 0)
         _exit(125);
-    if (geteuid() != 0)
-        flags |= CLONE_NEWUSER;
-    if (unshare(flags) != 0) {
-        static const char msg[] = "vm: cannot create QEMU's namespaces\n";
-        if (write(log_fd, msg, sizeof msg - 1) < 0)
-            _exit(126);
-        _exit(126);
-    }
 
+    if (vm->uid_map[0] != '\0' &&
+        (nu__vm_child_write("/proc/self/setgroups", "deny") != 0 ||
+         nu__vm_child_write("/proc/self/uid_map", vm->uid_map) != 0 ||
+         nu__vm_child_write("/proc/self/gid_map", vm->gid_map) != 0))
+        nu__vm_child_fail(log_fd, "cannot map the owner's user and group "
+                          "IDs");
     null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nu__vm_child_root(vm, &step) != 0)
+        nu__vm_child_fail(log_fd, step);
+    /* The pool boots replacements at the lowest priority; acquisition
+     * raises every QEMU thread back to 0 (sandbox_vm_pool.c). */
+    if (vm->pooled && setpriority(PRIO_PROCESS, 0, NU__VM_POOL_NICE) != 0)
+        nu__vm_child_fail(log_fd, "cannot lower its priority");
+
     if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 ||
         dup2(log_fd, 2) < 0)
         _exit(126);
@@ -367,39 +583,55 @@ nu__vm_child(nu__vm_t *vm, pid_t parent, int serial, int qmp, int log_fd)
         syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
         _exit(126);
 
-    execvp(vm->argv[0], vm->argv);
+    execve(vm->qemu_path, vm->argv, envp);
     _exit(127);
 }
 
-static int nu__vm_spawn(nu__vm_t *vm, nu_err_t *err)
+static int nu__vm_spawn(nu__vm_t *vm, bool kvm, nu_err_t *err)
 {
+    unsigned long flags = CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID |
+                          CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD;
     char log_path[160];
     int serial[2] = { -1, -1 };
     int qmp[2] = { -1, -1 };
+    int alive[2] = { -1, -1 };
     int log_fd;
     int pidfd = -1;
-    pid_t parent = getpid();
     long pid;
     int rc = NU_OK;
 
     rc = nu__vm_seccomp_program(&vm->seccomp_code, &vm->seccomp_count, err);
+    if (rc == NU_OK)
+        rc = nu__vm_plan_root(vm, kvm, err);
     if (rc < 0)
         return rc;
+    if (geteuid() != 0) {
+        flags |= CLONE_NEWUSER;
+        snprintf(vm->uid_map, sizeof vm->uid_map, "%ld %ld 1",
+                 (long)geteuid(), (long)geteuid());
+        snprintf(vm->gid_map, sizeof vm->gid_map, "%ld %ld 1",
+                 (long)getegid(), (long)getegid());
+    }
     snprintf(log_path, sizeof log_path, "%s/qemu.log", vm->run_dir);
     log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (log_fd < 0)
         return nu_err_errno(err, errno, "vm: cannot create %s", log_path);
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, serial) != 0 ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) != 0) {
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) != 0 ||
+        pipe2(alive, O_CLOEXEC) != 0) {
         rc = nu_err_errno(err, errno, "vm: cannot create the pod's stream");
         goto out;
     }
+    vm->alive_fd = alive[1];
+    alive[1] = -1;
 
-    pid = syscall(SYS_clone, CLONE_PIDFD | SIGCHLD, NULL, &pidfd, NULL, 0);
+    pid = syscall(SYS_clone, flags, NULL, &pidfd, NULL, 0);
     if (pid == 0)
-        nu__vm_child(vm, parent, serial[1], qmp[1], log_fd);
+        nu__vm_child(vm, alive[0], serial[1], qmp[1], log_fd);
     if (pid < 0) {
-        rc = nu_err_errno(err, errno, "vm: cannot start %s", vm->argv[0]);
+        rc = nu_err_errno(err, errno, "vm: cannot start %s in new mount, "
+                          "PID, network, IPC and UTS namespaces",
+                          vm->qemu_path);
         goto out;
     }
     vm->pid = (pid_t)pid;
@@ -414,10 +646,14 @@ out:
             close(serial[i]);
         if (qmp[i] >= 0)
             close(qmp[i]);
+        if (alive[i] >= 0)
+            close(alive[i]);
     }
     close(log_fd);
     return rc;
 }
+
+/* --- starting QEMU ---------------------------------------------------- */
 
 /* The last non-empty line of path, for error messages. */
 static void nu__vm_last_line(const char *path, char *out, size_t size)
@@ -491,8 +727,12 @@ static int nu__vm_qmp_start(nu__vm_t *vm, nu_err_t *err)
         rc = NU_EIO;
     while (rc == NU_OK) {
         rc = nu__vm_qmp_line(vm, line, sizeof line, deadline);
-        if (rc == NU_OK && strstr(line, "\"return\"") != NULL)
+        if (rc == NU_OK && strstr(line, "\"return\"") != NULL) {
+            /* QEMU runs, so its child passed the owner check. */
+            close(vm->alive_fd);
+            vm->alive_fd = -1;
             return NU_OK;
+        }
         if (rc == NU_OK && strstr(line, "\"error\"") != NULL)
             rc = NU_EPROTO;
     }
@@ -547,14 +787,13 @@ static int nu__vm_wait_ready(nu__vm_t *vm, int timeout_ms, nu_err_t *err)
                       "within %d ms", timeout_ms);
 }
 
-/* Steps 2 to 4 with a given accelerator. */
-static int nu__vm_boot(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
-                       bool kvm, int timeout_ms, nu_err_t *err)
+int nu__vm_boot(nu__vm_t *vm, const nu_sandbox_opts_t *opts, bool kvm,
+                int timeout_ms, nu_err_t *err)
 {
     int rc;
 
     nu__vm_build_argv(vm, opts, kvm);
-    rc = nu__vm_spawn(vm, err);
+    rc = nu__vm_spawn(vm, kvm, err);
     if (rc == NU_OK)
         rc = nu__vm_qmp_start(vm, err);
     if (rc == NU_OK)
@@ -562,8 +801,8 @@ static int nu__vm_boot(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
     return rc;
 }
 
-static nu__vm_t *nu__vm_new(const char *image_dir, const char *workspace,
-                            nu_err_t *err)
+nu__vm_t *nu__vm_new(const char *image_dir, const char *workspace,
+                     nu_err_t *err)
 {
     nu__vm_t *vm = calloc(1, sizeof *vm);
 
@@ -571,7 +810,7 @@ static nu__vm_t *nu__vm_new(const char *image_dir, const char *workspace,
         nu_err_set(err, NU_ENOMEM, "vm: out of memory");
         return NULL;
     }
-    vm->qmp_fd = vm->serial_fd = vm->pidfd = -1;
+    vm->qmp_fd = vm->serial_fd = vm->pidfd = vm->alive_fd = -1;
     snprintf(vm->image_dir, sizeof vm->image_dir, "%s", image_dir);
     snprintf(vm->workspace, sizeof vm->workspace, "%s", workspace);
     snprintf(vm->run_dir, sizeof vm->run_dir, "/tmp/nucleus-vm.%ld.XXXXXX",
@@ -584,6 +823,12 @@ static nu__vm_t *nu__vm_new(const char *image_dir, const char *workspace,
         return NULL;
     }
     snprintf(vm->console, sizeof vm->console, "%s/console.log", vm->run_dir);
+    snprintf(vm->root, sizeof vm->root, "%s/root", vm->run_dir);
+    if (mkdir(vm->root, 0700) != 0) {
+        nu_err_errno(err, errno, "vm: cannot create %s", vm->root);
+        nu__vm_free(vm);
+        return NULL;
+    }
     return vm;
 }
 
@@ -646,173 +891,6 @@ static bool nu__vm_accel(const nu_sandbox_opts_t *opts, const char *image_dir)
     return kvm;
 }
 
-/* --- warm pool ---------------------------------------------------------
- *
- * With NUCLEUS_VM_POOL=N (1 to 8) and root, the first vm pod creation
- * starts a pool thread that keeps N guests booted to agent-ready.  Their
- * 9p share is an empty RUN_DIR/share with a "ws" directory.  Acquiring
- * one binds the workspace onto share/ws and exchanges the hello, so the
- * pod does not pay the boot.  A pooled guest serves only pods with the
- * image, accelerator and memory and CPU limits it was booted with.  Its
- * QEMU has PR_SET_PDEATHSIG tied to the pool thread, which lives as long
- * as the process.
- * NOTE: guests still waiting at process exit die with it but leave their
- * run directory until the next vm pod creation sweeps it.
- */
-
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool started;
-    int want;
-    int count;
-    nu__vm_t *ready[NU__VM_POOL_MAX];
-    nu_sandbox_opts_t opts;     /* limits of the pooled guests */
-    char image_dir[4096];
-    bool kvm;
-} nu__vm_pool = {
-    .lock = PTHREAD_MUTEX_INITIALIZER,
-    .wake = PTHREAD_COND_INITIALIZER,
-};
-
-static nu__vm_t *nu__vm_new(const char *image_dir, const char *workspace,
-                            nu_err_t *err);
-static int nu__vm_boot(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
-                       bool kvm, int timeout_ms, nu_err_t *err);
-
-static nu__vm_t *nu__vm_pool_boot_one(nu_err_t *err)
-{
-    char path[160];
-    nu__vm_t *vm = nu__vm_new(nu__vm_pool.image_dir, "", err);
-    int fd;
-
-    if (vm == NULL)
-        return NULL;
-    vm->pooled = true;
-    snprintf(vm->share, sizeof vm->share, "%s/share", vm->run_dir);
-    snprintf(path, sizeof path, "%s/ws", vm->share);
-    if (mkdir(vm->share, 0755) != 0 || mkdir(path, 0755) != 0) {
-        nu_err_errno(err, errno, "vm: cannot create %s", path);
-        nu__vm_free(vm);
-        return NULL;
-    }
-    snprintf(path, sizeof path, "%s/" NU__VM_POOL_MARKER, vm->share);
-    fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        nu_err_errno(err, errno, "vm: cannot create %s", path);
-        nu__vm_free(vm);
-        return NULL;
-    }
-    close(fd);
-    if (nu__vm_boot(vm, &nu__vm_pool.opts, nu__vm_pool.kvm,
-                    nu__vm_pool.kvm ? NU__VM_BOOT_KVM_MS : NU__VM_BOOT_TCG_MS,
-                    err) < 0) {
-        nu__vm_free(vm);
-        return NULL;
-    }
-    return vm;
-}
-
-static void *nu__vm_pool_main(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&nu__vm_pool.lock);
-    for (;;) {
-        nu__vm_t *vm;
-        nu_err_t err;
-
-        while (nu__vm_pool.count >= nu__vm_pool.want)
-            pthread_cond_wait(&nu__vm_pool.wake, &nu__vm_pool.lock);
-        pthread_mutex_unlock(&nu__vm_pool.lock);
-        vm = nu__vm_pool_boot_one(&err);
-        pthread_mutex_lock(&nu__vm_pool.lock);
-        if (vm == NULL) {
-            /* Stop rather than boot-loop: pods fall back to cold boots. */
-            nu_log(NU_LOG_ERROR, "vm", "warm pool stopped: %s", err.msg);
-            nu__vm_pool.want = 0;
-            continue;
-        }
-        nu__vm_pool.ready[nu__vm_pool.count++] = vm;
-    }
-    return NULL;
-}
-
-/* Start the pool on first use when NUCLEUS_VM_POOL requests one. */
-static void nu__vm_pool_start(const nu_sandbox_opts_t *opts,
-                              const char *image_dir, bool kvm)
-{
-    const char *env = getenv("NUCLEUS_VM_POOL");
-    long want = env != NULL ? strtol(env, NULL, 10) : 0;
-    pthread_attr_t attr;
-    pthread_t thread;
-
-    if (nu__vm_pool.started || want <= 0)
-        return;
-    if (want > NU__VM_POOL_MAX || geteuid() != 0) {
-        nu_log(NU_LOG_WARN, "vm", "warm pool not started: NUCLEUS_VM_POOL "
-               "must be 1 to %d and the process must run as root",
-               NU__VM_POOL_MAX);
-        nu__vm_pool.started = true;
-        return;
-    }
-    nu_sandbox_opts_init(&nu__vm_pool.opts);
-    nu__vm_pool.opts.limits = opts->limits;
-    snprintf(nu__vm_pool.image_dir, sizeof nu__vm_pool.image_dir, "%s",
-             image_dir);
-    nu__vm_pool.kvm = kvm;
-    nu__vm_pool.want = (int)want;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&thread, &attr, nu__vm_pool_main, NULL) != 0)
-        nu__vm_pool.want = 0;
-    pthread_attr_destroy(&attr);
-    nu__vm_pool.started = true;
-    nu_log(NU_LOG_INFO, "vm", "warm pool of %ld guests started", want);
-}
-
-/* Take a ready pooled guest that matches the pod, or NULL. */
-static nu__vm_t *nu__vm_pool_take(const nu_sandbox_opts_t *opts,
-                                  const char *image_dir, bool kvm)
-{
-    nu__vm_t *vm = NULL;
-
-    pthread_mutex_lock(&nu__vm_pool.lock);
-    nu__vm_pool_start(opts, image_dir, kvm);
-    if (nu__vm_pool.count > 0 && nu__vm_pool.kvm == kvm &&
-        strcmp(nu__vm_pool.image_dir, image_dir) == 0 &&
-        nu__vm_pool.opts.limits.memory_bytes == opts->limits.memory_bytes &&
-        nu__vm_pool.opts.limits.cpu_millis == opts->limits.cpu_millis) {
-        vm = nu__vm_pool.ready[--nu__vm_pool.count];
-        pthread_cond_signal(&nu__vm_pool.wake);
-    }
-    pthread_mutex_unlock(&nu__vm_pool.lock);
-    return vm;
-}
-
-int nu_vm_pool_ready(void)
-{
-    int count;
-
-    pthread_mutex_lock(&nu__vm_pool.lock);
-    count = nu__vm_pool.count;
-    pthread_mutex_unlock(&nu__vm_pool.lock);
-    return count;
-}
-
-/* Bind the workspace onto the pooled guest's share/ws. */
-static int nu__vm_attach(nu__vm_t *vm, const char *workspace, nu_err_t *err)
-{
-    char path[160];
-
-    snprintf(path, sizeof path, "%s/ws", vm->share);
-    if (mount(workspace, path, NULL, MS_BIND | MS_REC, NULL) != 0)
-        return nu_err_errno(err, errno, "vm: cannot bind the workspace %s "
-                            "into a pooled guest's share", workspace);
-    vm->attached = true;
-    snprintf(vm->workspace, sizeof vm->workspace, "%s", workspace);
-    return NU_OK;
-}
-
 /* --- creation --------------------------------------------------------- */
 
 static int nu__vm_image_dir(const char *isolation, char *out, size_t size,
@@ -834,44 +912,107 @@ static int nu__vm_image_dir(const char *isolation, char *out, size_t size,
     return NU_OK;
 }
 
-/* Send opts->env (credentials included) to the agent as the commands'
- * base environment.  It travels over the serial port, never on the
- * kernel command line. */
-static int nu__vm_send_env(nu_sandbox_t *sb, const char *const *env,
-                           nu_err_t *err)
+/* The environment a pod gets when nu_sandbox_opts_t.env is NULL, as
+ * documented there (the same as sandbox.c's for namespace pods). */
+static const char *const nu__vm_default_env[] = {
+    "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+    "HOME=/workspace", "LANG=C.UTF-8", "TERM=dumb", NULL
+};
+
+/* Check env against the agent's rules for _set_env, so that a bad entry
+ * fails the creation here instead of the pod's first request.  The
+ * message names the entry's index, never its value, which may be a
+ * credential. */
+static int nu__vm_check_env(const char *const *env, nu_err_t *err)
+{
+    size_t i;
+
+    for (i = 0; env != NULL && env[i] != NULL; i++) {
+        if (i == NU__VM_MAX_ENV)
+            return nu_err_set(err, NU_EINVAL, "vm: cannot create pod: more "
+                              "than %d environment entries", NU__VM_MAX_ENV);
+        if (env[i][0] == '=' || strchr(env[i], '=') == NULL)
+            return nu_err_set(err, NU_EINVAL, "vm: cannot create pod: "
+                              "environment entry %zu is not NAME=value", i);
+    }
+    return NU_OK;
+}
+
+/* The environment (credentials included) travels over the serial port,
+ * never on the kernel command line.  The seed is the only entropy a
+ * pooled guest gets after its boot. */
+int nu__vm_queue_env(nu_sandbox_t *sb, const char *const *env,
+                     nu_err_t *err)
 {
     json_t *request = json_pack("{s:s,s:[]}", "tool", "_set_env", "env");
     json_t *list = json_object_get(request, "env");
-    nu_frame_t response = { 0 };
+    unsigned char seed[NU__VM_SEED_BYTES];
+    size_t got = 0;
     int rc;
 
+    if (env == NULL)
+        env = nu__vm_default_env;
     for (size_t i = 0; list != NULL && env[i] != NULL; i++)
-        json_array_append_new(list, json_string(env[i]));
+        if (json_array_append_new(list, json_string(env[i])) != 0)
+            list = NULL;
     if (list == NULL) {
         json_decref(request);
         return nu_err_set(err, NU_ENOMEM, "vm: out of memory");
     }
-    rc = nu_sandbox_call(sb, request, NULL, 0, NULL, NULL, &response, err);
-    json_decref(request);
-    if (rc == NU_OK && !json_is_true(json_object_get(response.json, "ok"))) {
-        const char *detail = json_string_value(json_object_get(response.json,
-                                                               "error"));
-        rc = nu_err_set(err, NU_ESANDBOX, "vm: cannot set the pod's "
-                        "environment: %s", detail != NULL ? detail :
-                        "no detail from the agent");
+    while (got < sizeof seed) {
+        ssize_t n = getrandom(seed + got, sizeof seed - got, 0);
+
+        if (n < 0 && errno != EINTR) {
+            json_decref(request);
+            return nu_err_errno(err, errno, "vm: cannot read host entropy "
+                                "for the guest");
+        }
+        if (n > 0)
+            got += (size_t)n;
     }
-    nu_frame_free(&response);
+    rc = nu__sandbox_send_ahead(sb, request, seed, sizeof seed, err);
+    explicit_bzero(seed, sizeof seed);
+    json_decref(request);
     return rc;
 }
 
 static atomic_uint nu__vm_seq;
 
+void nu__vm_pod_id(char *out, size_t size)
+{
+    snprintf(out, size, "vm.%ld.%u", (long)getpid(),
+             atomic_fetch_add(&nu__vm_seq, 1));
+}
+
+/* A cold boot: steps 1 to 4 and the hello. */
+static int nu__vm_create_cold(const nu_sandbox_opts_t *opts,
+                              const char *image_dir, const char *workspace,
+                              bool kvm, nu_sandbox_t **out, nu_err_t *err)
+{
+    char id[96];
+    nu__vm_t *vm = nu__vm_new(image_dir, workspace, err);
+    int rc;
+
+    if (vm == NULL)
+        return err->code;
+    rc = nu__vm_boot(vm, opts, kvm, kvm ? NU__VM_BOOT_KVM_MS :
+                     NU__VM_BOOT_TCG_MS, err);
+    if (rc == NU_OK) {
+        nu__vm_pod_id(id, sizeof id);
+        rc = nu__sandbox_adopt(opts, id, vm->serial_fd, vm->pid, vm->pidfd,
+                               nu__vm_release, vm, out, err);
+    }
+    if (rc < 0)
+        nu__vm_free(vm);
+    return rc;
+}
+
 int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
                   nu_err_t *err)
 {
-    char image_dir[4096], workspace[PATH_MAX], id[96];
+    char image_dir[4096], workspace[PATH_MAX];
     struct stat st;
-    nu__vm_t *vm;
+    bool warm = false;
     bool kvm;
     int rc;
 
@@ -882,48 +1023,30 @@ int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
         return nu_err_set(err, NU_EINVAL, "vm: cannot create pod: workspace "
                           "'%s' is not a directory", opts->workspace != NULL
                           ? opts->workspace : "(missing)");
-    if (strchr(workspace, ',') != NULL)
-        return nu_err_set(err, NU_EINVAL, "vm: cannot create pod: workspace "
-                          "'%s' contains ',', which QEMU's -fsdev option "
-                          "cannot take; rename the directory", workspace);
-    rc = nu__vm_image_dir(opts->isolation, image_dir, sizeof image_dir, err);
+    rc = nu__vm_check_env(opts->env, err);
+    if (rc == NU_OK)
+        rc = nu__vm_image_dir(opts->isolation, image_dir, sizeof image_dir,
+                              err);
     if (rc < 0)
         return rc;
 
     kvm = nu__vm_accel(opts, image_dir);
     /* Pooled guests have no network device, so pods with egress boot. */
-    vm = opts->network ? NULL : nu__vm_pool_take(opts, image_dir, kvm);
-    if (vm != NULL) {
-        rc = nu__vm_attach(vm, workspace, err);
-    } else {
-        vm = nu__vm_new(image_dir, workspace, err);
-        if (vm == NULL)
-            return NU_ENOMEM;
-        rc = nu__vm_boot(vm, opts, kvm, kvm ? NU__VM_BOOT_KVM_MS :
-                         NU__VM_BOOT_TCG_MS, err);
+    rc = opts->network ? NU_ENOENT
+       : nu__vm_pool_acquire(opts, image_dir, workspace, kvm, out, err);
+    if (rc == NU_OK)
+        warm = true;
+    else if (rc == NU_ENOENT)
+        rc = nu__vm_create_cold(opts, image_dir, workspace, kvm, out, err);
+    if (rc == NU_OK && !warm)
+        rc = nu__vm_queue_env(*out, opts->env, err);
+    if (rc < 0) {
+        nu_sandbox_close(*out);
+        *out = NULL;
+        return rc;
     }
-    if (rc < 0)
-        goto fail;
-
-    snprintf(id, sizeof id, "vm.%ld.%u", (long)getpid(),
-             atomic_fetch_add(&nu__vm_seq, 1));
-    rc = nu__sandbox_adopt(opts, id, vm->serial_fd, vm->pid, vm->pidfd,
-                           nu__vm_release, vm, out, err);
-    if (rc < 0)
-        goto fail;
-    if (opts->env != NULL) {
-        rc = nu__vm_send_env(*out, opts->env, err);
-        if (rc < 0) {
-            nu_sandbox_close(*out);
-            *out = NULL;
-            return rc;
-        }
-    }
-    nu_log(NU_LOG_DEBUG, "vm", "pod %s started, QEMU pid %ld, %s%s", id,
-           (long)vm->pid, kvm ? "KVM" : "TCG", vm->pooled ? ", warm" : "");
+    nu_log(NU_LOG_DEBUG, "vm", "pod %s started, QEMU pid %ld, %s%s",
+           nu_sandbox_id(*out), (long)nu_sandbox_pid(*out),
+           kvm ? "KVM" : "TCG", warm ? ", warm" : "");
     return NU_OK;
-
-fail:
-    nu__vm_free(vm);
-    return rc;
 }

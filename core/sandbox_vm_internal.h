@@ -4,13 +4,115 @@
 #ifndef NUCLEUS_SANDBOX_VM_INTERNAL_H
 #define NUCLEUS_SANDBOX_VM_INTERNAL_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "nucleus/error.h"
+#include "nucleus/sandbox.h"
 
 /* Return the seccomp filter for QEMU (sandbox_vm_seccomp.c) as raw BPF:
  * *code (OUT) is a struct sock_filter array of *count entries, built on
  * first use and owned by the library. */
 int nu__vm_seccomp_program(const void **code, size_t *count, nu_err_t *err);
+
+#define NU__VM_MAX_ARGS 64
+
+/* Entries of QEMU's root: host paths made visible below a tmpfs. */
+#define NU__VM_ROOT_MAX 16
+
+typedef enum {
+    NU__VM_ROOT_MKDIR,       /* an empty directory */
+    NU__VM_ROOT_PROC,        /* a proc file system of QEMU's PID ns */
+    NU__VM_ROOT_BIND_DIR,    /* a bind mount of a host directory */
+    NU__VM_ROOT_BIND_FILE,   /* a bind mount of a host file (device) */
+    NU__VM_ROOT_SYMLINK      /* a symbolic link to source */
+} nu__vm_root_kind_t;
+
+typedef struct nu__vm_root_entry {
+    nu__vm_root_kind_t kind;
+    bool read_only;
+    bool recursive;          /* MS_REC: submounts come along */
+    char source[PATH_MAX];   /* host path, or the link's target */
+    char target[32];         /* path relative to the new root */
+} nu__vm_root_entry_t;
+
+/* One QEMU process.  The child of clone reads it and allocates nothing,
+ * so every string it needs is prepared here before the clone. */
+typedef struct nu__vm {
+    bool pooled;        /* booted by the warm pool, 9p root is share */
+    bool attached;      /* the workspace is bind-mounted on share/ws */
+    char share[96];     /* RUN_DIR/share, the 9p root of a pooled VM */
+    char root[96];      /* RUN_DIR/root, where QEMU's tmpfs root goes */
+    char run_dir[64];
+    char console[128];
+    char image_dir[4096];
+    char workspace[PATH_MAX];
+    char qemu_path[PATH_MAX];   /* the binary as QEMU's root shows it */
+    int qmp_fd;
+    int serial_fd;
+    int alive_fd;       /* write end held until QMP answers (see spawn) */
+    pid_t pid;
+    int pidfd;
+    const void *seccomp_code;   /* sandbox_vm_seccomp.c's filter */
+    size_t seccomp_count;
+    /* Identity user namespace maps, for an owner that is not root. */
+    char uid_map[32];
+    char gid_map[32];
+    nu__vm_root_entry_t entries[NU__VM_ROOT_MAX];
+    size_t nentries;
+    /* QEMU's argv, and the buffers of its formatted arguments */
+    char *argv[NU__VM_MAX_ARGS];
+    char args[12][4400];
+} nu__vm_t;
+
+/* Time limits for boot to agent-ready.  Under TCG the Debian 6.1 kernel
+ * took about 10 s on a 2-core host (docs/benchmarks.md). */
+#define NU__VM_BOOT_TCG_MS 120000
+#define NU__VM_BOOT_KVM_MS 10000
+
+/* A file at the root of a pooled VM's share.  The agent then mounts the
+ * share's "ws" directory, where the host binds the workspace on
+ * acquisition, at /workspace before it replies to the hello. */
+#define NU__VM_POOL_MARKER ".nucleus-pool"
+
+/* The nice value of pooled QEMU processes until acquisition. */
+#define NU__VM_POOL_NICE 19
+
+/* Write a new pod id, "vm.PID.SEQ", into out. */
+void nu__vm_pod_id(char *out, size_t size);
+
+/* Queue (nu__sandbox_send_ahead) a _set_env request carrying env, or the
+ * default environment of nu_sandbox_opts_t when env is NULL, and 64 bytes
+ * from getrandom as its blob for the agent to credit to the guest's
+ * entropy pool.  env must have passed nu__vm_check_env. */
+int nu__vm_queue_env(nu_sandbox_t *sb, const char *const *env,
+                     nu_err_t *err);
+
+/* Allocate a VM with a fresh run directory /tmp/nucleus-vm.PID.XXXXXX.
+ * workspace may be "" for a pooled VM. */
+nu__vm_t *nu__vm_new(const char *image_dir, const char *workspace,
+                     nu_err_t *err);
+
+/* Start QEMU and wait until the guest agent is ready (QMP handshake,
+ * then the ready line on the console). */
+int nu__vm_boot(nu__vm_t *vm, const nu_sandbox_opts_t *opts, bool kvm,
+                int timeout_ms, nu_err_t *err);
+
+/* Stop QEMU, close the descriptors, remove the run directory, free. */
+void nu__vm_free(nu__vm_t *vm);
+
+/* The release hook for nu__sandbox_adopt: the sandbox has reaped QEMU and
+ * closed the serial stream and the pidfd. */
+void nu__vm_release(void *data);
+
+/* Take a pooled guest for a pod (sandbox_vm_pool.c): NU_OK with *out
+ * (OUT) the adopted pod, workspace attached and the environment and a
+ * fresh entropy seed queued; NU_ENOENT when no pooled guest matches (the
+ * caller boots one); another code when acquisition failed. */
+int nu__vm_pool_acquire(const nu_sandbox_opts_t *opts,
+                        const char *image_dir, const char *workspace,
+                        bool kvm, nu_sandbox_t **out, nu_err_t *err);
 
 #endif

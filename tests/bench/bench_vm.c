@@ -12,9 +12,15 @@
  *   run     a run call of `true` in the booted pod, host side end to end
  *   close   nu_sandbox_close
  *   warm    nu_sandbox_create taking a guest from the warm pool
- *           (NUCLEUS_VM_POOL=1, needs root): bind the workspace, hello,
- *           environment
- * Figures are medians and minimums in milliseconds.  The accelerator is
+ *           (NUCLEUS_VM_POOL=1, needs root): host-only work (checks,
+ *           renice, bind mount of the workspace, queued environment and
+ *           entropy seed); the hello was exchanged at pool boot
+ *   first   the first run call of `true` after a warm acquisition, which
+ *           also reads the queued environment's reply
+ * Each warm round waits until the pool thread has booted a replacement
+ * at nice 19.  Figures are medians and minimums in milliseconds, and the
+ * load average is printed before and after, because other work on the
+ * host slows TCG guests.  The accelerator is
  * $NUCLEUS_VM_ACCEL, "tcg" when unset, for both boots.  The images are
  * built from the agent and baseline init next to this build's nucleus
  * binary (two directories above this program).
@@ -50,6 +56,17 @@ static void report(const char *name, double *v, int n)
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     printf("%-6s median %9.1f ms   min %9.1f ms   (n=%d)\n", name,
            v[n / 2], v[0], n);
+}
+
+static void print_load(const char *when)
+{
+    char line[128] = "";
+    FILE *fp = fopen("/proc/loadavg", "r");
+
+    if (fp != NULL && fgets(line, sizeof line, fp) != NULL)
+        printf("load average %s: %s", when, line);
+    if (fp != NULL)
+        fclose(fp);
 }
 
 static int build_image(const char *agent, const char *out, bool init_only)
@@ -106,7 +123,7 @@ int main(int argc, char **argv)
     char full_dir[] = "/tmp/nu-bench-vm-XXXXXX";
     char bare_dir[] = "/tmp/nu-bench-vmbare-XXXXXX";
     char workspace[] = "/tmp/nu-bench-vmws-XXXXXX";
-    double bare[32], ours[32], run[32], closing[32], warm[32];
+    double bare[32], ours[32], run[32], closing[32], warm[32], first[32];
     char cmd[256];
     ssize_t n;
 
@@ -138,6 +155,7 @@ int main(int argc, char **argv)
     snprintf(isolation, sizeof isolation, "vm:%s", full_dir);
     printf("accelerator: %s%s\n", accel, strcmp(accel, "tcg") == 0 ?
            " (emulated: no usable KVM on this host)" : "");
+    print_load("before");
 
     for (int i = 0; i < rounds; i++) {
         nu_sandbox_opts_t opts;
@@ -187,8 +205,11 @@ int main(int argc, char **argv)
     for (int i = -1; i < rounds; i++) {
         nu_sandbox_opts_t opts;
         nu_sandbox_t *sb = NULL;
+        nu_frame_t response = { 0 };
         nu_err_t err;
+        json_t *call;
         double start;
+        double took;
 
         for (int wait = 0; i >= 0 && wait < 2400 && nu_vm_pool_ready() == 0;
              wait++)
@@ -201,16 +222,31 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench_vm: %s\n", err.msg);
             return 1;
         }
-        if (i >= 0)
-            warm[i] = now_ms() - start;
+        took = now_ms() - start;
+
+        call = json_pack("{s:s,s:s}", "tool", "run", "command", "true");
+        start = now_ms();
+        if (nu_sandbox_call(sb, call, NULL, 0, NULL, NULL, &response,
+                            &err) != NU_OK) {
+            fprintf(stderr, "bench_vm: %s\n", err.msg);
+            return 1;
+        }
+        if (i >= 0) {
+            warm[i] = took;
+            first[i] = now_ms() - start;
+        }
+        nu_frame_free(&response);
+        json_decref(call);
         nu_sandbox_close(sb);
     }
+    print_load("after");
 
     report("bare", bare, rounds);
     report("ours", ours, rounds);
     report("run", run, rounds);
     report("close", closing, rounds);
     report("warm", warm, rounds);
+    report("first", first, rounds);
     printf("overhead: ours / bare = %.2f (medians)\n",
            ours[rounds / 2] / bare[rounds / 2]);
 
