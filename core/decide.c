@@ -866,7 +866,7 @@ int nu_decide(const nu_perm_t *perm, const json_t *call,
 
     if (nu__decide_validate(call, &d.req, invalid, sizeof invalid) != NU_OK) {
         /* ops stays empty unless the tool is known, which is how
-         * nu_decision_op_name tells "invalid" from a real operation. */
+         * nu_decision_op_name distinguishes "invalid" from an operation. */
         if (d.req.tool_known) {
             out->operation = nu__tool_ops[d.req.tool];
             out->ops = NU_OPSET(out->operation);

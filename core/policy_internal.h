@@ -73,9 +73,10 @@ void nu__policy_set_where(nu_policy_t *policy, const char *where);
 void nu__policy_where(lua_State *L, int idx, char *out, size_t size);
 
 /* Raise a Lua error whose message is formatted by vsnprintf, with the
- * position prefix luaL_error adds.  lua_pushfstring knows only %s %d %I %f
- * %p %c %U and %%, and fails on the rest (%zu, %lld, %.40s) with an
- * "invalid conversion" error in place of the message.  Does not return. */
+ * position prefix luaL_error adds.  lua_pushfstring supports only %s %d %I %f
+ * %p %c %U and %%, and raises "invalid option '%z' to 'lua_pushfstring'"
+ * for the rest (%zu, %lld, %.40s) in place of the message (Lua 5.4.4).
+ * Does not return. */
 int nu__policy_error(lua_State *L, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -287,10 +287,10 @@ static void nu__send_error_line(nu_conn_t *c, int code, const char *message)
 }
 
 /*
- * Whether a line is a single server.health request.  Health is answered on
- * the loop thread, so a monitor gets its answer while every worker runs a
- * long tool call.  The substring test keeps other lines from being parsed
- * twice.
+ * Check whether a line is a single server.health request.  The loop thread
+ * handles those itself, so a monitor gets a reply while every worker runs
+ * a long tool call.  The substring test keeps other lines from being
+ * parsed twice.
  */
 static bool nu__is_health(const char *line, size_t len)
 {
@@ -309,8 +309,8 @@ static bool nu__is_health(const char *line, size_t len)
     return health;
 }
 
-/* Answer a line on the loop thread; used for server.health only, which
- * takes the server lock briefly and does no I/O. */
+/* Handle a line on the loop thread and queue its reply.  Only for
+ * server.health, which takes the server lock briefly and does no I/O. */
 static void nu__answer_inline(nu_conn_t *c, const char *line, size_t len)
 {
     char *reply = nu_rpc_handle_line(line, len, c->server->opts.max_message,

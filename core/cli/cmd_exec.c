@@ -281,7 +281,7 @@ static void nu__print_stream(const json_t *result, const char *field,
     fflush(out);
 }
 
-/* Tell the user which output streams the pod cut at the output cap. */
+/* Print a note on stderr for each output stream cut at the output cap. */
 static void nu__exec_note_truncation(const json_t *result)
 {
     static const char *const streams[] = { "stdout", "stderr" };

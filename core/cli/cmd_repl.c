@@ -11,8 +11,8 @@
  * Commands: :profile NAME (normalized profile), :explain (why the last
  * call was decided as it was), :help, :quit.
  *
- * Ctrl-C at the prompt discards the line being typed (all continuation
- * lines too) and prompts again; during an evaluation it stops the Lua code
+ * Ctrl-C at the prompt discards the line being typed, continuation lines
+ * included, and prompts again.  During an evaluation it stops the Lua code
  * with an "interrupted" error, and the session goes on.  Ctrl-D on an
  * empty line leaves.
  */
@@ -394,8 +394,9 @@ static void nu__stop_hook(lua_State *L, lua_Debug *ar)
 /*
  * The SIGINT handler.  It is installed without SA_RESTART, so at the
  * prompt libedit's read fails with EINTR and readline returns NULL with
- * the flag set.  During an evaluation it arms the stop hook; lua_sethook
- * may be called from a signal handler (Lua 5.4 manual, lua_sethook).
+ * the flag set.  During an evaluation it arms the stop hook, which is
+ * allowed because lua_sethook may be called from a signal handler (Lua 5.4
+ * manual, lua_sethook).
  * NOTE: a pod call that is already running is not cancelled, because the
  * pod protocol has no cancel request.  It runs to its end or its timeout,
  * and the evaluation stops right after it returns.

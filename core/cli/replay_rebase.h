@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-/* Where the replay workspace is mounted in every pod. */
+/* Mount point of the workspace in every pod. */
 #define NU_REPLAY_WORKSPACE "/workspace"
 
 /*
@@ -21,10 +21,10 @@
  *
  * Returns 0 when the call needs no change or was rewritten.  Returns -1
  * and writes a one-line reason when a target under cwd cannot be
- * rewritten safely: it contains an expansion, or the text around it is
- * ambiguous (the same text inside a quoted string or a heredoc), or the
- * rewritten command does not parse to the same redirections.  The call
- * is unchanged then.  cwd "/" (or empty) rebases nothing.
+ * rewritten safely, and leaves the call unchanged.  That happens when the
+ * target contains an expansion, when the same text also appears inside a
+ * quoted string or a heredoc, or when the rewritten command does not
+ * parse to the same redirections.  cwd "/" (or empty) rebases nothing.
  */
 int nu__replay_rebase_redirects(const char *cwd, json_t *call, char *reason,
                                 size_t size);

@@ -70,8 +70,8 @@ else
     not_ok limits_in_range_accepted "stderr: $(cat "$tmp/err")"
 fi
 
-# Two MB on stdout: the first MiB arrives, and stderr says the rest was
-# dropped.
+# Two MB on stdout: the first MiB arrives, and a note on stderr reports
+# that the rest was dropped.
 nu_exec -- head -c 2000000 /dev/zero
 got=$?
 bytes=$(wc -c <"$tmp/out")

@@ -286,8 +286,9 @@ static void nu__expect_load_error(const char *text, const char *needle)
         fail_msg("expected '%s' in '%s'", needle, err.msg);
 }
 
-/* These messages were formatted by lua_pushfstring, which knows no %zu or
- * %lld, so the user saw "invalid conversion '%z'" in place of the limit. */
+/* These messages were formatted by lua_pushfstring, which supports no %zu
+ * or %lld, so the user saw "invalid option '%z' to 'lua_pushfstring'" in
+ * place of the limit. */
 static void test_policy_limit_messages_formatted(void **state)
 {
     static const struct {
