@@ -104,7 +104,14 @@ static nu_net_t *nu__net_alloc(void)
     net->pod_netns_fd = -1;
     net->lock_fd = -1;
     pthread_mutex_init(&net->lock, NULL);
-    pthread_cond_init(&net->cond, NULL);
+    /* The watcher computes its deadlines on CLOCK_MONOTONIC.  On the
+     * default CLOCK_REALTIME, the wait would take them as long past and
+     * the watcher would re-read the rules without pause. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&net->cond, &attr);
+    pthread_condattr_destroy(&attr);
     atomic_init(&net->drifted, false);
     atomic_init(&net->drift_checks, 0);
     nu_perm_init_bottom(&net->perm);

@@ -624,6 +624,14 @@ void nu_pod_close(nu_pod_t *pod)
 
     nu__pod_detach_from_parent(pod);
 
+    /* A drift kill that no later call reported is recorded here. */
+    if (pod->net != NULL && nu_net_drifted(pod->net) && !pod->drift_recorded &&
+        nu__pod_audit(pod, "network_drift", NULL, NULL, NULL, "deny",
+                      "sandbox_error", "the pod's packet filter changed; "
+                      "the pod was killed", NULL, NULL, &err) != NU_OK)
+        nu_log(NU_LOG_ERROR, "pod", "cannot record the network drift of pod "
+               "%s: %s", pod->id, err.msg);
+
     json_t *args = json_pack("{s:I, s:f}", "tool_calls",
                              (json_int_t)pod->ledger.spent.tool_calls, "usd",
                              pod->ledger.spent.usd);
