@@ -188,6 +188,12 @@ int nu_net_prepare(const nu_perm_t *perm, const nu_net_opts_t *opts,
         goto fail;
     }
 
+    /* The host rules go in while the caller creates the sandbox;
+     * nu_net_attach waits for them and reports their failure. */
+    rc = nu__net_filter_host_start(net, err);
+    if (rc != NU_OK)
+        goto fail;
+
     *out = net;
     return NU_OK;
 
@@ -284,11 +290,17 @@ int nu_net_attach(nu_net_t *net, pid_t pod_pid, nu_err_t *err)
         goto fail;
     }
 
+    /* The pod's filter goes in while the veth is set up: neither needs
+     * the other, and the pod runs nothing until attach returns. */
+    rc = nu__net_filter_pod_start(net, err);
+    if (rc != NU_OK)
+        goto fail;
+
     rc = nu__net_link_attach(net, err);
     if (rc != NU_OK)
         goto fail;
 
-    rc = nu__net_filter_install(net, err);
+    rc = nu__net_filter_install_wait(net, err);
     if (rc != NU_OK)
         goto fail;
 
@@ -364,7 +376,6 @@ void nu_net_close(nu_net_t *net)
     nu__strv_free(net->hosts);
     free(net->ca_file);
     free(net->pod_rules);
-    free(net->pod_rules6);
     free(net->host_filter);
     free(net->host_nat);
     free(net->host_rules_all);

@@ -29,9 +29,10 @@
  * ours), our chains' lines in order.
  */
 #include <arpa/inet.h>
-#include <sched.h>
-#include <stdarg.h>
 #include <errno.h>
+#include <sched.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -41,7 +42,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
 
 #include "net_internal.h"
 #include "nucleus/log.h"
@@ -105,8 +105,79 @@ static int nu__read_all(int fd, char **buf, size_t *len)
     return NU_OK;
 }
 
-int nu__net_exec(int netns_fd, const char *const argv[], const char *input,
-                 char **output, nu_err_t *err)
+/* Start argv with stdin, stdout and stderr on the given fds.  posix_spawn
+ * (a vfork in glibc) does not copy the host process's page tables, which
+ * fork does and which costs milliseconds in a large or sanitized process.
+ * The child runs in the calling thread's network namespace, so callers
+ * that target a pod enter its namespace on a thread of their own first. */
+static int nu__spawn(const char *const argv[], int in, int out, int errfd,
+                     pid_t *pid, nu_err_t *err)
+{
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    sigset_t none, pipe_set;
+    int rc;
+
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+    sigemptyset(&none);
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    rc = posix_spawn_file_actions_adddup2(&actions, in, 0);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&actions, out, 1);
+    if (rc == 0)
+        rc = posix_spawn_file_actions_adddup2(&actions, errfd, 2);
+    /* The proxy thread blocks SIGPIPE; the tool gets the default. */
+    if (rc == 0)
+        rc = posix_spawnattr_setsigmask(&attr, &none);
+    if (rc == 0)
+        rc = posix_spawnattr_setsigdefault(&attr, &pipe_set);
+    if (rc == 0)
+        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK |
+                                                 POSIX_SPAWN_SETSIGDEF);
+    if (rc == 0)
+        rc = posix_spawn(pid, argv[0], &actions, &attr, (char *const *)argv,
+                         environ);
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0)
+        return nu_err_errno(err, rc, "net: cannot start %s", argv[0]);
+    return NU_OK;
+}
+
+/* Write input to fd.  A tool that exits early must not SIGPIPE the host
+ * process: the signal is blocked on this thread and consumed if raised. */
+static void nu__write_input(int fd, const char *input)
+{
+    size_t left = strlen(input);
+    const char *p = input;
+    sigset_t pipe_set, saved;
+    bool broken = false;
+
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &saved);
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            broken = n < 0 && errno == EPIPE;
+            break;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (broken && !sigismember(&saved, SIGPIPE)) {
+        struct timespec zero = { 0, 0 };
+        (void)sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+}
+
+int nu__net_exec(const char *const argv[], const char *input, char **output,
+                 nu_err_t *err)
 {
     int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 };
     char *text = NULL, *errtext = NULL;
@@ -123,18 +194,9 @@ int nu__net_exec(int netns_fd, const char *const argv[], const char *input,
         goto out;
     }
 
-    pid = fork();
-    if (pid < 0) {
-        rc = nu_err_errno(err, errno, "net: cannot fork %s", argv[0]);
+    rc = nu__spawn(argv, in[0], out[1], errp[1], &pid, err);
+    if (rc != NU_OK)
         goto out;
-    }
-    if (pid == 0) {
-        if ((netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0) ||
-            dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(errp[1], 2) < 0)
-            _exit(126);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
     close(in[0]);
     in[0] = -1;
     close(out[1]);
@@ -145,37 +207,12 @@ int nu__net_exec(int netns_fd, const char *const argv[], const char *input,
     /* Only restores take input, and they print little (a pipe buffer
      * holds 64 KiB), while saves take none.  So writing all input before
      * reading cannot deadlock. */
-    if (input != NULL) {
-        size_t left = strlen(input);
-        const char *p = input;
-        sigset_t pipe_set, saved;
-        bool broken = false;
-
-        /* A tool that exits early must not SIGPIPE the host process:
-         * block the signal on this thread and consume it if raised. */
-        sigemptyset(&pipe_set);
-        sigaddset(&pipe_set, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &pipe_set, &saved);
-        while (left > 0) {
-            ssize_t n = write(in[1], p, left);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                broken = n < 0 && errno == EPIPE;
-                break;
-            }
-            p += n;
-            left -= (size_t)n;
-        }
-        if (broken && !sigismember(&saved, SIGPIPE)) {
-            struct timespec zero = { 0, 0 };
-            (void)sigtimedwait(&pipe_set, NULL, &zero);
-        }
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    }
+    if (input != NULL)
+        nu__write_input(in[1], input);
     close(in[1]);
     in[1] = -1;
 
+    rc = NU_EIO;
     if (nu__read_all(out[0], &text, &len) != NU_OK ||
         nu__read_all(errp[0], &errtext, &errlen) != NU_OK) {
         rc = nu_err_set(err, NU_ENOMEM, "net: out of memory");
@@ -208,7 +245,8 @@ out:
     return rc;
 }
 
-static int nu__iptables(int netns_fd, const char *tool, const char *const *args,
+/* Run an iptables tool in the calling thread's network namespace. */
+static int nu__iptables(const char *tool, const char *const *args,
                         const char *input, char **output, nu_err_t *err)
 {
     const char *argv[8];
@@ -222,7 +260,7 @@ static int nu__iptables(int netns_fd, const char *tool, const char *const *args,
     for (size_t i = 0; args != NULL && args[i] != NULL && n < 7; i++)
         argv[n++] = args[i];
     argv[n] = NULL;
-    return nu__net_exec(netns_fd, argv, input, output, err);
+    return nu__net_exec(argv, input, output, err);
 }
 
 /* --- rule text -------------------------------------------------------- */
@@ -367,13 +405,6 @@ static char *nu__pod_rules(const nu_net_t *net)
         return NULL;
     }
     return b.data;
-}
-
-static char *nu__pod_rules6(void)
-{
-    return strdup("*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n"
-                  ":OUTPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\n"
-                  "-A OUTPUT -o lo -j ACCEPT\nCOMMIT\n");
 }
 
 static char *nu__host_filter(const nu_net_t *net)
@@ -610,116 +641,232 @@ out:
     return rc;
 }
 
-/* One read-back (or restore) job; several run on threads at once, since
- * each is a fork and exec of a few milliseconds. */
-typedef struct {
+/* One filter job, on a thread of its own: restore rules (optional), read
+ * them back and compare (optional), then check that IPv6 is off
+ * (optional).  A job for the pod first enters the pod's network namespace,
+ * which setns(2) does for the calling thread only.  Jobs for the pod and
+ * the host run concurrently, since each tool start costs a few
+ * milliseconds. */
+struct nu__job {
     nu_net_t *net;
-    int netns_fd;
-    const char *tool;
-    const char *const *args;
-    const char *input;          /* restore: rules to write */
-    const char *where;
-    const char *expected;       /* check: rules to compare with */
-    bool whole;
+    int netns_fd;               /* -1: the host's namespace */
+    const char *const *restore_args;
+    char *input;                /* rules to restore (owned), or NULL */
+    bool host_lock;             /* hold nu__filter_lock while restoring */
+    const char *const *save_args;
+    const char *where;          /* "pod" or "host", for messages */
+    const char *expected;       /* rules to compare the read-back with */
+    bool whole;                 /* nu__collect's whole, see there */
+    bool ipv6;                  /* check the pod's disable_ipv6 sysctls */
+    pthread_t thread;
+    bool started;
     nu_err_t err;
     int rc;
-} nu__job_t;
+};
 
 static void *nu__job_run(void *arg)
 {
     nu__job_t *job = arg;
     char *saved = NULL;
 
-    job->rc = nu__iptables(job->netns_fd, job->tool, job->args, job->input,
-                           job->expected != NULL ? &saved : NULL, &job->err);
-    if (job->rc == NU_OK && job->expected != NULL)
-        job->rc = nu__compare(job->net, job->where, job->expected, saved,
-                              job->whole, &job->err);
+    job->rc = NU_OK;
+    if (job->netns_fd >= 0 && setns(job->netns_fd, CLONE_NEWNET) != 0) {
+        job->rc = nu_err_errno(&job->err, errno, "net: cannot enter the "
+                               "pod's network namespace");
+        return NULL;
+    }
+
+    if (job->input != NULL) {
+        if (job->host_lock)
+            pthread_mutex_lock(&nu__filter_lock);
+        job->rc = nu__iptables("iptables-restore", job->restore_args,
+                               job->input, NULL, &job->err);
+        if (job->host_lock)
+            pthread_mutex_unlock(&nu__filter_lock);
+    }
+
+    if (job->rc == NU_OK && job->expected != NULL) {
+        job->rc = nu__iptables("iptables-save", job->save_args, NULL, &saved,
+                               &job->err);
+        if (job->rc == NU_OK)
+            job->rc = nu__compare(job->net, job->where, job->expected, saved,
+                                  job->whole, &job->err);
+    }
+
+    if (job->rc == NU_OK && job->ipv6)
+        job->rc = nu__net_ipv6_check(job->net, &job->err);
     free(saved);
     return NULL;
 }
 
-/* Run jobs concurrently; returns the first failure in job order. */
-static int nu__jobs_run(nu__job_t *jobs, size_t n, nu_err_t *err)
+static int nu__job_start(nu__job_t *job, nu_err_t *err)
 {
-    pthread_t threads[8];
-    bool started[8] = { false };
+    int rc = pthread_create(&job->thread, NULL, nu__job_run, job);
 
-    for (size_t i = 0; i < n; i++)
-        started[i] = pthread_create(&threads[i], NULL, nu__job_run, &jobs[i]) == 0;
-    for (size_t i = 0; i < n; i++) {
-        if (started[i])
-            pthread_join(threads[i], NULL);
-        else
-            nu__job_run(&jobs[i]);
+    if (rc != 0) {
+        job->rc = nu_err_errno(&job->err, rc, "net: cannot start a thread "
+                               "for the %s filter", job->where);
+        if (err != NULL)
+            *err = job->err;
+        return job->rc;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (jobs[i].rc != NU_OK) {
-            if (err != NULL)
-                *err = jobs[i].err;
-            return jobs[i].rc;
-        }
-    }
+    job->started = true;
     return NU_OK;
 }
 
+/* Wait for job (if started) and return its result, copying its error
+ * into err. */
+static int nu__job_wait(nu__job_t *job, nu_err_t *err)
+{
+    if (job->started) {
+        pthread_join(job->thread, NULL);
+        job->started = false;
+    }
+    if (job->rc != NU_OK && err != NULL)
+        *err = job->err;
+    return job->rc;
+}
+
+static void nu__job_free(nu__job_t *job)
+{
+    if (job == NULL)
+        return;
+    (void)nu__job_wait(job, NULL);
+    free(job->input);
+    free(job);
+}
+
+static const char *const nu__save_filter[] = { "-t", "filter", NULL };
+static const char *const nu__noflush[] = { "--noflush", "-w", NULL };
+
 int nu__net_filter_check(nu_net_t *net, nu_err_t *err)
 {
-    static const char *const filter[] = { "-t", "filter", NULL };
-    nu__job_t jobs[3] = {
-        { .net = net, .netns_fd = net->pod_netns_fd, .tool = "iptables-save",
-          .args = filter, .where = "pod", .expected = net->pod_rules,
-          .whole = true },
-        { .net = net, .netns_fd = net->pod_netns_fd, .tool = "ip6tables-save",
-          .args = filter, .where = "pod IPv6", .expected = net->pod_rules6,
-          .whole = true },
-        { .net = net, .netns_fd = -1, .tool = "iptables-save",
-          .where = "host", .expected = net->host_rules_all },
-    };
+    nu__job_t pod = { .net = net, .netns_fd = net->pod_netns_fd,
+                      .save_args = nu__save_filter, .where = "pod",
+                      .expected = net->pod_rules, .whole = true,
+                      .ipv6 = true, .rc = NU_EINTERNAL };
+    nu__job_t host = { .net = net, .netns_fd = -1, .where = "host",
+                       .expected = net->host_rules_all,
+                       .rc = NU_EINTERNAL };
+    int pod_rc, host_rc;
+    nu_err_t host_err = { 0 };
 
-    return nu__jobs_run(jobs, 3, err);
+    if (nu__job_start(&pod, err) != NU_OK)
+        return pod.rc;
+    if (nu__job_start(&host, NULL) != NU_OK)
+        nu__job_run(&host);     /* the host's namespace is ours anyway */
+    pod_rc = nu__job_wait(&pod, err);
+    host_rc = nu__job_wait(&host, &host_err);
+    if (pod_rc == NU_OK && host_rc != NU_OK && err != NULL)
+        *err = host_err;
+    return pod_rc != NU_OK ? pod_rc : host_rc;
 }
 
 /* --- install and remove ----------------------------------------------- */
 
-int nu__net_filter_install(nu_net_t *net, nu_err_t *err)
+/* The expected texts of every table; they depend only on what
+ * nu_net_prepare fixes (index, addresses, names, policy, owner tag). */
+static int nu__build_rules(nu_net_t *net, nu_err_t *err)
 {
-    static const char *const noflush[] = { "--noflush", "-w", NULL };
-    char *insert = NULL;
-    int rc;
-
     net->pod_rules = nu__pod_rules(net);
-    net->pod_rules6 = nu__pod_rules6();
     net->host_filter = nu__host_filter(net);
     net->host_nat = nu__host_nat(net);
-    if (net->pod_rules == NULL || net->pod_rules6 == NULL ||
-        net->host_filter == NULL || net->host_nat == NULL ||
+    if (net->pod_rules == NULL || net->host_filter == NULL ||
+        net->host_nat == NULL ||
         asprintf(&net->host_rules_all, "%s%s", net->host_filter,
-                 net->host_nat) < 0 ||
-        (insert = nu__insert_form(net->host_rules_all)) == NULL)
+                 net->host_nat) < 0) {
+        net->host_rules_all = NULL;
         return nu_err_set(err, NU_ENOMEM, "net: out of memory");
+    }
+    return NU_OK;
+}
 
-    /* The pod's tables and the host's are independent: restore them
-     * concurrently.  The pod namespace's tables are replaced whole; the
-     * host's get our chains and jumps added (--noflush), both tables in
-     * one transaction per table. */
-    nu__job_t jobs[3] = {
-        { .net = net, .netns_fd = net->pod_netns_fd, .tool = "iptables-restore",
-          .input = net->pod_rules },
-        { .net = net, .netns_fd = net->pod_netns_fd, .tool = "ip6tables-restore",
-          .input = net->pod_rules6 },
-        { .net = net, .netns_fd = -1, .tool = "iptables-restore",
-          .args = noflush, .input = insert },
-    };
-    pthread_mutex_lock(&nu__filter_lock);
-    net->host_rules = true;
-    rc = nu__jobs_run(jobs, 3, err);
-    pthread_mutex_unlock(&nu__filter_lock);
-    free(insert);
+static nu__job_t *nu__job_alloc(nu_net_t *net, nu_err_t *err)
+{
+    nu__job_t *job = calloc(1, sizeof *job);
+
+    if (job == NULL) {
+        nu_err_set(err, NU_ENOMEM, "net: out of memory");
+        return NULL;
+    }
+    job->net = net;
+    job->netns_fd = -1;
+    job->rc = NU_EINTERNAL;
+    return job;
+}
+
+int nu__net_filter_host_start(nu_net_t *net, nu_err_t *err)
+{
+    nu__job_t *job;
+    int rc;
+
+    rc = nu__build_rules(net, err);
     if (rc != NU_OK)
         return rc;
+    job = nu__job_alloc(net, err);
+    if (job == NULL)
+        return NU_ENOMEM;
 
-    return nu__net_filter_check(net, err);
+    /* Our chains and jumps are added to the host's shared tables
+     * (--noflush), one transaction per table, then everything is read
+     * back with one iptables-save. */
+    job->input = nu__insert_form(net->host_rules_all);
+    if (job->input == NULL) {
+        free(job);
+        return nu_err_set(err, NU_ENOMEM, "net: out of memory");
+    }
+    job->restore_args = nu__noflush;
+    job->host_lock = true;
+    job->where = "host";
+    job->expected = net->host_rules_all;
+    net->host_job = job;
+    net->host_rules = true;
+    return nu__job_start(job, err);
+}
+
+int nu__net_filter_pod_start(nu_net_t *net, nu_err_t *err)
+{
+    nu__job_t *job = nu__job_alloc(net, err);
+
+    if (job == NULL)
+        return NU_ENOMEM;
+
+    /* The pod's filter table is replaced whole (no --noflush).  The
+     * IPv6 sysctls are checked by the link setup, which writes them. */
+    job->input = strdup(net->pod_rules);
+    if (job->input == NULL) {
+        free(job);
+        return nu_err_set(err, NU_ENOMEM, "net: out of memory");
+    }
+    job->netns_fd = net->pod_netns_fd;
+    job->save_args = nu__save_filter;
+    job->where = "pod";
+    job->expected = net->pod_rules;
+    job->whole = true;
+    net->pod_job = job;
+    return nu__job_start(job, err);
+}
+
+int nu__net_filter_install_wait(nu_net_t *net, nu_err_t *err)
+{
+    int rc = NU_OK;
+
+    if (net->pod_job != NULL)
+        rc = nu__job_wait(net->pod_job, err);
+    if (net->host_job != NULL) {
+        nu_err_t host_err = { 0 };
+        int host_rc = nu__job_wait(net->host_job, &host_err);
+        if (rc == NU_OK && host_rc != NU_OK) {
+            rc = host_rc;
+            if (err != NULL)
+                *err = host_err;
+        }
+    }
+    nu__job_free(net->pod_job);
+    net->pod_job = NULL;
+    nu__job_free(net->host_job);
+    net->host_job = NULL;
+    return rc;
 }
 
 /* Build the deletion script for every rule in saved (one table's
@@ -797,7 +944,7 @@ static int nu__remove_tagged(const char *owner, nu_err_t *err)
         nu__buf_t b = { 0 };
         char *saved = NULL;
         int found;
-        int rc = nu__iptables(-1, "iptables-save", args, NULL, &saved, err);
+        int rc = nu__iptables("iptables-save", args, NULL, &saved, err);
 
         if (rc != NU_OK)
             return rc;
@@ -809,7 +956,7 @@ static int nu__remove_tagged(const char *owner, nu_err_t *err)
         }
         nu__finish_removal(&b, 0);
         rc = b.failed ? NU_ENOMEM
-                      : nu__iptables(-1, "iptables-restore", restore, b.data,
+                      : nu__iptables("iptables-restore", restore, b.data,
                                      NULL, err);
         free(b.data);
         if (rc != NU_OK)
@@ -860,6 +1007,11 @@ void nu__net_filter_remove(nu_net_t *net)
     static const char *const tables[] = { "filter", "nat" };
     static const char *const noflush[] = { "--noflush", "-w", NULL };
 
+    /* A restore still running would add rules after the removal. */
+    nu__job_free(net->pod_job);
+    net->pod_job = NULL;
+    nu__job_free(net->host_job);
+    net->host_job = NULL;
     if (!net->host_rules)
         return;
 
@@ -870,7 +1022,7 @@ void nu__net_filter_remove(nu_net_t *net)
         nu_err_t err = { 0 };
         char *saved = NULL;
 
-        if (nu__iptables(-1, "iptables-save", args, NULL, &saved, &err) != NU_OK) {
+        if (nu__iptables("iptables-save", args, NULL, &saved, &err) != NU_OK) {
             nu_log(NU_LOG_WARN, "net", "cannot read the host rules of %s: %s",
                    net->host_if, err.msg);
             continue;
@@ -880,7 +1032,7 @@ void nu__net_filter_remove(nu_net_t *net)
         free(saved);
         nu__finish_removal(&b, 0);
         if (found > 0 && !b.failed &&
-            nu__iptables(-1, "iptables-restore", noflush, b.data, NULL,
+            nu__iptables("iptables-restore", noflush, b.data, NULL,
                          &err) != NU_OK)
             nu_log(NU_LOG_WARN, "net", "cannot remove the host rules of %s: %s",
                    net->host_if, err.msg);

@@ -13,6 +13,7 @@
 #include "nucleus/net.h"
 
 typedef struct nu__proxy nu__proxy_t;
+typedef struct nu__job nu__job_t;
 
 struct nu_net {
     nu_perm_t perm;             /* copy of the pod's policy */
@@ -38,10 +39,11 @@ struct nu_net {
     bool attached;
     bool host_rules;            /* host filter installed */
     char *pod_rules;            /* expected iptables-save text, pod */
-    char *pod_rules6;
     char *host_filter;          /* expected host rules, filter table */
     char *host_nat;
     char *host_rules_all;       /* host_filter then host_nat */
+    nu__job_t *host_job;        /* host install, from prepare to attach */
+    nu__job_t *pod_job;         /* pod install, during attach */
 
     pthread_t watcher;
     bool watcher_running;
@@ -69,18 +71,33 @@ bool nu__net_link_exists(const char *ifname);
  * the owner named by a tag is still alive. */
 void nu__net_owner_tag(pid_t pid, char *out, size_t size);
 bool nu__net_owner_alive(const char *tag);
+/* Read back disable_ipv6 of "all", "default", "lo" and the pod's veth in
+ * the calling thread's network namespace.  Returns NU_OK when every one
+ * is 1, NU_EPOLICY naming the first that is not, or NU_EIO. */
+int nu__net_ipv6_check(const nu_net_t *net, nu_err_t *err);
 
 /* net_filter.c */
-int nu__net_filter_install(nu_net_t *net, nu_err_t *err);
+/* Build the expected rule texts and start installing the host's chains
+ * and jumps on a thread, with their read-back.  The host rules name the
+ * veth before it exists, so this runs at prepare time, while the caller
+ * creates the sandbox. */
+int nu__net_filter_host_start(nu_net_t *net, nu_err_t *err);
+/* Start installing the pod's filter table in its namespace, with its
+ * read-back, on a thread (needs net->pod_netns_fd). */
+int nu__net_filter_pod_start(nu_net_t *net, nu_err_t *err);
+/* Wait for both installs; returns the pod's failure first, then the
+ * host's (NU_EPOLICY for a read-back mismatch, NU_EIO for a failed tool). */
+int nu__net_filter_install_wait(nu_net_t *net, nu_err_t *err);
 int nu__net_filter_check(nu_net_t *net, nu_err_t *err);
+/* Wait for running installs, then delete this pod's host rules. */
 void nu__net_filter_remove(nu_net_t *net);
 int nu__net_filter_sweep(nu_err_t *err);
-/* Run argv (argv[0] an absolute path) in the network namespace netns_fd
- * (-1: the caller's), feeding input (may be NULL) to stdin; *output (OUT,
- * may be NULL) receives stdout.  Returns NU_OK or NU_EIO with stderr's
- * first line in err. */
-int nu__net_exec(int netns_fd, const char *const argv[], const char *input,
-                 char **output, nu_err_t *err);
+/* Run argv (argv[0] an absolute path) in the calling thread's network
+ * namespace, feeding input (may be NULL) to stdin; *output (OUT, may be
+ * NULL) receives stdout.  Returns NU_OK or NU_EIO with stderr's first
+ * line in err. */
+int nu__net_exec(const char *const argv[], const char *input, char **output,
+                 nu_err_t *err);
 
 /* net_proxy.c */
 int nu__proxy_start(nu_net_t *net, nu_err_t *err);

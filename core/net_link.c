@@ -82,12 +82,15 @@ static unsigned long long nu__proc_start_time(pid_t pid)
     }
     fclose(fp);
 
-    /* The command name may contain spaces; fields restart after ')'. */
+    /* The command name may contain spaces; fields restart after ')'.
+     * p starts at the space before field 3 (state) and must stop at the
+     * space before field 22 (starttime).  Field 23 is the virtual memory
+     * size, which changes while the owner runs. */
     p = strrchr(buf, ')');
     if (p == NULL)
         return 0;
     p++;
-    for (int field = 2; field < 22 && p != NULL; field++)
+    for (int field = 3; field < 22 && p != NULL; field++)
         p = strchr(p + 1, ' ');
     if (p != NULL)
         start = strtoull(p + 1, NULL, 10);
@@ -237,6 +240,50 @@ static int nu__sysctl_write(const char *path, const char *value, nu_err_t *err)
         return nu_err_errno(err, saved, "net: cannot write %s", full);
     }
     close(fd);
+    return NU_OK;
+}
+
+static int nu__sysctl_read(const char *path, char *value, size_t size,
+                           nu_err_t *err)
+{
+    char full[128];
+    int fd;
+    ssize_t n;
+
+    snprintf(full, sizeof full, "/proc/sys/net/%s", path);
+    fd = open(full, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return nu_err_errno(err, errno, "net: cannot open %s", full);
+    n = read(fd, value, size - 1);
+    if (n < 0) {
+        int saved = errno;
+        close(fd);
+        return nu_err_errno(err, saved, "net: cannot read %s", full);
+    }
+    close(fd);
+    value[n] = '\0';
+    return NU_OK;
+}
+
+int nu__net_ipv6_check(const nu_net_t *net, nu_err_t *err)
+{
+    const char *names[] = { "all", "default", "lo", net->pod_if };
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[64];
+        char value[16];
+        int rc;
+
+        snprintf(path, sizeof path, "ipv6/conf/%s/disable_ipv6", names[i]);
+        rc = nu__sysctl_read(path, value, sizeof value, err);
+        if (rc != NU_OK)
+            return rc;
+        if (strcmp(value, "1\n") != 0)
+            return nu_err_set(err, NU_EPOLICY, "net: pod filter of %s "
+                              "differs: expected net.%s = 1, found %.*s",
+                              net->host_if, path, (int)strcspn(value, "\n"),
+                              value);
+    }
     return NU_OK;
 }
 
@@ -459,6 +506,8 @@ static void *nu__pod_side(void *arg)
     snprintf(path, sizeof path, "ipv6/conf/%s/disable_ipv6", net->pod_if);
     if (job->rc == NU_OK)
         job->rc = nu__sysctl_write(path, "1", &job->err);
+    if (job->rc == NU_OK)
+        job->rc = nu__net_ipv6_check(net, &job->err);
     if (job->rc != NU_OK)
         return NULL;
 

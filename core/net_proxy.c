@@ -30,6 +30,8 @@
  * "denied"; a refused tunnel after 200 is closed.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -37,6 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -46,7 +50,6 @@
 
 #define NU__HEAD_MAX 16384
 #define NU__HELLO_MAX (16384 + 5)
-#define NU__QUEUE_HIGH (1u << 20)
 
 struct nu__proxy {
     nu_net_t *net;
@@ -71,6 +74,17 @@ typedef enum {
     NU__CLOSING
 } nu__state_t;
 
+/* One direction of a spliced connection: bytes move from the source
+ * socket into a pipe and from the pipe into the destination socket, as
+ * page references, never through user space. */
+typedef struct {
+    int pipe[2];               /* read end, write end; -1 when closed */
+    size_t capacity;           /* pipe size (F_GETPIPE_SZ) */
+    size_t queued;             /* bytes in the pipe */
+    bool eof;                  /* the source has shut down its side */
+    bool shut;                 /* EOF passed on with shutdown(SHUT_WR) */
+} nu__flow_t;
+
 typedef struct nu__conn {
     nu__proxy_t *proxy;
     uv_tcp_t client;
@@ -80,10 +94,18 @@ typedef struct nu__conn {
     nu__state_t state;
     bool tunnel;
     bool upstream_init;
-    bool client_eof, upstream_eof;
-    bool client_paused, upstream_paused;
     bool close_after_reply;    /* a refusal is being written */
     int open_handles;          /* handles plus a pending getaddrinfo */
+    int pending_writes;        /* uv_write requests not completed yet */
+    /* Splicing (state NU__PIPE): duplicates of the two sockets' fds,
+     * watched by the polls, and one pipe per direction. */
+    bool splicing;
+    uv_poll_t client_poll;
+    uv_poll_t upstream_poll;
+    int client_fd;
+    int upstream_fd;
+    nu__flow_t out;            /* client to upstream */
+    nu__flow_t in;             /* upstream to client */
     char host[NU_URL_HOST_MAX];
     int port;
     char *buf;                 /* head, then the ClientHello */
@@ -213,8 +235,22 @@ static int nu__sni_parse(const uint8_t *d, size_t len, char *out, size_t size)
 
 /* --- connection life cycle -------------------------------------------- */
 
+static void nu__close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Runs once every handle is closed, so no poll watches these fds. */
 static void nu__conn_free(nu__conn_t *c)
 {
+    nu__close_fd(&c->client_fd);
+    nu__close_fd(&c->upstream_fd);
+    for (int i = 0; i < 2; i++) {
+        nu__close_fd(&c->out.pipe[i]);
+        nu__close_fd(&c->in.pipe[i]);
+    }
     free(c->buf);
     free(c->forward);
     free(c);
@@ -237,6 +273,10 @@ static void nu__conn_close(nu__conn_t *c)
         uv_close((uv_handle_t *)&c->client, nu__on_close);
     if (c->upstream_init && !uv_is_closing((uv_handle_t *)&c->upstream))
         uv_close((uv_handle_t *)&c->upstream, nu__on_close);
+    if (c->splicing) {
+        uv_close((uv_handle_t *)&c->client_poll, nu__on_close);
+        uv_close((uv_handle_t *)&c->upstream_poll, nu__on_close);
+    }
 }
 
 static void nu__on_write(uv_write_t *req, int status);
@@ -267,8 +307,10 @@ static int nu__send(nu__conn_t *c, bool to_client, char *data, size_t len,
         else
             free(data);
         free(w);
+        return rc;
     }
-    return rc;
+    c->pending_writes++;
+    return 0;
 }
 
 static void nu__deny(nu__conn_t *c, int status, const char *why)
@@ -298,14 +340,12 @@ static void nu__deny(nu__conn_t *c, int status, const char *why)
     c->close_after_reply = true;
 }
 
-/* --- splicing --------------------------------------------------------- */
+/* --- head reads ------------------------------------------------------ */
 
-/* Reads are spliced without copying: each read buffer becomes the write
- * buffer of the other side, and returns to a small pool when written.
- * 256 KiB per read rather than libuv's 64 KiB suggestion quarters the
- * system calls of a bulk download.  The pool saves glibc from mapping and
- * faulting in a fresh buffer of that size for every read. */
-#define NU__READ_SIZE (256u << 10)
+/* Read buffers of the request head and the ClientHello.  They return to a
+ * small pool, which saves glibc from mapping and faulting in a fresh
+ * buffer of this size for every read. */
+#define NU__READ_SIZE (64u << 10)
 
 static void nu__buf_put(nu__proxy_t *proxy, void *data)
 {
@@ -328,31 +368,30 @@ static void nu__on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     buf->len = buf->base != NULL ? NU__READ_SIZE : 0;
 }
 
-static uv_stream_t *nu__peer(nu__conn_t *c, uv_stream_t *s)
-{
-    return s == (uv_stream_t *)&c->client ? (uv_stream_t *)&c->upstream
-                                          : (uv_stream_t *)&c->client;
-}
+/* --- splicing --------------------------------------------------------- */
 
-static void nu__on_shutdown(uv_shutdown_t *req, int status)
-{
-    (void)status;
-    free(req);
-}
+/* Once the request or the tunnel has passed the checks, the proxy no
+ * longer looks at the bytes.  They move with splice(2) from one socket
+ * into a pipe and from the pipe into the other socket, so the data pages
+ * are never copied through user space.  uv_poll watches duplicates of the
+ * two sockets' fds, because libuv allows only one watcher per fd and the
+ * idle uv_tcp handles still own the originals.  A full pipe stops reading
+ * from its source, which is the backpressure. */
+#define NU__PIPE_SIZE (1u << 20)
 
-static void nu__on_pipe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void nu__start_splice(nu__conn_t *c);
 
 static void nu__on_write(uv_write_t *req, int status)
 {
     nu__write_t *w = (nu__write_t *)req;
     nu__conn_t *c = w->conn;
-    bool to_client = w->to_client;
 
     if (w->pooled)
         nu__buf_put(c->proxy, w->data);
     else
         free(w->data);
     free(w);
+    c->pending_writes--;
     if (c->state == NU__CLOSING)
         return;
     if (status < 0) {
@@ -363,60 +402,178 @@ static void nu__on_write(uv_write_t *req, int status)
         nu__conn_close(c);
         return;
     }
-    if (c->state != NU__PIPE)
-        return;
-
-    /* Resume the side that feeds the stream that just drained. */
-    uv_stream_t *dst = to_client ? (uv_stream_t *)&c->client
-                                    : (uv_stream_t *)&c->upstream;
-    uv_stream_t *src = nu__peer(c, dst);
-    bool *paused = src == (uv_stream_t *)&c->client ? &c->client_paused
-                                                    : &c->upstream_paused;
-    if (*paused && uv_stream_get_write_queue_size(dst) < NU__QUEUE_HIGH) {
-        *paused = false;
-        uv_read_start(src, nu__on_alloc, nu__on_pipe_read);
-    }
+    /* The 200 reply and the forwarded head go before any spliced byte. */
+    if (c->state == NU__PIPE && !c->splicing && c->pending_writes == 0)
+        nu__start_splice(c);
 }
 
-static void nu__on_pipe_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+static int nu__flow_open(nu__flow_t *flow)
 {
-    nu__conn_t *c = s->data;
-    uv_stream_t *dst = nu__peer(c, s);
-    bool from_client = s == (uv_stream_t *)&c->client;
+    int size;
 
-    if (n == 0) {
-        nu__buf_put(c->proxy, buf->base);
-        return;
+    if (pipe2(flow->pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        flow->pipe[0] = flow->pipe[1] = -1;
+        return -errno;
     }
-    if (n < 0) {
-        nu__buf_put(c->proxy, buf->base);
-        bool *eof = from_client ? &c->client_eof : &c->upstream_eof;
-        *eof = true;
-        if (n != UV_EOF || (c->client_eof && c->upstream_eof)) {
-            nu__conn_close(c);
-            return;
+    /* A larger pipe means fewer splice calls per MiB.  An unprivileged
+     * process may be held to a smaller size, so failure is not fatal. */
+    (void)fcntl(flow->pipe[1], F_SETPIPE_SZ, (int)NU__PIPE_SIZE);
+    size = fcntl(flow->pipe[1], F_GETPIPE_SZ);
+    flow->capacity = size > 0 ? (size_t)size : 65536;
+    return 0;
+}
+
+/* Move what can move now from src through flow to dst, without blocking.
+ * Returns 0, or a negative errno when either socket failed. */
+static int nu__flow_pump(nu__flow_t *flow, int src, int dst,
+                         atomic_uint_least64_t *counter)
+{
+    const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+
+    for (;;) {
+        bool progress = false;
+
+        if (flow->queued > 0) {
+            ssize_t n = splice(flow->pipe[0], NULL, dst, NULL, flow->queued,
+                               flags);
+            if (n > 0) {
+                flow->queued -= (size_t)n;
+                atomic_fetch_add(counter, (uint64_t)n);
+                progress = true;
+            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                return -errno;
+            }
         }
-        uv_shutdown_t *req = malloc(sizeof *req);
-        if (req == NULL || uv_shutdown(req, dst, nu__on_shutdown) != 0) {
-            free(req);
-            nu__conn_close(c);
+        if (!flow->eof && flow->queued < flow->capacity) {
+            ssize_t n = splice(src, NULL, flow->pipe[1], NULL,
+                               flow->capacity - flow->queued, flags);
+            if (n > 0) {
+                flow->queued += (size_t)n;
+                progress = true;
+            } else if (n == 0) {
+                flow->eof = true;
+            } else if (errno != EAGAIN && errno != EINTR) {
+                return -errno;
+            }
         }
-        return;
+        if (!progress)
+            break;
     }
 
-    atomic_fetch_add(from_client ? &c->proxy->bytes_out : &c->proxy->bytes_in,
-                     (uint64_t)n);
-    if (nu__send(c, !from_client, buf->base, (size_t)n, true) != 0) {
+    if (flow->eof && flow->queued == 0 && !flow->shut) {
+        flow->shut = true;
+        if (shutdown(dst, SHUT_WR) != 0 && errno != ENOTCONN)
+            return -errno;
+    }
+    return 0;
+}
+
+static int nu__poll_events(const nu__flow_t *from, const nu__flow_t *to)
+{
+    int events = 0;
+
+    if (!from->eof && from->queued < from->capacity)
+        events |= UV_READABLE;
+    if (to->queued > 0)
+        events |= UV_WRITABLE;
+    return events;
+}
+
+static void nu__on_poll(uv_poll_t *handle, int status, int events);
+
+static int nu__poll_update(uv_poll_t *poll, int events)
+{
+    if (events == 0)
+        return uv_poll_stop(poll);
+    return uv_poll_start(poll, events, nu__on_poll);
+}
+
+/* Pump both directions, then close the connection when both have ended,
+ * or watch each socket for what its flows wait for. */
+static void nu__splice_run(nu__conn_t *c)
+{
+    nu__proxy_t *proxy = c->proxy;
+    int rc;
+
+    rc = nu__flow_pump(&c->out, c->client_fd, c->upstream_fd,
+                       &proxy->bytes_out);
+    if (rc == 0)
+        rc = nu__flow_pump(&c->in, c->upstream_fd, c->client_fd,
+                           &proxy->bytes_in);
+    if (rc != 0 || (c->out.shut && c->in.shut)) {
         nu__conn_close(c);
         return;
     }
-    if (uv_stream_get_write_queue_size(dst) >= NU__QUEUE_HIGH) {
-        uv_read_stop(s);
-        if (from_client)
-            c->client_paused = true;
-        else
-            c->upstream_paused = true;
+
+    rc = nu__poll_update(&c->client_poll, nu__poll_events(&c->out, &c->in));
+    if (rc == 0)
+        rc = nu__poll_update(&c->upstream_poll,
+                             nu__poll_events(&c->in, &c->out));
+    if (rc != 0)
+        nu__conn_close(c);
+}
+
+static void nu__on_poll(uv_poll_t *handle, int status, int events)
+{
+    nu__conn_t *c = handle->data;
+
+    (void)events;
+    if (c->state == NU__CLOSING)
+        return;
+    if (status < 0) {
+        nu__conn_close(c);
+        return;
     }
+    nu__splice_run(c);
+}
+
+static int nu__dup_fd(uv_tcp_t *tcp, int *out)
+{
+    uv_os_fd_t fd;
+    int rc = uv_fileno((uv_handle_t *)tcp, &fd);
+
+    if (rc != 0)
+        return rc;
+    *out = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return *out >= 0 ? 0 : -errno;
+}
+
+static void nu__start_splice(nu__conn_t *c)
+{
+    uv_loop_t *loop = &c->proxy->loop;
+    int rc;
+
+    rc = nu__dup_fd(&c->client, &c->client_fd);
+    if (rc == 0)
+        rc = nu__dup_fd(&c->upstream, &c->upstream_fd);
+    if (rc == 0)
+        rc = nu__flow_open(&c->out);
+    if (rc == 0)
+        rc = nu__flow_open(&c->in);
+    if (rc == 0)
+        rc = uv_poll_init(loop, &c->client_poll, c->client_fd);
+    if (rc != 0) {
+        nu_log(NU_LOG_WARN, "net", "proxy of %s cannot splice %s:%d: %s",
+               c->proxy->net->host_if, c->host, c->port, uv_strerror(rc));
+        nu__conn_close(c);
+        return;
+    }
+    rc = uv_poll_init(loop, &c->upstream_poll, c->upstream_fd);
+    if (rc != 0) {
+        /* Close the one poll that exists; nu__conn_close closes both. */
+        c->client_poll.data = c;
+        c->open_handles++;
+        uv_close((uv_handle_t *)&c->client_poll, nu__on_close);
+        nu_log(NU_LOG_WARN, "net", "proxy of %s cannot splice %s:%d: %s",
+               c->proxy->net->host_if, c->host, c->port, uv_strerror(rc));
+        nu__conn_close(c);
+        return;
+    }
+    c->client_poll.data = c;
+    c->upstream_poll.data = c;
+    c->open_handles += 2;
+    c->splicing = true;
+    nu__splice_run(c);
 }
 
 static void nu__start_pipe(nu__conn_t *c)
@@ -432,8 +589,8 @@ static void nu__start_pipe(nu__conn_t *c)
         c->forward = NULL;
         c->forward_len = 0;
     }
-    uv_read_start((uv_stream_t *)&c->client, nu__on_alloc, nu__on_pipe_read);
-    uv_read_start((uv_stream_t *)&c->upstream, nu__on_alloc, nu__on_pipe_read);
+    if (c->pending_writes == 0)
+        nu__start_splice(c);
 }
 
 /* --- dialing ---------------------------------------------------------- */
@@ -765,6 +922,9 @@ static void nu__on_accept(uv_stream_t *server, int status)
         return;
     }
     c->proxy = proxy;
+    c->client_fd = c->upstream_fd = -1;
+    for (int i = 0; i < 2; i++)
+        c->out.pipe[i] = c->in.pipe[i] = -1;
     uv_tcp_init(&proxy->loop, &c->client);
     c->client.data = c;
     c->open_handles = 1;
@@ -783,8 +943,8 @@ static void nu__close_walk(uv_handle_t *handle, void *arg)
     (void)arg;
     if (uv_is_closing(handle))
         return;
-    if (handle->type == UV_TCP && handle->data != NULL &&
-        handle->data != ((nu__proxy_t *)arg)) {
+    if ((handle->type == UV_TCP || handle->type == UV_POLL) &&
+        handle->data != NULL && handle->data != ((nu__proxy_t *)arg)) {
         nu__conn_close(handle->data);
         return;
     }
