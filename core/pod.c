@@ -307,7 +307,7 @@ static int nu__pod_start_sandbox(nu_pod_t *pod, const nu_pod_options_t *opts,
     sb.limits.file_size_bytes = opts->file_size_bytes;
     rc = nu_sandbox_create(&sb, &pod->sandbox, err);
     if (rc == NU_OK && pod->net != NULL)
-        rc = nu_net_attach(pod->net, nu_sandbox_pid(pod->sandbox), err);
+        rc = nu_net_attach(pod->net, nu_sandbox_netns_pid(pod->sandbox), err);
 
 out:
     nu_sandbox_free_list(block);

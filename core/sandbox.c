@@ -81,6 +81,7 @@ struct nu_sandbox {
     nu_sandbox_state_t state;
     char id[96];
     pid_t pid;
+    pid_t netns_pid;         /* 0: pid */
     int pidfd;
     int sock;
     int version;
@@ -1084,6 +1085,16 @@ void nu_sandbox_close(nu_sandbox_t *sb)
 pid_t nu_sandbox_pid(const nu_sandbox_t *sb)
 {
     return sb->pid;
+}
+
+pid_t nu_sandbox_netns_pid(const nu_sandbox_t *sb)
+{
+    return sb->netns_pid != 0 ? sb->netns_pid : sb->pid;
+}
+
+void nu__sandbox_set_netns_pid(nu_sandbox_t *sb, pid_t pid)
+{
+    sb->netns_pid = pid;
 }
 
 nu_sandbox_state_t nu_sandbox_state(nu_sandbox_t *sb)

@@ -265,6 +265,10 @@ static int nu__seccomp_rules(scmp_filter_ctx ctx)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
                               SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffUL,
                                       TIOCLINUX));
+
+    /* No set-ID programs or device nodes in the host's workspace. */
+    if (rc == 0)
+        rc = nu__seccomp_deny_setid(ctx);
     return rc;
 }
 

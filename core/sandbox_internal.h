@@ -124,6 +124,32 @@ int nu__seccomp_program(const void **code, size_t *count, nu_err_t *err);
  * NULL-terminated; the oci tier writes the same list into config.json. */
 extern const char *const nu__denied_syscalls[];
 
+/* The set-ID and device rules of every tier (sandbox_setid.c): a
+ * NULL-terminated table, with the bits each kind compares. */
+typedef enum nu__setid_kind {
+    NU__SETID_MODE = 1,   /* EPERM when arg has S_ISUID or S_ISGID */
+    NU__SETID_DEVICE,     /* EPERM when arg's S_IFMT is S_IFCHR or S_IFBLK */
+    NU__SETID_ENOSYS,     /* ENOSYS for every call */
+} nu__setid_kind_t;
+
+typedef struct nu__setid_rule {
+    const char *name;
+    unsigned arg;
+    nu__setid_kind_t kind;
+} nu__setid_rule_t;
+
+extern const nu__setid_rule_t nu__setid_rules[];
+extern const unsigned long nu__setid_mode_bits[2];
+extern const unsigned long nu__setid_device_types[2];
+
+/* Add the table's rules to a libseccomp context (scmp_filter_ctx).
+ * Returns 0 or -1. */
+int nu__seccomp_deny_setid(void *ctx);
+
+/* Name the pid nu_sandbox_netns_pid returns, for tiers whose sb->pid
+ * lives in another network namespace than the pod. */
+void nu__sandbox_set_netns_pid(nu_sandbox_t *sb, pid_t pid);
+
 /* Set no_new_privs and load the raw filter and the personality filter.
  * Makes system calls only, so the child of clone may call it.  Returns 0
  * or -errno. */

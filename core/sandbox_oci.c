@@ -580,6 +580,53 @@ static void nu__oci_kill(pid_t pid, int pidfd)
             ;
 }
 
+/* Whether pid runs in another network namespace than this process. */
+static bool nu__oci_own_netns(long pid)
+{
+    struct stat self, other;
+    char path[64];
+
+    snprintf(path, sizeof path, "/proc/%ld/ns/net", pid);
+    return stat(path, &other) == 0 &&
+           stat("/proc/self/ns/net", &self) == 0 &&
+           (other.st_ino != self.st_ino || other.st_dev != self.st_dev);
+}
+
+/* The container's init: the child of the runtime (crun and runc run it
+ * as their direct child) that lives in the pod's network namespace.
+ * Returns 0 when none is found; nu_net_attach then refuses the host's
+ * namespace. */
+static pid_t nu__oci_init_pid(pid_t runtime)
+{
+    char path[64], buf[512];
+    struct dirent *d;
+    pid_t found = 0;
+    DIR *tasks;
+
+    snprintf(path, sizeof path, "/proc/%ld/task", (long)runtime);
+    tasks = opendir(path);
+    while (tasks != NULL && found == 0 && (d = readdir(tasks)) != NULL) {
+        FILE *f;
+
+        if (d->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/task/%.16s/children",
+                 (long)runtime, d->d_name);
+        f = fopen(path, "re");
+        if (f == NULL)
+            continue;
+        if (fgets(buf, sizeof buf, f) != NULL)
+            for (char *tok = strtok(buf, " \n"); tok != NULL && found == 0;
+                 tok = strtok(NULL, " \n"))
+                if (nu__oci_own_netns(strtol(tok, NULL, 10)))
+                    found = (pid_t)strtol(tok, NULL, 10);
+        fclose(f);
+    }
+    if (tasks != NULL)
+        closedir(tasks);
+    return found;
+}
+
 /* Start the runtime in the pod's cgroups; *pid (OUT). */
 static int nu__oci_launch(const nu_sandbox_opts_t *opts, nu__oci_pod_t *pod,
                           int pod_sock, pid_t *pid, nu_err_t *err)
@@ -668,6 +715,7 @@ int nu__oci_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
         nu__oci_explain(pod, err);
         goto fail;
     }
+    nu__sandbox_set_netns_pid(*out, nu__oci_init_pid(pid));
     nu_log(NU_LOG_DEBUG, "oci", "pod %s started by %s, runtime pid %ld", id,
            pod->runtime, (long)pid);
     return NU_OK;

@@ -143,6 +143,30 @@ static int nu__oci_seccomp_rules(json_t *rules)
             json_pack("[s]", "ioctl"), EPERM,
             nu__oci_masked_eq(1, 0xffffffff, TIOCLINUX)));
 
+    /* No set-ID programs or device nodes in the workspace: the table of
+     * sandbox_setid.c, two alternatives per checked call. */
+    for (const nu__setid_rule_t *r = nu__setid_rules; rc == 0 && r->name;
+         r++) {
+        for (size_t i = 0; rc == 0 && i < 2; i++) {
+            json_int_t mask = (json_int_t)nu__setid_mode_bits[i];
+            json_int_t value = mask;
+
+            if (r->kind == NU__SETID_ENOSYS) {
+                if (i == 0)
+                    rc = nu__oci_add(rules, nu__oci_errno_rule(
+                        json_pack("[s]", r->name), ENOSYS, NULL));
+                continue;
+            }
+            if (r->kind == NU__SETID_DEVICE) {
+                mask = S_IFMT;
+                value = (json_int_t)nu__setid_device_types[i];
+            }
+            rc = nu__oci_add(rules, nu__oci_errno_rule(
+                json_pack("[s]", r->name), EPERM,
+                nu__oci_masked_eq((int)r->arg, mask, value)));
+        }
+    }
+
     /* personality may only set PER_LINUX (0) or query (0xffffffff): any
      * other 32-bit value has a set bit whose cyclic neighbour is clear,
      * and those two values have none, so one rule per bit pair rejects

@@ -7,15 +7,8 @@
  * files with QEMU's own credentials.  When the owner runs as root, guest
  * root could otherwise leave a set-user-ID root program or a device node
  * in the host workspace.  This filter (libseccomp, default allow) makes
- * those requests fail with EPERM:
- *   - chmod, fchmod, fchmodat with S_ISUID or S_ISGID in the mode;
- *   - open, openat, creat, mkdir, mkdirat with either bit in the mode;
- *   - mknod, mknodat of a character or block device;
- *   - openat2 gets ENOSYS because its mode is inside a structure the
- *     filter cannot read, and fchmodat2 (added in Linux 6.6) gets ENOSYS
- *     as well, so callers fall back to openat and fchmodat.
- * The namespace tier's bind mount is unaffected: there the pod has no
- * capabilities to create such files.
+ * those requests fail with the rules of sandbox_setid.c, which the pod
+ * filters of the other tiers contain as well.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,65 +24,13 @@
 #include "sandbox_vm_internal.h"
 #include "sandbox_internal.h"
 
-#ifndef SYS_fchmodat2
-#define SYS_fchmodat2 452
-#endif
-
 static pthread_mutex_t nu__vm_bpf_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sock_filter *nu__vm_bpf_code;
 static size_t nu__vm_bpf_count;
 
-/* Make syscall_nr fail with EPERM when argument arg has S_ISUID or
- * S_ISGID set, for each of the two bits that mask contains. */
-static int nu__vm_deny_bits(scmp_filter_ctx ctx, int syscall_nr,
-                            unsigned arg, scmp_datum_t mask)
-{
-    static const scmp_datum_t bits[] = { S_ISUID, S_ISGID };
-
-    for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++) {
-        if ((mask & bits[i]) == 0)
-            continue;
-        if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), syscall_nr, 1,
-                             SCMP_CMP(arg, SCMP_CMP_MASKED_EQ, bits[i],
-                                      bits[i])) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-static int nu__vm_deny_devices(scmp_filter_ctx ctx, int syscall_nr,
-                               unsigned arg)
-{
-    static const scmp_datum_t types[] = { S_IFCHR, S_IFBLK };
-
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), syscall_nr, 1,
-                             SCMP_CMP(arg, SCMP_CMP_MASKED_EQ, S_IFMT,
-                                      types[i])) != 0)
-            return -1;
-    return 0;
-}
-
 static int nu__vm_seccomp_rules(scmp_filter_ctx ctx)
 {
-    const scmp_datum_t both = S_ISUID | S_ISGID;
-
-    if (nu__vm_deny_bits(ctx, SCMP_SYS(chmod), 1, both) != 0 ||
-        nu__vm_deny_bits(ctx, SCMP_SYS(fchmod), 1, both) != 0 ||
-        nu__vm_deny_bits(ctx, SCMP_SYS(fchmodat), 2, both) != 0 ||
-        nu__vm_deny_bits(ctx, SCMP_SYS(open), 2, both) != 0 ||
-        nu__vm_deny_bits(ctx, SCMP_SYS(openat), 3, both) != 0 ||
-        nu__vm_deny_bits(ctx, SCMP_SYS(creat), 1, both) != 0 ||
-        nu__vm_deny_bits(ctx, SCMP_SYS(mkdir), 1, both) != 0 ||
-        nu__vm_deny_bits(ctx, SCMP_SYS(mkdirat), 2, both) != 0 ||
-        nu__vm_deny_devices(ctx, SCMP_SYS(mknod), 1) != 0 ||
-        nu__vm_deny_devices(ctx, SCMP_SYS(mknodat), 2) != 0)
-        return -1;
-    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2),
-                         0) != 0 ||
-        seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SYS_fchmodat2, 0) != 0)
-        return -1;
-    return 0;
+    return nu__seccomp_deny_setid(ctx);
 }
 
 static int nu__vm_seccomp_export(scmp_filter_ctx ctx, nu_err_t *err)

@@ -162,6 +162,20 @@ int main(int argc, char **argv)
         return result_errno(connect(c2, (struct sockaddr *)&a, sizeof a));
     }
     if (!strcmp(c, "mknod")) return result_errno(mknod(arg, S_IFCHR | 0666, makedev(1, 3)));
+    if (!strcmp(c, "chmod_suid")) {
+        int fd = open(arg, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+        if (fd < 0)
+            return result_errno(-1);
+        close(fd);
+        return result_errno(chmod(arg, 04755));
+    }
+    if (!strcmp(c, "fchmod_sgid")) {
+        int fd = open(arg, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+        if (fd < 0)
+            return result_errno(-1);
+        return result_errno(fchmod(fd, 02755));
+    }
+    if (!strcmp(c, "creat_suid")) return result_errno(open(arg, O_WRONLY | O_CREAT | O_EXCL, 04755));
     if (!strcmp(c, "capeff")) {
         FILE *f = fopen("/proc/self/status", "r");
         while (fgets(buf, sizeof buf, f))

@@ -119,6 +119,12 @@ static const escape_case_t cases[] = {
     { "setuid_unmapped_user", "EINVAL", { "setuid" } },
     { "mknod_tmp", "EPERM", { "mknod", "/tmp/null2" } },
     { "mknod_workspace", "EPERM", { "mknod", "/workspace/null2" } },
+    { "chmod_setuid_workspace", "EPERM",
+      { "chmod_suid", "/workspace/suid1" } },
+    { "fchmod_setgid_workspace", "EPERM",
+      { "fchmod_sgid", "/workspace/sgid1" } },
+    { "create_setuid_workspace", "EPERM",
+      { "creat_suid", "/workspace/suid2" } },
     { "setuid_binary_gains_nothing", "0000000000000000",
       { "exec", "/workspace/probe-setuid", "capeff" } },
     /* Network: loopback only. */

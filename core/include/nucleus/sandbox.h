@@ -180,8 +180,15 @@ int nu_sandbox_kill(nu_sandbox_t *sb, int sig);
  * no-op. */
 void nu_sandbox_close(nu_sandbox_t *sb);
 
-/* The init's pid in the host's pid namespace. */
+/* The init's pid in the host's pid namespace (for the oci tier, the
+ * runtime's pid; for the vm tier, QEMU's). */
 pid_t nu_sandbox_pid(const nu_sandbox_t *sb);
+
+/* A pid inside the pod's network namespace, where egress is attached:
+ * the init for the ns tier, the container's init for the oci tier, QEMU
+ * for the vm tier.  0 when the tier has none. */
+pid_t nu_sandbox_netns_pid(const nu_sandbox_t *sb);
+
 nu_sandbox_state_t nu_sandbox_state(nu_sandbox_t *sb);
 const char *nu_sandbox_state_name(nu_sandbox_state_t state);
 
