@@ -77,6 +77,16 @@ describe("nucleus.pod", function()
     assert.are.equal("[REDACTED:MY_SECRET]\n", r.stderr)
   end)
 
+  it("truncates output past the cap and keeps the pod alive", function()
+    -- Control bytes are escaped as six JSON bytes each: the worst case
+    -- for the response frame.
+    local r = assert(pod:run("head -c 1100000 /dev/zero | tr '\\0' '\\1'"))
+    assert.are.equal(1048576, #r.stdout)
+    assert.is_true(r.truncated)
+    r = assert(pod:run("echo alive"))
+    assert.are.equal("alive\n", r.stdout)
+  end)
+
   it("keeps credential values out of error messages", function()
     local _, err = pod:read(secret .. ".txt")
     assert.is_falsy(err.reason:find(secret, 1, true))

@@ -24,8 +24,10 @@
 #define NU_PROTO_VERSION_MAX 1
 
 /* Maximum sizes of one frame's parts; a larger length in a header is a
- * framing error. */
-#define NU_PROTO_MAX_JSON (1u << 20)   /* 1 MiB */
+ * framing error.  A run result carries up to 1 MiB of each output stream,
+ * and JSON may escape a byte as six ("\u0001"), so the JSON part allows
+ * 16 MiB. */
+#define NU_PROTO_MAX_JSON (16u << 20)  /* 16 MiB */
 #define NU_PROTO_MAX_BLOB (16u << 20)  /* 16 MiB */
 
 typedef enum {
