@@ -697,11 +697,21 @@ def test_exec(t):
           "exit %s, output %r, stderr %s" % (rc, out, n.stderr_text()))
 
 
+def start_time(pid):
+    """Return field 22 of /proc/PID/stat, the start time in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[19]
+
+
 def inject_host_drift(info, state):
     """Delete the pod's FORWARD jump in the host's filter table."""
     owner = int(info["pid"])
     state["seen"] = snapshot(owner)
     state["init"] = pod_init(owner)
+    # Sweeps by other processes remove rules whose tag does not match a
+    # live process's start time, so the tag must carry exactly that.
+    tags = set(re.findall(r"nucleus-%d-(\d+)" % owner, "\n".join(state["seen"]["rules"])))
+    state["tags"] = (tags, start_time(owner))
     jumps = [l for l in sh(["iptables", "-S", "FORWARD"]).splitlines()
              if ("nucleus-%d-" % owner) in l]
     if not jumps:
@@ -743,6 +753,10 @@ def test_drift(t, phase, inject, where):
     if "error" in state:
         check("%s: drift injected" % phase, False, state["error"])
         return
+    if "tags" in state:
+        tags, expected = state["tags"]
+        check("%s: owner tag carries the start time" % phase, tags == {expected},
+              "tags %s, start time %s" % (tags, expected))
     elapsed = state.get("elapsed")
     print("# %s: pod killed %s after the %s rule change" % (
         phase, "%.0f ms" % (elapsed * 1000) if elapsed else "never", where))
