@@ -334,6 +334,7 @@ static void nu__pod_free(nu_pod_t *pod)
     free(pod->spiffe_id);
     free(pod->workspace);
     free(pod->namespace_);
+    free(pod->isolation);
     pthread_mutex_destroy(&pod->lock);
     free(pod);
 }
@@ -359,10 +360,11 @@ static int nu__pod_new(const nu_pod_options_t *opts, nu_pod_t **out,
 
     pod->workspace = realpath(opts->workspace, NULL);
     pod->namespace_ = strdup(opts->namespace_ ? opts->namespace_ : "default");
+    pod->isolation = strdup(opts->isolation ? opts->isolation : "ns");
     len = strlen(pod->id) + strlen(pod->namespace_) + 300;
     pod->spiffe_id = malloc(len);
     if (pod->workspace == NULL || pod->namespace_ == NULL ||
-        pod->spiffe_id == NULL) {
+        pod->isolation == NULL || pod->spiffe_id == NULL) {
         rc = nu_err_set(err, NU_ENOMEM, "pod: out of memory");
         goto fail;
     }
@@ -537,6 +539,20 @@ int nu_pod_spawn(nu_pod_t *parent, const nu_pod_options_t *opts,
     pthread_mutex_unlock(&parent->lock);
     if (rc != NU_OK)
         return rc;
+
+    /* A child runs on its parent's tier: a vm or oci parent must not
+     * hand its work to a pod on the host kernel.  Only an ns parent may
+     * choose another (stronger) tier. */
+    if (copts.isolation == NULL)
+        copts.isolation = parent->isolation;
+    else if (strcmp(parent->isolation, "ns") != 0 &&
+             strcmp(copts.isolation, parent->isolation) != 0) {
+        nu_perm_free(&granted);
+        return nu_err_set(err, NU_EDENIED, "pod: cannot spawn from %s: a "
+                          "child of an '%s' pod runs on the same tier, not "
+                          "'%s' (omit isolation)", parent->id,
+                          parent->isolation, copts.isolation);
+    }
 
     copts.profile = parent->profile;
     copts.profile_name = NULL;
@@ -724,9 +740,11 @@ json_t *nu_pod_info(nu_pod_t *pod)
     pthread_mutex_lock(&pod->lock);
     for (size_t i = 0; i < pod->nchildren; i++)
         json_array_append_new(children, json_string(pod->children[i]->id));
-    info = json_pack("{s:s, s:s, s:s, s:s, s:o, s:{s:o, s:o}, s:o, s:b, s:s?}",
+    info = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:{s:o, s:o}, s:o, s:b, "
+                     "s:s?}",
                      "id", pod->id, "spiffe_id", pod->spiffe_id, "profile",
                      nu_profile_name(pod->profile), "workspace", pod->workspace,
+                     "isolation", pod->isolation,
                      "exposure", nu__exposure_json(pod->exposure), "budget",
                      "max", nu__budget_json(&pod->ledger.max), "spent",
                      nu__budget_json(&pod->ledger.spent), "children", children,

@@ -71,6 +71,7 @@ struct nu_pod {
     char *spiffe_id;
     char *workspace;
     char *namespace_;
+    char *isolation;           /* the tier, as given at creation ("ns") */
     int workspace_fd;          /* host-side O_PATH fd for path resolution */
 
     nu_profile_t *profile;

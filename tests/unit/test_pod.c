@@ -524,6 +524,55 @@ static void test_pod_costs_charge_usd(void **state)
     nu_profile_free(profile);
 }
 
+/* A child keeps its parent's tier: an oci parent cannot hand work to a
+ * pod on the host kernel. */
+static void test_pod_spawn_keeps_isolation(void **state)
+{
+    static const char text[] =
+        "return nucleus.profile { name = 'parent',\n"
+        "  capabilities = { read_files = 'always', manage_pods = 'low_risk' },\n"
+        "  paths = { allow = nucleus.ALL, block = nucleus.SENSITIVE },\n"
+        "  budget = { usd = 10, tool_calls = 100 } }\n";
+    fixture_t *f = *state;
+    nu_profile_t *profile;
+    nu_pod_options_t opts;
+    nu_pod_t *parent, *child = NULL;
+    nu_perm_t req;
+    nu_err_t err;
+    json_t *info;
+
+    if (geteuid() != 0 || access("/usr/bin/crun", X_OK) != 0) {
+        printf("skipped: oci:crun pods need root and /usr/bin/crun\n");
+        skip();
+    }
+    assert_int_equal(nu_profile_load_string(&profile, "parent.lua", text,
+                                            sizeof text - 1, NULL, &err), NU_OK);
+    nu_pod_options_init(&opts);
+    opts.profile = profile;
+    opts.workspace = f->dir;
+    opts.isolation = "oci:crun";
+    assert_int_equal(nu_pod_create(&opts, &parent, &err), NU_OK);
+
+    nu_perm_init_top(&req);
+    nu_pod_options_init(&opts);
+    opts.isolation = "ns";
+    assert_int_equal(nu_pod_spawn(parent, &opts, &req, false, &child, &err),
+                     NU_EDENIED);
+    assert_non_null(strstr(err.msg, "same tier"));
+
+    opts.isolation = NULL;
+    assert_int_equal(nu_pod_spawn(parent, &opts, &req, false, &child, &err),
+                     NU_OK);
+    info = nu_pod_info(child);
+    assert_string_equal(json_string_value(json_object_get(info, "isolation")),
+                        "oci:crun");
+    json_decref(info);
+
+    nu_pod_close(parent);
+    nu_perm_free(&req);
+    nu_profile_free(profile);
+}
+
 static void test_pod_spawn_carves_budget(void **state)
 {
     static const char text[] =
@@ -604,6 +653,7 @@ int main(void)
         T(test_pod_stream_redacts_split_secret),
         T(test_pod_spawn_needs_manage_pods),
         T(test_pod_spawn_carves_budget),
+        T(test_pod_spawn_keeps_isolation),
         T(test_pod_costs_charge_usd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
