@@ -13,26 +13,19 @@
  *   3. hardens itself (sandbox_harden.c): no capabilities left,
  *      no_new_privs, not dumpable, Landlock, seccomp;
  *   4. replies with its own hello: version, Landlock ABI, warnings;
- *   5. serves requests one at a time through the executor (executor.h),
- *      or sandbox_stream.c for a run with "stream": true, until the host
- *      closes the stream.  Between requests it reaps orphaned processes,
- *      as PID 1 of the pod's pid namespace must.
+ *   5. serves requests with nu__serve_loop (sandbox_serve.c, shared with
+ *      the vm guest agent) until the host closes the stream.
  * Any failure before step 4 is sent as an error frame; the init then
  * exits, which ends the pod.
  */
-#include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "nucleus/executor.h"
-#include "nucleus/proto.h"
 #include "sandbox_internal.h"
+#include "sandbox_serve.h"
 
 extern char **environ;
 
@@ -40,174 +33,44 @@ extern char **environ;
 const int nu__podinit_linked = 1;
 
 typedef struct nu__podinit {
-    int fd;
-    int version;
     int landlock_abi;
-    uint32_t timeout_ms;        /* default run timeout */
-    size_t output_max;          /* bytes forwarded per output stream */
     char warning[256];
-    nu_executor_t executor;
+    nu__serve_t serve;
 } nu__podinit_t;
-
-static void nu__send_error(int fd, const char *message)
-{
-    json_t *json = json_pack("{s:s}", "message", message);
-
-    if (json != NULL)
-        nu_proto_write(fd, 1, NU_FRAME_ERROR, json, NULL, 0, NULL);
-    json_decref(json);
-}
 
 /* Steps 2 and 3. */
 static int nu__podinit_start(nu__podinit_t *pi, nu_err_t *err)
 {
-    nu_frame_t hello = { 0 };
-    nu_executor_config_t cfg;
+    nu_frame_t hello;
     json_t *config;
-    json_t *value;
     bool require_landlock;
     int rc;
 
-    rc = nu_proto_read(pi->fd, &hello, 10000, err);
+    rc = nu__serve_hello(&pi->serve, 10000, &hello, err);
     if (rc < 0)
         return rc;
-    if (hello.type != NU_FRAME_HELLO) {
-        nu_frame_free(&hello);
-        return nu_err_set(err, NU_EPROTO, "podinit: cannot start: expected "
-                          "a hello frame first");
-    }
-
-    rc = nu_proto_negotiate(NU_PROTO_VERSION_MIN, NU_PROTO_VERSION_MAX,
-        (int)json_integer_value(json_object_get(hello.json, "min_version")),
-        (int)json_integer_value(json_object_get(hello.json, "max_version")),
-        err);
-    if (rc < 0)
-        goto out;
-    pi->version = rc;
 
     config = json_object_get(hello.json, "config");
     require_landlock = json_is_true(json_object_get(config,
                                                     "require_landlock"));
     rc = nu__harden(require_landlock, &pi->landlock_abi, pi->warning,
                     sizeof pi->warning, err);
-    if (rc < 0)
-        goto out;
+    if (rc == NU_OK)
+        rc = nu__serve_executor(&pi->serve, config,
+                                (const char *const *)environ, err);
 
-    nu_executor_config_init(&cfg);
-    cfg.base_env = (const char *const *)environ;
-    value = json_object_get(config, "timeout_ms");
-    if (json_integer_value(value) > 0)
-        cfg.default_timeout_ms = (uint32_t)json_integer_value(value);
-    value = json_object_get(config, "output_max");
-    if (json_integer_value(value) > 0)
-        cfg.max_output_bytes = (size_t)json_integer_value(value);
-    pi->timeout_ms = cfg.default_timeout_ms;
-    pi->output_max = cfg.max_output_bytes;
-    rc = nu_executor_init(&pi->executor, "/workspace", &cfg, err);
-
-out:
     nu_frame_free(&hello);
     return rc;
 }
 
+/* Step 4. */
 static int nu__podinit_ready(nu__podinit_t *pi, nu_err_t *err)
 {
-    json_t *reply = json_pack("{s:i,s:i,s:i}", "version", pi->version,
-                              "pid", (int)getpid(), "landlock_abi",
-                              pi->landlock_abi);
-    int rc;
+    json_t *fields = json_pack("{s:i}", "landlock_abi", pi->landlock_abi);
 
-    if (reply == NULL)
-        return nu_err_set(err, NU_ENOMEM, "podinit: out of memory");
-    if (pi->warning[0] != '\0')
-        json_object_set_new(reply, "warning", json_string(pi->warning));
-    rc = nu_proto_write(pi->fd, (uint8_t)pi->version, NU_FRAME_HELLO, reply,
-                        NULL, 0, err);
-    json_decref(reply);
-    return rc;
-}
-
-/* Reap orphans that were re-parented to us; only between requests, so
- * that the executor's own waitpid never loses its child. */
-static void nu__reap_orphans(void)
-{
-    while (waitpid(-1, NULL, WNOHANG) > 0)
-        ;
-}
-
-static json_t *nu__handle(nu__podinit_t *pi, const nu_frame_t *frame,
-                          nu_blob_t *blob)
-{
-    const json_t *request = frame->json;
-    const char *tool = json_string_value(json_object_get(request, "tool"));
-    json_t *result = NULL;
-    nu_err_t err;
-
-    if (tool != NULL && strcmp(tool, "ping") == 0)
-        return json_pack("{s:b,s:i}", "ok", 1, "pid", (int)getpid());
-    if (tool != NULL && strcmp(tool, NU__PUT_RUN_FILE) == 0)
-        result = json_object_get(request, "link") != NULL
-               ? nu__put_run_link(request)
-               : nu__put_run_file(request, frame->blob, frame->blob_len);
-    if (tool != NULL && strcmp(tool, "run") == 0 &&
-        json_is_true(json_object_get(request, "stream")))
-        result = nu__stream_run(&pi->executor, pi->fd, pi->version, request,
-                                pi->output_max, pi->timeout_ms);
-    if (result != NULL)
-        return result;
-
-    /* Read content travels as the response's blob only on request, so
-     * that nu_sandbox_tool callers get the executor's usual JSON. */
-    nu_exec_tool(&pi->executor, request, &result,
-                 json_is_true(json_object_get(request, "want_blob")) ? blob :
-                 NULL, &err);
-    if (result == NULL)
-        result = json_pack("{s:b,s:s,s:s}", "ok", 0, "kind", "internal",
-                           "error", "podinit: out of memory");
-    return result;
-}
-
-/* Step 5. */
-static int nu__podinit_serve(nu__podinit_t *pi)
-{
-    for (;;) {
-        struct pollfd p = { .fd = pi->fd, .events = POLLIN };
-        nu_frame_t frame = { 0 };
-        nu_blob_t blob = { 0 };
-        json_t *result;
-        nu_err_t err;
-        int rc;
-
-        nu__reap_orphans();
-        rc = poll(&p, 1, 1000);
-        if (rc == 0 || (rc < 0 && errno == EINTR))
-            continue;
-
-        rc = nu_proto_read(pi->fd, &frame, 30000, &err);
-        if (rc == NU_EIO)
-            return 0;  /* the host closed the stream */
-        if (rc < 0) {
-            nu__send_error(pi->fd, err.msg);
-            return 1;
-        }
-        if (frame.type != NU_FRAME_REQUEST ||
-            !json_is_integer(json_object_get(frame.json, "id"))) {
-            nu__send_error(pi->fd, "podinit: cannot serve: expected a "
-                           "request frame with an integer id");
-            nu_frame_free(&frame);
-            return 1;
-        }
-
-        result = nu__handle(pi, &frame, &blob);
-        json_object_set(result, "id", json_object_get(frame.json, "id"));
-        rc = nu_proto_write(pi->fd, (uint8_t)pi->version, NU_FRAME_RESPONSE,
-                            result, blob.data, blob.len, &err);
-        json_decref(result);
-        nu_blob_free(&blob);
-        nu_frame_free(&frame);
-        if (rc < 0)
-            return 1;
-    }
+    if (fields != NULL && pi->warning[0] != '\0')
+        json_object_set_new(fields, "warning", json_string(pi->warning));
+    return nu__serve_ready(&pi->serve, fields, err);
 }
 
 int nu__podinit_main(int fd)
@@ -217,8 +80,7 @@ int nu__podinit_main(int fd)
     int status;
 
     memset(&pi, 0, sizeof pi);
-    pi.fd = fd;
-    pi.executor.root_fd = -1;
+    nu__serve_init(&pi.serve, "podinit", fd);
 
     /* Step 1: the death signal survives this exec, and setting it again
      * makes the init independent of how it was started.  A host that died
@@ -236,12 +98,13 @@ int nu__podinit_main(int fd)
     }
 
     if (nu__podinit_start(&pi, &err) < 0 || nu__podinit_ready(&pi, &err) < 0) {
-        nu__send_error(fd, err.msg);
+        nu__serve_error(fd, err.msg);
         return 1;
     }
 
-    status = nu__podinit_serve(&pi);
-    nu_executor_close(&pi.executor);
+    /* Step 5. */
+    status = nu__serve_loop(&pi.serve);
+    nu__serve_close(&pi.serve);
     return status;
 }
 

@@ -14,9 +14,9 @@
  *      device, to the guest's pool with RNDADDENTROPY;
  *   5. opens the virtio serial port named "nucleus", prints
  *      NU__AGENT_READY_LINE on the console and reads the host's hello;
- *   6. replies with its own hello, then serves requests with the
- *      executor (executor.h) until the host closes the port, and powers
- *      the machine off.
+ *   6. replies with its own hello, then serves requests with
+ *      nu__serve_loop (core/sandbox_serve.c, shared with the pod init)
+ *      until the host closes the port, and powers the machine off.
  * Secrets (SVIDs, keys) arrive later as _put_run_file requests, never on
  * the kernel command line.  Any failure after the port is open is sent
  * as an error frame; any failure powers the machine off, which ends the
@@ -42,6 +42,7 @@
 #include "nucleus/executor.h"
 #include "nucleus/proto.h"
 #include "sandbox_internal.h"
+#include "sandbox_serve.h"
 #include "vsock.h"
 #include "net.h"
 
@@ -232,18 +233,9 @@ out:
     return rc;
 }
 
-/* The host-only request that replaces the commands' base environment
- * (nu_sandbox_opts_t.env, credentials included), sent after the hello. */
-#define NU__AGENT_SET_ENV "_set_env"
-#define NU__AGENT_MAX_ENV 256
-
 typedef struct nu__agent {
-    char **env;                 /* NULL-terminated, from _set_env */
-    int fd;
-    int version;
-    uint32_t timeout_ms;
-    size_t output_max;
-    nu_executor_t executor;
+    int fd;                     /* the virtio serial port */
+    nu__serve_t serve;
 } nu__agent_t;
 
 static void nu__agent_error(int fd, const char *message)
@@ -259,29 +251,17 @@ static void nu__agent_error(int fd, const char *message)
 /* Steps 5 and 6: read the host's hello and send the reply. */
 static int nu__agent_start(nu__agent_t *ag, nu_err_t *err)
 {
-    nu_frame_t hello = { 0 };
-    nu_executor_config_t cfg;
+    nu_frame_t hello;
     json_t *config;
-    json_t *reply;
-    json_t *value;
     int rc;
 
-    rc = nu_proto_read(ag->fd, &hello, -1, err);
+    nu__serve_init(&ag->serve, "agent", ag->fd);
+    ag->serve.accept_set_env = true;
+    ag->serve.hangup_ends = true;
+    ag->serve.report_error = nu__agent_error;
+    rc = nu__serve_hello(&ag->serve, -1, &hello, err);
     if (rc < 0)
         return rc;
-    if (hello.type != NU_FRAME_HELLO) {
-        nu_frame_free(&hello);
-        return nu_err_set(err, NU_EPROTO, "agent: cannot start: expected "
-                          "a hello frame first");
-    }
-
-    rc = nu_proto_negotiate(NU_PROTO_VERSION_MIN, NU_PROTO_VERSION_MAX,
-        (int)json_integer_value(json_object_get(hello.json, "min_version")),
-        (int)json_integer_value(json_object_get(hello.json, "max_version")),
-        err);
-    if (rc < 0)
-        goto out;
-    ag->version = rc;
 
     config = json_object_get(hello.json, "config");
     if (json_is_true(json_object_get(config, "require_landlock"))) {
@@ -299,163 +279,26 @@ static int nu__agent_start(nu__agent_t *ag, nu_err_t *err)
                           "the pooled workspace");
         goto out;
     }
-    nu_executor_config_init(&cfg);
-    cfg.base_env = nu__agent_env;
-    value = json_object_get(config, "timeout_ms");
-    if (json_integer_value(value) > 0)
-        cfg.default_timeout_ms = (uint32_t)json_integer_value(value);
-    value = json_object_get(config, "output_max");
-    if (json_integer_value(value) > 0)
-        cfg.max_output_bytes = (size_t)json_integer_value(value);
-    ag->timeout_ms = cfg.default_timeout_ms;
-    ag->output_max = cfg.max_output_bytes;
-    rc = nu_executor_init(&ag->executor, "/workspace", &cfg, err);
+    rc = nu__serve_executor(&ag->serve, config, nu__agent_env, err);
     if (rc < 0)
         goto out;
 
     /* The VM is the boundary: no Landlock inside, so landlock_abi is 0. */
-    reply = json_pack("{s:i,s:i,s:i,s:s}", "version", ag->version, "pid",
-                      (int)getpid(), "landlock_abi", 0, "isolation", "vm");
-    if (reply == NULL) {
-        rc = nu_err_set(err, NU_ENOMEM, "agent: out of memory");
-        goto out;
-    }
-    rc = nu_proto_write(ag->fd, (uint8_t)ag->version, NU_FRAME_HELLO, reply,
-                        NULL, 0, err);
-    json_decref(reply);
+    rc = nu__serve_ready(&ag->serve, json_pack("{s:i,s:s}", "landlock_abi",
+                                               0, "isolation", "vm"), err);
 
 out:
     nu_frame_free(&hello);
     return rc;
 }
 
-static void nu__agent_free_env(char **env)
+/* Serve requests (sandbox_serve.c, shared with the pod init, plus
+ * _set_env) until the host closes the port, then release the executor
+ * and the environment. */
+static void nu__agent_serve(nu__agent_t *ag)
 {
-    for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
-        explicit_bzero(env[i], strlen(env[i]));
-        free(env[i]);
-    }
-    free(env);
-}
-
-/* Replace the base environment of later commands with the request's
- * "env" array of "NAME=value" strings. */
-static json_t *nu__agent_set_env(nu__agent_t *ag, const json_t *request)
-{
-    const json_t *list = json_object_get(request, "env");
-    size_t count = json_array_size(list);
-    char **env;
-
-    if (!json_is_array(list) || count > NU__AGENT_MAX_ENV)
-        return json_pack("{s:b,s:s,s:s}", "ok", 0, "kind", "invalid_request",
-                         "error", "agent: cannot set environment: expected "
-                         "an array of at most 256 strings");
-    env = calloc(count + 1, sizeof *env);
-    for (size_t i = 0; env != NULL && i < count; i++) {
-        const char *item = json_string_value(json_array_get(list, i));
-
-        if (item == NULL || strchr(item, '=') == NULL || item[0] == '=') {
-            nu__agent_free_env(env);
-            return json_pack("{s:b,s:s,s:s}", "ok", 0, "kind",
-                             "invalid_request", "error", "agent: cannot set "
-                             "environment: every entry must be NAME=value");
-        }
-        env[i] = strdup(item);
-        if (env[i] == NULL) {
-            nu__agent_free_env(env);
-            env = NULL;
-        }
-    }
-    if (env == NULL)
-        return json_pack("{s:b,s:s,s:s}", "ok", 0, "kind", "internal",
-                         "error", "agent: out of memory");
-
-    nu__agent_free_env(ag->env);
-    ag->env = env;
-    ag->executor.cfg.base_env = (const char *const *)env;
-    return json_pack("{s:b,s:i}", "ok", 1, "count", (int)count);
-}
-
-/* The same request handling as the pod init's, plus _set_env. */
-static json_t *nu__agent_handle(nu__agent_t *ag, const nu_frame_t *frame,
-                                nu_blob_t *blob)
-{
-    const json_t *request = frame->json;
-    const char *tool = json_string_value(json_object_get(request, "tool"));
-    json_t *result = NULL;
-    nu_err_t err;
-
-    if (tool != NULL && strcmp(tool, "ping") == 0)
-        return json_pack("{s:b,s:i}", "ok", 1, "pid", (int)getpid());
-    if (tool != NULL && strcmp(tool, NU__AGENT_SET_ENV) == 0)
-        return nu__agent_set_env(ag, request);
-    if (tool != NULL && strcmp(tool, NU__PUT_RUN_FILE) == 0)
-        result = json_object_get(request, "link") != NULL
-               ? nu__put_run_link(request)
-               : nu__put_run_file(request, frame->blob, frame->blob_len);
-    if (tool != NULL && strcmp(tool, "run") == 0 &&
-        json_is_true(json_object_get(request, "stream")))
-        result = nu__stream_run(&ag->executor, ag->fd, ag->version, request,
-                                ag->output_max, ag->timeout_ms);
-    if (result != NULL)
-        return result;
-
-    nu_exec_tool(&ag->executor, request, &result,
-                 json_is_true(json_object_get(request, "want_blob")) ? blob :
-                 NULL, &err);
-    if (result == NULL)
-        result = json_pack("{s:b,s:s,s:s}", "ok", 0, "kind", "internal",
-                           "error", "agent: out of memory");
-    return result;
-}
-
-/* Serve requests until the host closes the port.  Returns 0 then, 1
- * after a protocol error. */
-static int nu__agent_serve(nu__agent_t *ag)
-{
-    for (;;) {
-        struct pollfd p = { .fd = ag->fd, .events = POLLIN };
-        nu_frame_t frame = { 0 };
-        nu_blob_t blob = { 0 };
-        json_t *result;
-        nu_err_t err;
-        int rc;
-
-        while (waitpid(-1, NULL, WNOHANG) > 0)
-            ;
-        rc = poll(&p, 1, 1000);
-        if (rc == 0 || (rc < 0 && errno == EINTR))
-            continue;
-        /* A virtio serial port reports POLLHUP while the host side is
-         * disconnected; the host never reconnects, so that is the end. */
-        if (rc > 0 && (p.revents & POLLIN) == 0)
-            return 0;
-
-        rc = nu_proto_read(ag->fd, &frame, 30000, &err);
-        if (rc == NU_EIO)
-            return 0;
-        if (rc < 0) {
-            nu__agent_error(ag->fd, err.msg);
-            return 1;
-        }
-        if (frame.type != NU_FRAME_REQUEST ||
-            !json_is_integer(json_object_get(frame.json, "id"))) {
-            nu__agent_error(ag->fd, "agent: cannot serve: expected a "
-                            "request frame with an integer id");
-            nu_frame_free(&frame);
-            return 1;
-        }
-
-        result = nu__agent_handle(ag, &frame, &blob);
-        json_object_set(result, "id", json_object_get(frame.json, "id"));
-        rc = nu_proto_write(ag->fd, (uint8_t)ag->version, NU_FRAME_RESPONSE,
-                            result, blob.data, blob.len, &err);
-        json_decref(result);
-        nu_blob_free(&blob);
-        nu_frame_free(&frame);
-        if (rc < 0)
-            return 1;
-    }
+    nu__serve_loop(&ag->serve);
+    nu__serve_close(&ag->serve);
 }
 
 int main(void)
@@ -467,7 +310,6 @@ int main(void)
     int workspace_rc;
 
     memset(&ag, 0, sizeof ag);
-    ag.executor.root_fd = -1;
     setenv("PATH", nu__agent_env_path + 5, 1);
 
     nu__agent_mounts();
@@ -507,7 +349,5 @@ int main(void)
         nu__agent_poweroff();
     }
     nu__agent_serve(&ag);
-    nu_executor_close(&ag.executor);
-    nu__agent_free_env(ag.env);
     nu__agent_poweroff();
 }
