@@ -462,10 +462,6 @@ static int nu__build_plan(nu_sandbox_t *sb, const nu_sandbox_opts_t *opts,
 
     plan->limits = opts->limits;
     nu__limits_defaults(&plan->limits);
-    snprintf(plan->tmp_opts, sizeof plan->tmp_opts, "size=%llu,mode=1777",
-             (unsigned long long)plan->limits.tmp_bytes);
-    snprintf(plan->run_opts, sizeof plan->run_opts, "size=%llu,mode=0755",
-             (unsigned long long)plan->limits.run_bytes);
     snprintf(plan->base, sizeof plan->base, "/tmp");
     plan->mount_sys = (opts->flags & NU_SANDBOX_MOUNT_SYS) != 0;
     plan->uid = getuid();

@@ -51,8 +51,6 @@ typedef struct nu__plan {
     const char *hostname;
     nu_sandbox_limits_t limits;
     uint64_t nproc_limit;    /* RLIMIT_NPROC, 0 = leave as is */
-    char tmp_opts[64];       /* tmpfs mount options */
-    char run_opts[64];
     char *const *envp;
     const void *seccomp_code;  /* struct sock_filter[seccomp_count] */
     size_t seccomp_count;

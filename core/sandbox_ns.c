@@ -14,8 +14,9 @@
  *      root is the pod's cgroup);
  *   4. make every mount private; open the bind sources while the host's
  *      tree is still visible; mount a tmpfs at plan->base as the new root;
- *   5. bind the read-only directories, the workspace, the masks, /dev,
- *      /tmp, /run and a fresh /proc into it;
+ *   5. bind the read-only directories, the workspace and the masks into
+ *      it, then mount the file systems of nu__pod_mounts (a fresh /proc,
+ *      /dev, /tmp, /run; sandbox_mounts.c);
  *   6. pivot_root into it and detach the old root;
  *   7. bring up loopback, set the hostname, rlimits, empty the capability
  *      bounding set and the ambient set, set no_new_privs and load the
@@ -46,22 +47,7 @@
 
 #include "nucleus/proto.h"
 #include "sandbox_internal.h"
-
-/* Minimal /dev: host device nodes bound one by one. */
-static const char *const nu__dev_nodes[] = {
-    "null", "zero", "full", "random", "urandom", "tty", NULL
-};
-
-/* /proc entries made read-only or hidden, as container runtimes do:
- * writes to /proc/sys and /proc/sysrq-trigger are checked by file mode
- * only for many entries, and the pod's uid may be the host's root. */
-static const char *const nu__proc_readonly[] = {
-    "sys", "irq", "bus", "fs", NULL
-};
-static const char *const nu__proc_hidden[] = {
-    "sysrq-trigger", "kcore", "kallsyms", "timer_list", "keys",
-    "latency_stats", "sched_debug", NULL
-};
+#include "sandbox_mounts.h"
 
 /* The child's end of the stream, for error frames: plan->sock_fd until
  * the descriptors are rearranged, NU_PODINIT_FD after. */
@@ -128,6 +114,23 @@ static int nu__write_file(const char *path, const char *text)
     close(fd);
     errno = saved;
     return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* The MOUNT_ATTR_* bits of mount flags MS_RDONLY, MS_NOSUID, MS_NODEV
+ * and MS_NOEXEC. */
+static uint64_t nu__mount_attrs(unsigned long flags)
+{
+    uint64_t attrs = 0;
+
+    if (flags & MS_RDONLY)
+        attrs |= MOUNT_ATTR_RDONLY;
+    if (flags & MS_NOSUID)
+        attrs |= MOUNT_ATTR_NOSUID;
+    if (flags & MS_NODEV)
+        attrs |= MOUNT_ATTR_NODEV;
+    if (flags & MS_NOEXEC)
+        attrs |= MOUNT_ATTR_NOEXEC;
+    return attrs;
 }
 
 /* Phase 1: arm the death signal, then make sure the host did not die
@@ -279,22 +282,10 @@ static void nu__bind_readonly(const nu__plan_t *plan, const char *src,
     target_fd = open(target, O_PATH | O_CLOEXEC | O_NOFOLLOW);
     if (target_fd < 0)
         nu__child_fail(plan, "open mount point", target, errno);
-    if (nu__attach_clone(src_fd, target_fd, MOUNT_ATTR_RDONLY |
-                         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV) != 0)
+    if (nu__attach_clone(src_fd, target_fd,
+                         nu__mount_attrs(NU__BIND_READONLY)) != 0)
         nu__child_fail(plan, "bind read-only", src, errno);
     close(target_fd);
-}
-
-static void nu__mount_tmpfs(const nu__plan_t *plan, const char *rel,
-                            unsigned long flags, const char *options)
-{
-    char target[512];
-
-    snprintf(target, sizeof target, "%s%s", plan->base, rel);
-    if (mkdir(target, 0755) != 0 && errno != EEXIST)
-        nu__child_fail(plan, "create mount point", target, errno);
-    if (mount("tmpfs", target, "tmpfs", flags, options) != 0)
-        nu__child_fail(plan, "mount tmpfs on", rel, errno);
 }
 
 /* Open rel beneath the mounted workspace without following any symlink.
@@ -327,6 +318,7 @@ static void nu__apply_masks(const nu__plan_t *plan, int devnull_fd)
         nu__child_fail(plan, "open", ws, errno);
 
     for (size_t i = 0; i < plan->nblock; i++) {
+        const nu__mount_t *hide = &nu__pod_hidden_dir;
         int fd = nu__open_beneath(ws_fd, plan->block[i]);
         char proc_path[64];
 
@@ -336,13 +328,12 @@ static void nu__apply_masks(const nu__plan_t *plan, int devnull_fd)
             nu__child_fail(plan, "stat", plan->block[i], errno);
         if (S_ISDIR(st.st_mode)) {
             snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd);
-            if (mount("tmpfs", proc_path, "tmpfs", MS_RDONLY | MS_NOSUID |
-                      MS_NODEV | MS_NOEXEC, "size=4k,mode=000") != 0)
+            if (mount(hide->type, proc_path, hide->type, hide->flags,
+                      hide->data) != 0)
                 nu__child_fail(plan, "hide directory", plan->block[i],
                                errno);
-        } else if (nu__attach_clone(devnull_fd, fd, MOUNT_ATTR_RDONLY |
-                                    MOUNT_ATTR_NOSUID |
-                                    MOUNT_ATTR_NOEXEC) != 0) {
+        } else if (nu__attach_clone(devnull_fd, fd, nu__mount_attrs(
+                                        NU__BIND_HIDDEN_FILE)) != 0) {
             nu__child_fail(plan, "hide file", plan->block[i], errno);
         }
         close(fd);
@@ -353,8 +344,7 @@ static void nu__apply_masks(const nu__plan_t *plan, int devnull_fd)
 
         if (fd < 0)
             continue;
-        if (nu__attach_clone(fd, fd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
-                             MOUNT_ATTR_NODEV) != 0)
+        if (nu__attach_clone(fd, fd, nu__mount_attrs(NU__BIND_READONLY)) != 0)
             nu__child_fail(plan, "make read-only", plan->write_block[i],
                            errno);
         close(fd);
@@ -362,105 +352,124 @@ static void nu__apply_masks(const nu__plan_t *plan, int devnull_fd)
     close(ws_fd);
 }
 
-static void nu__setup_dev(const nu__plan_t *plan, const int *dev_fds)
+/* Bind the host device nodes (opened as dev_fds) and create the links
+ * of /dev. */
+static void nu__fill_dev(const nu__plan_t *plan, const int *dev_fds)
 {
-    static const char *const links[][2] = {
-        { "pts/ptmx", "ptmx" }, { "/proc/self/fd", "fd" },
-        { "/proc/self/fd/0", "stdin" }, { "/proc/self/fd/1", "stdout" },
-        { "/proc/self/fd/2", "stderr" },
-    };
     char path[512];
 
-    nu__mount_tmpfs(plan, "/dev", MS_NOSUID | MS_NOEXEC,
-                    "size=64k,mode=0755");
-
-    for (size_t i = 0; nu__dev_nodes[i] != NULL; i++) {
+    for (size_t i = 0; i < NU__DEV_NODES_MAX && nu__pod_dev_nodes[i] != NULL;
+         i++) {
         int fd;
 
         if (dev_fds[i] < 0)
             continue;
         snprintf(path, sizeof path, "%s/dev/%s", plan->base,
-                 nu__dev_nodes[i]);
+                 nu__pod_dev_nodes[i]);
         if (nu__make_mountpoint(path, false) != 0)
             nu__child_fail(plan, "create", path, errno);
         fd = open(path, O_PATH | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0 || nu__attach_clone(dev_fds[i], fd, MOUNT_ATTR_NOSUID |
-                                       MOUNT_ATTR_NOEXEC) != 0)
-            nu__child_fail(plan, "bind device", nu__dev_nodes[i], errno);
+        if (fd < 0 || nu__attach_clone(dev_fds[i], fd, nu__mount_attrs(
+                                           NU__BIND_DEVICE)) != 0)
+            nu__child_fail(plan, "bind device", nu__pod_dev_nodes[i], errno);
         close(fd);
     }
 
-    snprintf(path, sizeof path, "%s/dev/pts", plan->base);
-    if (mkdir(path, 0755) != 0 ||
-        mount("devpts", path, "devpts", MS_NOSUID | MS_NOEXEC,
-              "newinstance,ptmxmode=0666,mode=0620") != 0)
-        nu__child_fail(plan, "mount devpts on", "/dev/pts", errno);
-
-    for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
-        snprintf(path, sizeof path, "%s/dev/%s", plan->base, links[i][1]);
-        if (symlink(links[i][0], path) != 0)
+    for (size_t i = 0; nu__pod_dev_links[i][0] != NULL; i++) {
+        snprintf(path, sizeof path, "%s/dev/%s", plan->base,
+                 nu__pod_dev_links[i][1]);
+        if (symlink(nu__pod_dev_links[i][0], path) != 0)
             nu__child_fail(plan, "create symlink", path, errno);
     }
-    /* POSIX shared memory (shm_open) needs a writable /dev/shm; it gets
-     * its own tmpfs with the size of /tmp. */
-    nu__mount_tmpfs(plan, "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                    plan->tmp_opts);
-
-    snprintf(path, sizeof path, "%s/dev", plan->base);
-    if (mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID |
-              MS_NOEXEC, "size=64k,mode=0755") != 0)
-        nu__child_fail(plan, "remount read-only", "/dev", errno);
 }
 
-/* A fresh procfs for the pod's pid namespace, with the writable or
- * revealing entries covered. */
-static void nu__setup_proc(const nu__plan_t *plan, int devnull_fd)
+/* Cover the entries of nu__pod_proc_masks in the procfs mounted at path
+ * (mounted with flags proc_flags). */
+static void nu__mask_proc(const nu__plan_t *plan, const char *path,
+                          unsigned long proc_flags, int devnull_fd)
 {
-    char path[512];
-    int proc_fd;
+    int proc_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
-    snprintf(path, sizeof path, "%s/proc", plan->base);
-    if (mkdir(path, 0555) != 0 && errno != EEXIST)
-        nu__child_fail(plan, "create mount point", path, errno);
-    if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "hidepid=invisible") != 0 &&
-        mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "hidepid=2") != 0)
-        nu__child_fail(plan, "mount proc on", "/proc", errno);
-
-    proc_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (proc_fd < 0)
         nu__child_fail(plan, "open", path, errno);
 
-    for (size_t i = 0; nu__proc_readonly[i] != NULL; i++) {
-        int fd = openat(proc_fd, nu__proc_readonly[i],
-                        O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    for (size_t i = 0; nu__pod_proc_masks[i].name != NULL; i++) {
+        const nu__proc_mask_t *mask = &nu__pod_proc_masks[i];
+        int fd = openat(proc_fd, mask->name, O_PATH | O_NOFOLLOW |
+                        O_CLOEXEC);
+
         if (fd < 0)
             continue;
-        if (nu__attach_clone(fd, fd, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
-                             MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC) != 0)
-            nu__child_fail(plan, "make read-only /proc/",
-                           nu__proc_readonly[i], errno);
-        close(fd);
-    }
-    for (size_t i = 0; nu__proc_hidden[i] != NULL; i++) {
-        int fd = openat(proc_fd, nu__proc_hidden[i],
-                        O_PATH | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        if (nu__attach_clone(devnull_fd, fd, MOUNT_ATTR_RDONLY |
-                             MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC) != 0)
-            nu__child_fail(plan, "hide /proc/", nu__proc_hidden[i], errno);
+        /* The read-only /dev/null also rejects writes with EROFS. */
+        if ((mask->cover & NU__PROC_HIDDEN) &&
+            nu__attach_clone(devnull_fd, fd, nu__mount_attrs(
+                                 NU__BIND_HIDDEN_FILE)) != 0)
+            nu__child_fail(plan, "hide /proc/", mask->name, errno);
+        if (!(mask->cover & NU__PROC_HIDDEN) &&
+            nu__attach_clone(fd, fd, nu__mount_attrs(proc_flags |
+                                                     MS_RDONLY)) != 0)
+            nu__child_fail(plan, "make read-only /proc/", mask->name,
+                           errno);
         close(fd);
     }
     close(proc_fd);
+}
+
+/* Mount one entry of nu__pod_mounts, writable until nu__seal_pod_fs, and
+ * fill /dev and /proc. */
+static void nu__mount_pod_fs(const nu__plan_t *plan, const nu__mount_t *m,
+                             const int *dev_fds, int devnull_fd)
+{
+    char target[512];
+    char data[160];
+    char what[64];
+    unsigned long flags = m->flags & ~(unsigned long)MS_RDONLY;
+    int rc;
+
+    snprintf(target, sizeof target, "%s%s", plan->base, m->target);
+    if (mkdir(target, 0755) != 0 && errno != EEXIST)
+        nu__child_fail(plan, "create mount point", target, errno);
+    if (nu__mount_data(m, &plan->limits, data, sizeof data) != 0)
+        nu__child_fail(plan, "format the options of", m->target,
+                       ENAMETOOLONG);
+
+    rc = mount(m->type, target, m->type, flags, data);
+    /* hidepid=invisible needs Linux 5.8; hidepid=2 is the older form. */
+    if (rc != 0 && strcmp(m->type, "proc") == 0)
+        rc = mount(m->type, target, m->type, flags, "hidepid=2");
+    if (rc != 0) {
+        int saved = errno;
+
+        snprintf(what, sizeof what, "mount %s on", m->type);
+        nu__child_fail(plan, what, m->target, saved);
+    }
+
+    if (strcmp(m->target, "/dev") == 0)
+        nu__fill_dev(plan, dev_fds);
+    else if (strcmp(m->type, "proc") == 0)
+        nu__mask_proc(plan, target, m->flags, devnull_fd);
+}
+
+/* Remount a read-only entry of nu__pod_mounts once the mounts beneath it
+ * are in place. */
+static void nu__seal_pod_fs(const nu__plan_t *plan, const nu__mount_t *m)
+{
+    char target[512];
+    char data[160];
+
+    if (!(m->flags & MS_RDONLY))
+        return;
+    snprintf(target, sizeof target, "%s%s", plan->base, m->target);
+    if (nu__mount_data(m, &plan->limits, data, sizeof data) != 0 ||
+        mount(NULL, target, NULL, MS_REMOUNT | m->flags, data) != 0)
+        nu__child_fail(plan, "remount read-only", m->target, errno);
 }
 
 /* Phases 4 and 5: assemble the new root at plan->base. */
 static void nu__build_root(const nu__plan_t *plan)
 {
     int bind_fds[NU__PLAN_MAX_BINDS];
-    int dev_fds[8];
+    int dev_fds[NU__DEV_NODES_MAX];
     int ws_fd;
     int devnull_fd;
     int root_fd = -1;
@@ -472,11 +481,14 @@ static void nu__build_root(const nu__plan_t *plan)
     /* Open every source before the tmpfs can cover any of them. */
     for (size_t i = 0; i < plan->nbinds; i++)
         bind_fds[i] = open(plan->binds[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    for (size_t i = 0; nu__dev_nodes[i] != NULL; i++) {
-        snprintf(path, sizeof path, "/dev/%s", nu__dev_nodes[i]);
+    for (size_t i = 0; i < NU__DEV_NODES_MAX; i++) {
+        dev_fds[i] = -1;
+        if (nu__pod_dev_nodes[i] == NULL)
+            continue;
+        snprintf(path, sizeof path, "/dev/%s", nu__pod_dev_nodes[i]);
         dev_fds[i] = open(path, O_PATH | O_CLOEXEC);
     }
-    devnull_fd = dev_fds[0];
+    devnull_fd = open("/dev/null", O_PATH | O_CLOEXEC);
     if (devnull_fd < 0)
         nu__child_fail(plan, "open", "/dev/null", errno);
     ws_fd = open(plan->workspace, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -495,10 +507,8 @@ static void nu__build_root(const nu__plan_t *plan)
     if (root_fd >= 0) {
         /* A given rootfs replaces the tmpfs root entirely. */
         int target = open(plan->base, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (target < 0 || nu__attach_clone(root_fd, target,
-                                           MOUNT_ATTR_RDONLY |
-                                           MOUNT_ATTR_NOSUID |
-                                           MOUNT_ATTR_NODEV) != 0)
+        if (target < 0 || nu__attach_clone(root_fd, target, nu__mount_attrs(
+                                               NU__BIND_READONLY)) != 0)
             nu__child_fail(plan, "bind rootfs", plan->rootfs, errno);
         close(target);
     } else {
@@ -512,19 +522,19 @@ static void nu__build_root(const nu__plan_t *plan)
         nu__child_fail(plan, "create mount point", path, errno);
     {
         int target = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (target < 0 || nu__attach_clone(ws_fd, target, MOUNT_ATTR_NOSUID |
-                                           MOUNT_ATTR_NODEV) != 0)
+        if (target < 0 || nu__attach_clone(ws_fd, target, nu__mount_attrs(
+                                               NU__BIND_WORKSPACE)) != 0)
             nu__child_fail(plan, "bind workspace", plan->workspace, errno);
         close(target);
     }
     nu__apply_masks(plan, devnull_fd);
 
-    nu__setup_dev(plan, dev_fds);
-    nu__mount_tmpfs(plan, "/tmp", MS_NOSUID | MS_NODEV, plan->tmp_opts);
-    nu__mount_tmpfs(plan, "/run", MS_NOSUID | MS_NODEV, plan->run_opts);
+    for (const nu__mount_t *m = nu__pod_mounts; m->target != NULL; m++)
+        nu__mount_pod_fs(plan, m, dev_fds, devnull_fd);
+    for (const nu__mount_t *m = nu__pod_mounts; m->target != NULL; m++)
+        nu__seal_pod_fs(plan, m);
     snprintf(path, sizeof path, "%s/run/nucleus", plan->base);
     mkdir(path, 0755);
-    nu__setup_proc(plan, devnull_fd);
 
     if (plan->mount_sys) {
         int sys_fd = open("/sys", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -537,9 +547,10 @@ static void nu__build_root(const nu__plan_t *plan)
     for (size_t i = 0; i < plan->nbinds; i++)
         if (bind_fds[i] >= 0)
             close(bind_fds[i]);
-    for (size_t i = 0; nu__dev_nodes[i] != NULL; i++)
+    for (size_t i = 0; i < NU__DEV_NODES_MAX; i++)
         if (dev_fds[i] >= 0)
             close(dev_fds[i]);
+    close(devnull_fd);
     close(ws_fd);
     if (root_fd >= 0)
         close(root_fd);

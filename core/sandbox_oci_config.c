@@ -11,13 +11,14 @@
  *               read-only.  Host binds that are symbolic links, such as
  *               the merged-/usr /bin and /lib, are links in that directory
  *               (sandbox_oci.c creates them) rather than mounts.
- *   mounts      /proc (hidepid=invisible), a read-only /dev tmpfs with
- *               the runtime's default devices, /dev/pts, /dev/shm, the
- *               read-only binds, /workspace read-write, /tmp, /run and
- *               /run/nucleus tmpfs of the pod's sizes, the blocked paths
- *               covered (files by /dev/null, directories by an empty
- *               read-only tmpfs), the write-blocked paths bound read-only,
- *               and the init program at NU_OCI_INIT_PATH.
+ *   mounts      from the table shared with the ns tier
+ *               (sandbox_mounts.c): /proc (hidepid=invisible), a read-only
+ *               /dev tmpfs with the runtime's default devices, /dev/pts,
+ *               /dev/shm, /tmp, /run and /run/nucleus tmpfs of the pod's
+ *               sizes, the read-only binds, /workspace read-write, the
+ *               blocked paths covered (files by /dev/null, directories by
+ *               an empty read-only tmpfs), the write-blocked paths bound
+ *               read-only, and the init program at NU_OCI_INIT_PATH.
  *   process     the init, uid and gid of the caller, no capabilities in
  *               any set, no_new_privs, the ns tier's rlimits.
  *   resources   memory, pids and CPU bandwidth when a cgroups path is
@@ -37,10 +38,12 @@
 #include <sys/personality.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "nucleus/oci.h"
 #include "sandbox_internal.h"
+#include "sandbox_mounts.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -59,17 +62,14 @@ static const char *const nu__oci_default_env[] = {
     "HOME=/workspace", "LANG=C.UTF-8", "TERM=dumb", NULL
 };
 
-/* The runtime covers masked paths with a writable /dev/null, so
- * /proc/sysrq-trigger is read-only instead: a write then fails with
- * EROFS, as in the ns tier. */
-static const char *const nu__oci_masked[] = {
-    "/proc/kcore", "/proc/kallsyms", "/proc/timer_list", "/proc/keys",
-    "/proc/latency_stats", "/proc/sched_debug", NULL
+/* The device nodes and /dev links that OCI runtimes create in every
+ * container (OCI runtime specification 1.0, config-linux.md "Default
+ * Devices" and runtime-linux.md "Dev symbolic links"). */
+static const char *const nu__oci_runtime_devices[] = {
+    "null", "zero", "full", "random", "urandom", "tty", NULL
 };
-
-static const char *const nu__oci_readonly[] = {
-    "/proc/sys", "/proc/irq", "/proc/bus", "/proc/fs", "/proc/sysrq-trigger",
-    NULL
+static const char *const nu__oci_runtime_links[] = {
+    "fd", "stdin", "stdout", "stderr", "ptmx", NULL
 };
 
 /* --- seccomp ---------------------------------------------------------- */
@@ -210,48 +210,75 @@ static int nu__oci_mount(json_t *mounts, const char *dest, const char *type,
     return m != NULL && json_array_append_new(mounts, m) == 0 ? 0 : -1;
 }
 
-static int nu__oci_tmpfs(json_t *mounts, const char *dest, const char *mode,
-                         uint64_t bytes, bool exec)
+/* Append the option names of the mount flags in flags. */
+static int nu__oci_flag_options(json_t *options, unsigned long flags)
 {
-    char size[64];
+    static const struct {
+        unsigned long flag;
+        const char *name;
+    } names[] = {
+        { MS_RDONLY, "ro" }, { MS_NOSUID, "nosuid" }, { MS_NODEV, "nodev" },
+        { MS_NOEXEC, "noexec" },
+    };
 
-    snprintf(size, sizeof size, "size=%llu", (unsigned long long)bytes);
-    return nu__oci_mount(mounts, dest, "tmpfs", "tmpfs",
-                         exec ? json_pack("[s,s,s,s]", "nosuid", "nodev",
-                                          mode, size)
-                              : json_pack("[s,s,s,s,s]", "nosuid", "nodev",
-                                          "noexec", mode, size));
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((flags & names[i].flag) &&
+            json_array_append_new(options, json_string(names[i].name)) != 0)
+            return -1;
+    return 0;
 }
 
+/* Add file system m of sandbox_mounts.c at dest with its flags, then its
+ * data split at commas.  limits may be NULL when m has no size from
+ * them. */
+static int nu__oci_fs(json_t *mounts, const char *dest, const nu__mount_t *m,
+                      const nu_sandbox_limits_t *limits)
+{
+    json_t *options = json_array();
+    char data[160];
+    char *save = NULL;
+
+    if (options == NULL || nu__oci_flag_options(options, m->flags) != 0 ||
+        nu__mount_data(m, limits, data, sizeof data) != 0) {
+        json_decref(options);
+        return -1;
+    }
+    for (char *opt = strtok_r(data, ",", &save); opt != NULL;
+         opt = strtok_r(NULL, ",", &save))
+        if (json_array_append_new(options, json_string(opt)) != 0) {
+            json_decref(options);
+            return -1;
+        }
+    return nu__oci_mount(mounts, dest, m->type, m->type, options);
+}
+
+/* Bind source at dest with mount flags flags, recursively ("rbind") or
+ * not. */
 static int nu__oci_bind(json_t *mounts, const char *dest, const char *source,
-                        bool readonly)
+                        bool recursive, unsigned long flags)
 {
-    return nu__oci_mount(mounts, dest, "bind", source,
-                         readonly ? json_pack("[s,s,s,s]", "rbind", "ro",
-                                              "nosuid", "nodev")
-                                  : json_pack("[s,s,s]", "rbind", "nosuid",
-                                              "nodev"));
+    json_t *options = json_pack("[s]", recursive ? "rbind" : "bind");
+
+    if (options == NULL || nu__oci_flag_options(options, flags) != 0) {
+        json_decref(options);
+        return -1;
+    }
+    return nu__oci_mount(mounts, dest, "bind", source, options);
 }
 
-static int nu__oci_base_mounts(json_t *mounts, const nu_sandbox_limits_t *l)
+/* Add the file systems of nu__pod_mounts, and /run/nucleus as a copy of
+ * /run: the ns tier creates /run/nucleus, where nu_sandbox_put_file
+ * writes, before the init starts, but a runtime can only mount it. */
+static int nu__oci_pod_fs(json_t *mounts, const nu_sandbox_limits_t *l)
 {
-    int rc;
+    int rc = 0;
 
-    rc = nu__oci_mount(mounts, "/proc", "proc", "proc",
-                       json_pack("[s,s,s,s]", "nosuid", "nodev", "noexec",
-                                 "hidepid=invisible"));
-    if (rc == 0)
-        rc = nu__oci_mount(mounts, "/dev", "tmpfs", "tmpfs",
-                           json_pack("[s,s,s,s,s]", "nosuid", "noexec",
-                                     "mode=755", "size=64k", "ro"));
-    if (rc == 0)
-        rc = nu__oci_mount(mounts, "/dev/pts", "devpts", "devpts",
-                           json_pack("[s,s,s,s,s]", "nosuid", "noexec",
-                                     "newinstance", "ptmxmode=0666",
-                                     "mode=0620"));
-    if (rc == 0)
-        rc = nu__oci_tmpfs(mounts, "/dev/shm", "mode=1777", l->tmp_bytes,
-                           false);
+    for (const nu__mount_t *m = nu__pod_mounts;
+         rc == 0 && m->target != NULL; m++) {
+        rc = nu__oci_fs(mounts, m->target, m, l);
+        if (rc == 0 && strcmp(m->target, "/run") == 0)
+            rc = nu__oci_fs(mounts, "/run/nucleus", m, l);
+    }
     return rc;
 }
 
@@ -267,7 +294,8 @@ static int nu__oci_ro_binds(json_t *mounts, const char *const *binds)
             return -EINVAL;
         if (lstat(binds[i], &st) != 0 || S_ISLNK(st.st_mode))
             continue;
-        if (nu__oci_bind(mounts, binds[i], binds[i], true) != 0)
+        if (nu__oci_bind(mounts, binds[i], binds[i], true,
+                         NU__BIND_READONLY) != 0)
             return -ENOMEM;
     }
     return 0;
@@ -317,16 +345,14 @@ static int nu__oci_masks(json_t *mounts, const char *workspace,
             continue;
 
         if (!hide)
-            rc = nu__oci_bind(mounts, dest, host, true);
+            rc = nu__oci_bind(mounts, dest, host, true, NU__BIND_READONLY);
         else if (S_ISDIR(st.st_mode))
-            rc = nu__oci_mount(mounts, dest, "tmpfs", "tmpfs",
-                               json_pack("[s,s,s,s,s,s]", "ro", "nosuid",
-                                         "nodev", "noexec", "mode=0555",
-                                         "size=4k"));
+            /* NOTE: under runc 1.1.5 the tmpfs root shows the mode of
+             * its mount point, so the empty directory stays listable. */
+            rc = nu__oci_fs(mounts, dest, &nu__pod_hidden_dir, NULL);
         else
-            rc = nu__oci_mount(mounts, dest, "bind", "/dev/null",
-                               json_pack("[s,s,s,s]", "bind", "ro",
-                                         "nosuid", "noexec"));
+            rc = nu__oci_bind(mounts, dest, "/dev/null", false,
+                              NU__BIND_HIDDEN_FILE);
         if (rc != 0)
             return nu_err_set(err, NU_ENOMEM, "oci: out of memory");
     }
@@ -339,7 +365,7 @@ static int nu__oci_mounts(json_t *mounts, const nu_sandbox_opts_t *opts,
 {
     int rc;
 
-    rc = nu__oci_base_mounts(mounts, limits);
+    rc = nu__oci_pod_fs(mounts, limits);
     if (rc == 0 && opts->rootfs == NULL)
         rc = nu__oci_ro_binds(mounts, opts->ro_binds != NULL ?
                               opts->ro_binds : nu_sandbox_default_binds);
@@ -347,21 +373,10 @@ static int nu__oci_mounts(json_t *mounts, const nu_sandbox_opts_t *opts,
         return nu_err_set(err, NU_EINVAL, "oci: cannot bind a relative "
                           "path: give absolute read-only binds");
     if (rc == 0 && (opts->flags & NU_SANDBOX_MOUNT_SYS))
-        rc = nu__oci_bind(mounts, "/sys", "/sys", true);
+        rc = nu__oci_bind(mounts, "/sys", "/sys", true, NU__BIND_READONLY);
     if (rc == 0)
-        rc = nu__oci_bind(mounts, "/workspace", opts->workspace, false);
-    if (rc == 0)
-        rc = nu__oci_tmpfs(mounts, "/tmp", "mode=1777", limits->tmp_bytes,
-                           true);
-    if (rc == 0)
-        rc = nu__oci_tmpfs(mounts, "/run", "mode=0755", limits->run_bytes,
-                           true);
-    /* The ns tier creates /run/nucleus, where nu_sandbox_put_file writes,
-     * before the init starts.  A runtime can only mount it, so it is a
-     * tmpfs of its own with the size of /run. */
-    if (rc == 0)
-        rc = nu__oci_tmpfs(mounts, "/run/nucleus", "mode=0755",
-                           limits->run_bytes, true);
+        rc = nu__oci_bind(mounts, "/workspace", opts->workspace, true,
+                          NU__BIND_WORKSPACE);
     if (rc == 0)
         rc = nu__oci_mount(mounts, NU_OCI_INIT_PATH, "bind",
                            bundle->init_source,
@@ -518,16 +533,85 @@ static json_t *nu__oci_resources(const nu_sandbox_limits_t *l)
     return res;
 }
 
-static json_t *nu__oci_string_array(const char *const *list)
+/* The entries of nu__pod_proc_masks as absolute paths: the read-only
+ * ones (readonlyPaths) or the others (maskedPaths).  The runtime covers a
+ * masked path with a writable /dev/null, so an entry that is hidden and
+ * read-only, such as /proc/sysrq-trigger, is only made read-only here:
+ * a write then fails with EROFS, as in the ns tier. */
+static json_t *nu__oci_proc_paths(bool readonly)
 {
     json_t *array = json_array();
+    char path[64];
 
-    for (size_t i = 0; array != NULL && list[i] != NULL; i++)
-        if (json_array_append_new(array, json_string(list[i])) != 0) {
+    for (size_t i = 0; array != NULL && nu__pod_proc_masks[i].name != NULL;
+         i++) {
+        const nu__proc_mask_t *mask = &nu__pod_proc_masks[i];
+
+        if (((mask->cover & NU__PROC_READONLY) != 0) != readonly)
+            continue;
+        snprintf(path, sizeof path, "/proc/%s", mask->name);
+        if (json_array_append_new(array, json_string(path)) != 0) {
             json_decref(array);
             return NULL;
         }
+    }
     return array;
+}
+
+static bool nu__oci_listed(const char *const *list, const char *name)
+{
+    for (size_t i = 0; list[i] != NULL; i++)
+        if (strcmp(list[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Check that the runtime creates every /dev link of nu__pod_dev_links:
+ * config.json cannot add a link. */
+static int nu__oci_check_dev_links(nu_err_t *err)
+{
+    for (size_t i = 0; nu__pod_dev_links[i][0] != NULL; i++)
+        if (!nu__oci_listed(nu__oci_runtime_links, nu__pod_dev_links[i][1]))
+            return nu_err_set(err, NU_ENOTSUP, "oci: cannot create the "
+                              "link /dev/%s: OCI runtimes create only "
+                              "/dev/fd, stdin, stdout, stderr and ptmx",
+                              nu__pod_dev_links[i][1]);
+    return NU_OK;
+}
+
+/* Build linux.devices: the device nodes of nu__pod_dev_nodes that the
+ * runtime does not create by default, with the host node's type and
+ * numbers.  Nodes missing on the host are skipped, as in the ns tier.
+ * Returns NULL when out of memory.
+ * NOTE: every node of the table is a runtime default today, so no pod
+ * has yet been run with an entry from here. */
+static json_t *nu__oci_devices(void)
+{
+    json_t *devices = json_array();
+    char path[64];
+    struct stat st;
+
+    for (size_t i = 0; devices != NULL && i < NU__DEV_NODES_MAX &&
+         nu__pod_dev_nodes[i] != NULL; i++) {
+        json_t *device;
+
+        if (nu__oci_listed(nu__oci_runtime_devices, nu__pod_dev_nodes[i]))
+            continue;
+        snprintf(path, sizeof path, "/dev/%s", nu__pod_dev_nodes[i]);
+        if (stat(path, &st) != 0 ||
+            (!S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)))
+            continue;
+        device = json_pack("{s:s,s:s,s:I,s:I,s:i}", "path", path, "type",
+                           S_ISCHR(st.st_mode) ? "c" : "b", "major",
+                           (json_int_t)major(st.st_rdev), "minor",
+                           (json_int_t)minor(st.st_rdev), "fileMode",
+                           (int)(st.st_mode & 07777));
+        if (json_array_append_new(devices, device) != 0) {
+            json_decref(devices);
+            return NULL;
+        }
+    }
+    return devices;
 }
 
 static json_t *nu__oci_linux(const nu_sandbox_opts_t *opts,
@@ -537,18 +621,27 @@ static json_t *nu__oci_linux(const nu_sandbox_opts_t *opts,
 {
     json_t *seccomp;
     json_t *linux_obj;
+    json_t *devices;
     int rc;
 
+    rc = nu__oci_check_dev_links(err);
+    if (rc < 0)
+        return NULL;
     rc = nu_oci_seccomp(&seccomp, err);
     if (rc < 0)
         return NULL;
     linux_obj = json_pack("{s:o,s:o,s:o,s:o}",
                           "namespaces", nu__oci_namespaces(userns),
                           "seccomp", seccomp,
-                          "maskedPaths", nu__oci_string_array(nu__oci_masked),
-                          "readonlyPaths",
-                          nu__oci_string_array(nu__oci_readonly));
-    if (linux_obj != NULL && userns) {
+                          "maskedPaths", nu__oci_proc_paths(false),
+                          "readonlyPaths", nu__oci_proc_paths(true));
+    devices = nu__oci_devices();
+    if (devices == NULL)
+        rc = -1;
+    else if (linux_obj != NULL && json_array_size(devices) > 0)
+        rc = json_object_set(linux_obj, "devices", devices);
+    json_decref(devices);
+    if (linux_obj != NULL && rc == 0 && userns) {
         json_t *uid = json_pack("[{s:I,s:I,s:i}]", "containerID",
                                 (json_int_t)getuid(), "hostID",
                                 (json_int_t)getuid(), "size", 1);
