@@ -24,8 +24,8 @@ for tool in qemu-system-x86_64 busybox ip; do
     fi
 done
 
-# Shares the test network lock: another test's rewrite of the host
-# chains would make the drift check kill the pod.
+# The lock is the one the network tests take, so their sweeps and drift
+# injections never overlap the measured pods.
 exec 9>/run/lock/nucleus-test-net.lock
 flock 9
 

@@ -31,9 +31,9 @@ if [ ! -x /usr/bin/python3 ]; then
     exit 77
 fi
 
-# The test network has fixed addresses, and the pod filter's drift check
-# kills a pod when another test rewrites the host's chains, so this test
-# takes turns with the other network tests (test_net, pod_network).
+# The test network has fixed addresses.  The lock is the one the other
+# network tests (test_net, pod_network) take, so their sweeps and drift
+# injections never overlap this test's pods.
 exec 9>/run/lock/nucleus-test-net.lock
 flock 9
 
