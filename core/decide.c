@@ -94,12 +94,13 @@ static int nu__deny(nu__decide_t *d, int step, nu_kind_t kind,
     return NU__DECIDED;
 }
 
-/* Decide approval_required with the call's key.  A key that cannot be
- * computed turns the gate into a deny (fail closed). */
-static int nu__gate(nu__decide_t *d, int step, const char *reason)
+/* Decide approval_required with the call's key, whose prefix is op: the
+ * operation the reason is about (run_bash for a flagged command, even
+ * when the command is a curl whose call operation is web_fetch).  A key
+ * that cannot be computed turns the gate into a deny (fail closed). */
+static int nu__gate(nu__decide_t *d, int step, nu_op_t op, const char *reason)
 {
-    int rc = nu_approval_key(d->out->operation, d->call,
-                             d->out->approval_key);
+    int rc = nu_approval_key(op, d->call, d->out->approval_key);
     if (rc != NU_OK)
         return nu__deny(d, step, NU_KIND_INTERNAL,
                         "decide: cannot compute the approval key: %s",
@@ -776,7 +777,7 @@ static int nu__step5_run(nu__decide_t *d)
     }
 
     if (d->gated)
-        return nu__gate(d, 5, d->gate_reason);
+        return nu__gate(d, 5, NU_OP_RUN_BASH, d->gate_reason);
     return NU__NEXT;
 }
 
@@ -811,7 +812,7 @@ static int nu__step6_obligations(nu__decide_t *d)
     snprintf(reason, sizeof reason,
              "obligation: operation '%s' requires approval",
              nu_op_name((nu_op_t)op));
-    return nu__gate(d, 6, reason);
+    return nu__gate(d, 6, (nu_op_t)op, reason);
 }
 
 static int nu__step7_trifecta(nu__decide_t *d)
@@ -834,7 +835,7 @@ static int nu__step7_trifecta(nu__decide_t *d)
                  ? ""
                  : " (this call completes the set)",
              nu_op_name(d->out->operation));
-    return nu__gate(d, 7, reason);
+    return nu__gate(d, 7, d->out->operation, reason);
 }
 
 /* --- the pipeline ------------------------------------------------------ */

@@ -274,14 +274,18 @@ static bool nu__member_valid(size_t i, const char *s)
         return nu__cmdrule_valid(s);
     if (strcmp(f->key, "allow") == 0)
         return nu__net_entry_valid(s);
+    /* "10.0.0.1" is also a valid DNS name, but the decision checks an IP
+     * literal in a URL only against network.allow, so such an entry in
+     * domains would never match. */
     if (strcmp(f->key, "domains") == 0)
-        return nu__domain_pattern_valid(s);
+        return nu__domain_pattern_valid(s) && !nu__net_entry_valid(s);
     return nu__domain_pattern_valid(s) || nu__net_entry_valid(s);
 }
 
-static const char *nu__member_hint(size_t i)
+static const char *nu__member_hint(size_t i, const char *s)
 {
     const nu_perm_set_field_t *f = &nu__perm_set_fields[i];
+    const char *colon = strrchr(s, ':');
 
     if (strcmp(f->component, "paths") == 0)
         return "a valid glob (closed brackets, known [:class:], no trailing backslash)";
@@ -289,6 +293,14 @@ static const char *nu__member_hint(size_t i)
         return "a command rule with balanced quotes";
     if (strcmp(f->key, "allow") == 0)
         return "an address or CIDR with an optional :port (IPv6 in brackets)";
+    if (strcmp(f->key, "domains") == 0 && nu__net_entry_valid(s))
+        return "a domain name, not an address: put IP addresses in "
+               "network.allow";
+    if (strcmp(f->key, "domains") == 0 && colon != NULL &&
+        colon[1] != '\0' &&
+        strspn(colon + 1, "0123456789") == strlen(colon + 1))
+        return "a lower-case domain name or *.domain without a port "
+               "(a domain entry allows every port of the name)";
     if (strcmp(f->key, "domains") == 0)
         return "a lower-case domain name or *.domain";
     return "a lower-case domain name, *.domain, address or CIDR";
@@ -319,7 +331,7 @@ static int nu__parse_set(nu_perm_t *out, size_t i, const json_t *v, nu_err_t *er
         if (!nu__member_valid(i, s))
             return nu_err_set(err, NU_EINVAL, NU__PARSE_ERR "'%s.%s[%zu]' "
                               "('%.200s') must be %s", f->component, f->key, idx,
-                              s, nu__member_hint(i));
+                              s, nu__member_hint(i, s));
         if (nu_strset_add(set, s) != NU_OK)
             return nu_err_set(err, NU_ENOMEM, NU__PARSE_ERR "out of memory");
     }

@@ -34,6 +34,7 @@
 #include "policy_internal.h"
 
 #define NU__POD_MT "nucleus.pod"
+#define NU__ERROR_MT "nucleus.error"
 
 typedef struct nu_lpod {
     nu_pod_t *pod;
@@ -44,6 +45,32 @@ typedef struct nu_lpod {
     bool has_last;
     struct nu_lpod *parent_box;
 } nu_lpod_t;
+
+/* __tostring of an error table: "KIND: REASON", so that
+ * assert(nucleus.pod{...}) and error(err) print why the call failed. */
+static int nu__error_tostring(lua_State *L)
+{
+    const char *kind, *reason;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_getfield(L, 1, "kind");
+    lua_getfield(L, 1, "reason");
+    kind = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "error";
+    reason = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                            : "no reason given";
+    lua_pushfstring(L, "%s: %s", kind, reason);
+    return 1;
+}
+
+/* Give the error table at the top of the stack its metatable. */
+static void nu__set_error_mt(lua_State *L)
+{
+    if (luaL_newmetatable(L, NU__ERROR_MT)) {
+        lua_pushcfunction(L, nu__error_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_setmetatable(L, -2);
+}
 
 /* A spawned pod dies with its parent: it is alive only while every
  * ancestor is. */
@@ -263,6 +290,24 @@ static bool nu__opt_restriction(lua_State *L, int idx, nu_perm_t *out)
     return any;
 }
 
+/* Check the restriction's entries as a profile's are checked (an IP
+ * address in network.domains, a malformed CIDR in network.allow), by
+ * parsing its canonical JSON. */
+static int nu__restriction_check(const nu_perm_t *restriction, nu_err_t *err)
+{
+    json_t *json = nu_perm_to_json(restriction);
+    nu_perm_t parsed;
+    int rc;
+
+    if (json == NULL)
+        return nu_err_set(err, NU_ENOMEM, "out of memory");
+    rc = nu_perm_from_json(&parsed, json, err);
+    json_decref(json);
+    if (rc == NU_OK)
+        nu_perm_free(&parsed);
+    return rc;
+}
+
 static void nu__push_pod(lua_State *L, nu_pod_t *pod, nu_profile_t *profile,
                          int approve_ref)
 {
@@ -333,6 +378,12 @@ static int nu__pod_new(lua_State *L)
     }
 
     bool restricted = nu__opt_restriction(L, 1, &restriction);
+    if (restricted && nu__restriction_check(&restriction, &err) != NU_OK) {
+        nu_perm_free(&restriction);
+        luaL_unref(L, LUA_REGISTRYINDEX, approve_ref);
+        nu_profile_free(profile);
+        return luaL_error(L, "nucleus.pod: %s", err.msg);
+    }
     creds = nu__opt_credentials(L, 1, &opts.ncredentials);
     opts.credentials = creds;
     opts.profile = profile;
@@ -356,6 +407,7 @@ static int nu__pod_new(lua_State *L)
         lua_setfield(L, -2, "kind");
         lua_pushstring(L, err.msg);
         lua_setfield(L, -2, "reason");
+        nu__set_error_mt(L);
         return 2;
     }
     p->pod = pod;
@@ -421,6 +473,7 @@ static void nu__push_error(lua_State *L, const nu_call_result_t *r)
         nu__push_result(L, r->result);
         lua_setfield(L, -2, "result");
     }
+    nu__set_error_mt(L);
 }
 
 /* Run call (consumed) through the pipeline; push result or nil, err. */
@@ -625,6 +678,7 @@ static int nu__push_failure(lua_State *L, const char *kind, const char *reason)
     lua_setfield(L, -2, "kind");
     lua_pushstring(L, reason);
     lua_setfield(L, -2, "reason");
+    nu__set_error_mt(L);
     return 2;
 }
 

@@ -160,6 +160,38 @@ describe("nucleus.pod", function()
     assert.are.equal(5, e.step)
   end)
 
+  it("prints an error table's kind and reason", function()
+    local _, err = pod:read(".env")
+    assert.are.equal("path_denied: " .. err.reason, tostring(err))
+    local ok, raised = pcall(function() assert(pod:read(".env")) end)
+    assert.is_false(ok)
+    assert.are.equal("path_denied: " .. err.reason, tostring(raised))
+  end)
+
+  it("prints why pod creation failed", function()
+    local p, err = nucleus.pod {
+      workspace = dir, audit = false, isolation = "nosuchtier",
+    }
+    assert.is_nil(p)
+    local text = tostring(err)
+    assert.are.equal(err.kind .. ": " .. err.reason, text)
+    assert.is_truthy(text:find("unknown isolation 'nosuchtier'", 1, true))
+    local ok, raised = pcall(function()
+      assert(nucleus.pod { workspace = dir, audit = false,
+                           isolation = "nosuchtier" })
+    end)
+    assert.is_false(ok)
+    assert.are.equal(text, tostring(raised))
+  end)
+
+  it("rejects an IP address in the network.domains option", function()
+    local ok, msg = pcall(nucleus.pod, {
+      workspace = dir, audit = false, network = { domains = { "10.1.1.1" } },
+    })
+    assert.is_false(ok)
+    assert.is_truthy(msg:find("put IP addresses in network.allow", 1, true))
+  end)
+
   it("reports a closed pod", function()
     pod:close()
     assert.is_true(pod.closed)
