@@ -104,7 +104,9 @@ static nu_net_t *nu__net_alloc(void)
     net->pidfd = -1;
     net->pod_netns_fd = -1;
     net->lock_fd = -1;
+    net->index_fd = -1;
     pthread_mutex_init(&net->lock, NULL);
+    pthread_rwlock_init(&net->perm_lock, NULL);
     /* The watcher computes its deadlines on CLOCK_MONOTONIC.  On the
      * default CLOCK_REALTIME, the wait would take them as long past and
      * the watcher would re-read the rules without pause. */
@@ -114,6 +116,7 @@ static nu_net_t *nu__net_alloc(void)
     pthread_cond_init(&net->cond, &attr);
     pthread_condattr_destroy(&attr);
     atomic_init(&net->drifted, false);
+    atomic_init(&net->check_failed, false);
     atomic_init(&net->drift_checks, 0);
     nu_perm_init_bottom(&net->perm);
     return net;
@@ -380,6 +383,8 @@ void nu_net_close(nu_net_t *net)
         nu__net_link_delete(net->host_if);
     if (net->lock_fd >= 0)
         close(net->lock_fd);
+    if (net->index_fd >= 0)
+        close(net->index_fd);
 
     if (net->pidfd >= 0)
         close(net->pidfd);
@@ -395,6 +400,7 @@ void nu_net_close(nu_net_t *net)
     free(net->host_rules_all);
     nu_perm_free(&net->perm);
     pthread_mutex_destroy(&net->lock);
+    pthread_rwlock_destroy(&net->perm_lock);
     pthread_cond_destroy(&net->cond);
     free(net);
 }

@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <netlink/netlink.h>
@@ -102,14 +105,80 @@ void nu__net_owner_tag(pid_t pid, char *out, size_t size)
     snprintf(out, size, "nucleus-%d-%llu", (int)pid, nu__proc_start_time(pid));
 }
 
+/* Bind an abstract AF_UNIX socket named name.  Abstract names live in
+ * the network namespace, not in a file system, so every process on the
+ * host's network sees them, whatever its mount, PID or time namespace,
+ * and the kernel frees a name when its last holder exits.  Returns the fd,
+ * or -1 with errno (EADDRINUSE: another process holds the name). */
+static int nu__abstract_bind(const char *name)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    size_t len = strlen(name);
+    int fd;
+
+    if (len + 1 > sizeof sa.sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(sa.sun_path + 1, name, len);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&sa,
+             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* This process's hold on its owner tag, bound once per process; a forked
+ * child binds its own. */
+static pthread_mutex_t nu__owner_mutex = PTHREAD_MUTEX_INITIALIZER;
+static int nu__owner_fd = -1;
+static pid_t nu__owner_pid;
+
+static int nu__owner_claim(const char *tag, nu_err_t *err)
+{
+    int rc = NU_OK;
+
+    pthread_mutex_lock(&nu__owner_mutex);
+    if (nu__owner_fd >= 0 && nu__owner_pid != getpid()) {
+        close(nu__owner_fd);    /* the parent's, inherited by fork */
+        nu__owner_fd = -1;
+    }
+    if (nu__owner_fd < 0) {
+        nu__owner_fd = nu__abstract_bind(tag);
+        if (nu__owner_fd < 0)
+            rc = nu_err_errno(err, errno, "net: cannot bind the owner name "
+                              "@%s", tag);
+        nu__owner_pid = getpid();
+    }
+    pthread_mutex_unlock(&nu__owner_mutex);
+    return rc;
+}
+
+/* An owner is alive while its pid has its start time, or while some
+ * process holds its abstract name.  The second test keeps a sweeper in
+ * another PID or time namespace, whose /proc shows other pids or shifted
+ * start times, from removing a live owner's veths and rules. */
 bool nu__net_owner_alive(const char *tag)
 {
     int pid;
     unsigned long long start;
+    int fd;
 
     if (sscanf(tag, "nucleus-%d-%llu", &pid, &start) != 2 || pid <= 0)
         return true; /* not ours: leave it alone */
-    return nu__proc_start_time(pid) == start;
+    if (nu__proc_start_time(pid) == start)
+        return true;
+    fd = nu__abstract_bind(tag);
+    if (fd < 0)
+        return true; /* held, or unknown: keep the objects */
+    close(fd);
+    return false;
 }
 
 /* --- range ------------------------------------------------------------ */
@@ -280,9 +349,9 @@ int nu__net_ipv6_check(const nu_net_t *net, nu_err_t *err)
             return rc;
         if (strcmp(value, "1\n") != 0)
             return nu_err_set(err, NU_EPOLICY, "net: pod filter of %s "
-                              "differs: expected net.%s = 1, found %.*s",
-                              net->host_if, path, (int)strcspn(value, "\n"),
-                              value);
+                              "differs: expected net.ipv6.conf.%s."
+                              "disable_ipv6 = 1, found %.*s", net->host_if,
+                              names[i], (int)strcspn(value, "\n"), value);
     }
     return NU_OK;
 }
@@ -399,10 +468,10 @@ static void nu__net_set_addresses(nu_net_t *net)
 }
 
 /* Reserve the first free N: hold an exclusive flock on
- * /run/lock/nucleus-net-<N>.lock for the handle's lifetime (the kernel
- * drops it when the owner dies, even by SIGKILL) and check that no
- * nuh<N> link exists (one left by an owner that nu_net_sweep has not
- * reached yet). */
+ * /run/lock/nucleus-net-<N>.lock and the abstract name @nucleus-net-<N>
+ * for the handle's lifetime (the kernel drops both when the owner dies,
+ * even by SIGKILL) and check that no nuh<N> link exists (one left by an
+ * owner that nu_net_sweep has not reached yet). */
 static int nu__reserve_first(nu_net_t *net, nu_err_t *err)
 {
     uint32_t count = 1u << (32 - net->range_prefix - 2);
@@ -425,6 +494,18 @@ static int nu__reserve_first(nu_net_t *net, nu_err_t *err)
             close(fd);
             continue;
         }
+
+        /* /run/lock may be private to another mount namespace, so N is
+         * also claimed by an abstract name that all of them see. */
+        snprintf(path, sizeof path, "nucleus-net-%u", n);
+        net->index_fd = nu__abstract_bind(path);
+        if (net->index_fd < 0) {
+            int saved = errno;
+            close(fd);
+            if (saved == EADDRINUSE)
+                continue;
+            return nu_err_errno(err, saved, "net: cannot bind @%s", path);
+        }
         net->lock_fd = fd;
         return NU_OK;
     }
@@ -436,6 +517,10 @@ static int nu__reserve_first(nu_net_t *net, nu_err_t *err)
 
 int nu__net_link_create(nu_net_t *net, nu_err_t *err)
 {
+    int rc = nu__owner_claim(net->owner_tag, err);
+
+    if (rc != NU_OK)
+        return rc;
     return nu__reserve_first(net, err);
 }
 

@@ -10,9 +10,10 @@
  *             in it.
  *   proxy     a 100 MiB HTTP download from a loopback server through the
  *             pod's proxy; baseline: the same download over a direct
- *             loopback connection.
+ *             loopback connection, alternating with it.
  *
- * Usage: bench_net [iterations]   (default 20 setups, 3 downloads)
+ * Usage: bench_net [SETUPS [DOWNLOADS]]   (default 20 setups, 5 downloads
+ * of each kind, at most 16)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -199,10 +201,18 @@ static double download(const char *addr, int port, const char *request)
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     double t0 = now_ms();
 
+    /* A stalled transfer fails the run instead of hanging it. */
+    struct timeval timeout = { .tv_sec = 10 };
+
     inet_pton(AF_INET, addr, &sa.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        send(fd, request, strlen(request), 0) < 0)
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout,
+                             sizeof timeout) != 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        send(fd, request, strlen(request), 0) < 0) {
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
     for (;;) {
         ssize_t n = recv(fd, buf, sizeof buf, 0);
         if (n <= 0)
@@ -222,7 +232,7 @@ static int bench_proxy(int n)
     nu_net_t *net = NULL;
     nu_err_t err = { 0 };
     pthread_t thread;
-    double direct[8], proxied[8];
+    double direct[16], proxied[16];
     int port, lfd;
     pid_t child;
     int rc = 0;
@@ -241,8 +251,8 @@ static int bench_proxy(int n)
     }
     snprintf(request, sizeof request, "GET http://127.0.0.1:%d/ HTTP/1.1\r\n"
              "Host: 127.0.0.1:%d\r\n\r\n", port, port);
-    if (n > 8)
-        n = 8;
+    if (n > 16)
+        n = 16;
     for (int i = 0; i < n; i++) {
         direct[i] = download("127.0.0.1", port, request);
         proxied[i] = download(nu_net_host_addr(net), nu_net_proxy_port(net),
@@ -268,6 +278,7 @@ out:
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 20;
+    int downloads = argc > 2 ? atoi(argv[2]) : 5;
 
     if (geteuid() != 0) {
         printf("bench_net: skipped: needs root (CAP_NET_ADMIN)\n");
@@ -275,8 +286,10 @@ int main(int argc, char **argv)
     }
     if (n < 1)
         n = 20;
+    if (downloads < 1)
+        downloads = 5;
     signal(SIGPIPE, SIG_IGN);
     if (bench_setup(n) != 0)
         return 1;
-    return bench_proxy(3);
+    return bench_proxy(downloads);
 }

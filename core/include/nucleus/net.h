@@ -11,15 +11,17 @@
  *   pod side   nup<N>  <base + 4N + 2>/30   default route via the host side
  *
  * N is the /30's index in the range.  An owner reserves N by holding an
- * exclusive flock on /run/lock/nucleus-net-<N>.lock for the pod's
- * lifetime (the kernel releases it when the owner dies), and the veth is
- * created with NLM_F_EXCL, so two owners never hold the same N.
+ * exclusive flock on /run/lock/nucleus-net-<N>.lock and the abstract
+ * socket name @nucleus-net-<N> for the pod's lifetime (the kernel releases
+ * both when the owner dies; the name is seen from every mount namespace),
+ * and the veth is created with NLM_F_EXCL, so two owners never hold the
+ * same N.
  *
  * Filtering uses iptables on the nf_tables backend (docs/network.md says
  * why).  In the pod's namespace every chain drops by default.  The pod may
  * send to the proxy and to the policy's CIDR[:port] entries (except port
- * 53), and receive replies.  IPv6 is disabled in the pod and ip6tables drops
- * everything there too.  On the host, per-pod chains NUF<N> (FORWARD) and
+ * 53), and receive replies.  IPv6 is disabled in the pod by sysctl, which
+ * the read-back checks like a rule.  On the host, per-pod chains NUF<N> (FORWARD) and
  * NUI<N> (INPUT) repeat the same allowlist, so a pod that somehow bypasses
  * its own filter is still stopped at the host, and the host's own services
  * are reachable only at the proxy port.  169.254.0.0/16 is dropped before
@@ -33,19 +35,22 @@
  *
  * Life cycle, as the pod pipeline uses it:
  *
- *   nu_net_prepare   policy -> handle: reserve N; nu_net_env gives the
- *                    pod's environment
+ *   nu_net_prepare   policy -> handle: reserve N, start installing the
+ *                    host rules on a thread; nu_net_env gives the pod's
+ *                    environment
  *   nu_sandbox_create with that environment
  *   nu_net_attach    create the veth with its pod end in the pod's
- *                    namespace, address it, install and verify both
- *                    filters, start the proxy and the drift watcher;
- *                    before the pod runs any agent command
+ *                    namespace, address it, install the pod filter,
+ *                    verify both filters, start the proxy and the drift
+ *                    watcher; before the pod runs any agent command
  *   nu_net_fetch     web_fetch calls, any number, any thread
  *   nu_net_close     before nu_sandbox_close
  *
  * Every object carries the owner's pid and start time (the host veth's
  * alias, the comment of every host rule), so nu_net_sweep can remove what
- * a SIGKILLed owner left behind.  All functions need CAP_NET_ADMIN on the
+ * a SIGKILLed owner left behind.  The owner also holds an abstract socket
+ * named after that tag, which tells a sweeper in another PID or time
+ * namespace that the owner is alive.  All functions need CAP_NET_ADMIN on the
  * host except nu_net_fetch; without it they return NU_EPERM.
  */
 #ifndef NUCLEUS_NET_H
