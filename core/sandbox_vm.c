@@ -13,7 +13,8 @@
  * the host's /dev/urandom, and the agent credits 64 bytes of it to its
  * pool before it reports ready.  virtio-9p shares the host workspace
  * directory read-write.  The isa-serial console is written to
- * console.log in the pod's run directory.  There is no network device.
+ * console.log in the pod's run directory.  Only a pod with egress gets a
+ * network device.
  *
  * Why 9p and not a virtio-blk image: the workspace is a host directory
  * that the pipeline, audit and other pods see.  A 9p share keeps it live
@@ -31,11 +32,14 @@
  *      "QEMU's root" below) and -sandbox on (QEMU's own seccomp filter);
  *   3. finish the QMP handshake (qmp_capabilities);
  *   4. wait for the agent's ready line on the console, then hand the
- *      stream to nu__sandbox_adopt, which exchanges hello frames.
+ *      stream to nu__sandbox_adopt, which exchanges hello frames;
+ *   5. queue the pod's environment and a host entropy seed without
+ *      waiting for the reply (nu__vm_queue_env).
  * nu_sandbox_close then works as for any pod: closing the stream makes
  * the agent power off, and the reap kills QEMU.  The release hook closes
  * QMP and removes the run directory.  The warm pool (sandbox_vm_pool.c)
- * runs steps 1 to 4 and the hello ahead of time.
+ * runs steps 2 to 4 ahead of time, so acquiring a pooled guest leaves
+ * only step 5 and host-side work.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -524,6 +528,8 @@ static int nu__vm_child_root(const nu__vm_t *vm, const char **step)
                  MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
+/* --- starting QEMU ---------------------------------------------------- */
+
 static void __attribute__((noreturn))
 nu__vm_child_fail(int log_fd, const char *step)
 {
@@ -652,8 +658,6 @@ out:
     close(log_fd);
     return rc;
 }
-
-/* --- starting QEMU ---------------------------------------------------- */
 
 /* The last non-empty line of path, for error messages. */
 static void nu__vm_last_line(const char *path, char *out, size_t size)
