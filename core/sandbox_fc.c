@@ -727,9 +727,12 @@ static int nu__fc_kernel(const char *image_dir, char *out, size_t size,
     unsigned char magic[4] = { 0 };
     int fd;
 
-    snprintf(out, size, "%s/vmlinux", image_dir);
-    if (access(out, R_OK) != 0)
-        snprintf(out, size, "%s/" NU_VM_KERNEL_FILE, image_dir);
+    if ((size_t)snprintf(out, size, "%s/vmlinux", image_dir) >= size ||
+        (access(out, R_OK) != 0 &&
+         (size_t)snprintf(out, size, "%s/" NU_VM_KERNEL_FILE, image_dir) >=
+         size))
+        return nu_err_set(err, NU_EINVAL, "firecracker: image directory "
+                          "'%s' is too long", image_dir);
     fd = open(out, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return nu_err_errno(err, errno, "firecracker: cannot open the guest "
@@ -798,8 +801,11 @@ static int nu__fc_plan(nu__fc_t *fc, nu__fc_config_t *cfg,
     rc = nu__fc_build_image(workspace, image, fc->log_path, err);
     if (rc < 0)
         return rc;
-    snprintf(cfg->initrd, sizeof cfg->initrd, "%s/" NU_VM_INITRAMFS_FILE,
-             image_dir);
+    if ((size_t)snprintf(cfg->initrd, sizeof cfg->initrd,
+                         "%s/" NU_VM_INITRAMFS_FILE, image_dir) >=
+        sizeof cfg->initrd)
+        return nu_err_set(err, NU_EINVAL, "firecracker: image directory "
+                          "'%s' is too long", image_dir);
     snprintf(cfg->boot_args, sizeof cfg->boot_args, "%s", NU__FC_BOOT_ARGS);
     snprintf(cfg->workspace_image, sizeof cfg->workspace_image, "%s", image);
     cfg->workspace_read_only = true;

@@ -831,9 +831,11 @@ static int fake_api(const char *api, json_t *calls, char *uds, size_t size)
             continue;
         }
         body = json_loads(req.body, 0, NULL);
-        if (strcmp(req.path, "/vsock") == 0)
-            snprintf(uds, size, "%s%s", fake_root, json_string_value(
-                     json_object_get(body, "uds_path")));
+        if (strcmp(req.path, "/vsock") == 0 &&
+            (size_t)snprintf(uds, size, "%s%s", fake_root,
+                             json_string_value(json_object_get(
+                                 body, "uds_path"))) >= size)
+            uds[0] = '\0';
         if (strcmp(req.path, "/drives/workspace") == 0)
             json_object_set_new(body, "image_is_ext4", json_boolean(is_ext4(
                 json_string_value(json_object_get(body, "path_on_host")))));
