@@ -29,10 +29,10 @@
  * compared as sets (their order among other software's rules is not
  * ours), our chains' lines in order.
  *
- * Timing: each tool start costs 4-8 ms on a loaded 2-core machine, so the
- * host's restore and read-back run on a thread from nu_net_prepare on,
- * while the caller creates the sandbox, and the pod's run on a thread
- * while the veth is configured.  nu_net_attach waits for both.
+ * Timing: each tool start costs 4-8 ms on a loaded 2-core machine.  So
+ * the host's restore and read-back run on a thread from nu_net_prepare
+ * on, while the caller creates the sandbox.  The pod's run on a thread
+ * while the veth is configured, and nu_net_attach waits for both.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -535,6 +535,22 @@ static bool nu__our_chain(const nu_net_t *net, const char *chain, size_t len)
            (len == strlen(i) && strncmp(chain, i, len) == 0);
 }
 
+/* Does a line carry our owner tag and name this pod's host interface?
+ * The tag names the owner process, which may hold many pods, so the
+ * interface picks this pod's lines. */
+static bool nu__our_tagged_line(const nu_net_t *net, const char *line,
+                                size_t len)
+{
+    char in_match[32], out_match[32];
+
+    if (memmem(line, len, net->owner_tag, strlen(net->owner_tag)) == NULL)
+        return false;
+    snprintf(in_match, sizeof in_match, " -i %s ", net->host_if);
+    snprintf(out_match, sizeof out_match, " -o %s ", net->host_if);
+    return memmem(line, len, in_match, strlen(in_match)) != NULL ||
+           memmem(line, len, out_match, strlen(out_match)) != NULL;
+}
+
 /* Collect the lines of text that concern this pod, grouped by chain.
  * whole: every rule and chain line (the pod's own table); otherwise only
  * our chains and lines carrying our tag.  Counters are dropped. */
@@ -564,8 +580,7 @@ static int nu__collect(const nu_net_t *net, const char *text, bool whole,
         }
         if (chain != NULL) {
             bool ours = !whole && nu__our_chain(net, chain, chain_len);
-            bool tagged = !whole && memmem(line, len, net->owner_tag,
-                                           strlen(net->owner_tag)) != NULL;
+            bool tagged = !whole && nu__our_tagged_line(net, line, len);
             keep = whole || ours || tagged;
         }
         if (keep) {
@@ -977,21 +992,14 @@ static int nu__remove_tagged(const char *owner, nu_err_t *err)
 static int nu__pod_removal(const nu_net_t *net, const char *saved,
                            nu__buf_t *b)
 {
-    char in_match[32], out_match[32];
     int found = 0;
 
-    snprintf(in_match, sizeof in_match, " -i %s ", net->host_if);
-    snprintf(out_match, sizeof out_match, " -o %s ", net->host_if);
     for (const char *line = saved; line != NULL && *line != '\0';) {
         const char *end = strchr(line, '\n');
         size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
 
-        /* The tag names the owner process, which may hold many pods, so
-         * the interface picks this pod's rules. */
         if (len > 3 && strncmp(line, "-A ", 3) == 0 &&
-            memmem(line, len, net->owner_tag, strlen(net->owner_tag)) != NULL &&
-            (memmem(line, len, in_match, strlen(in_match)) != NULL ||
-             memmem(line, len, out_match, strlen(out_match)) != NULL)) {
+            nu__our_tagged_line(net, line, len)) {
             nu__buf_printf(b, "-D %.*s\n", (int)(len - 3), line + 3);
             found++;
         }

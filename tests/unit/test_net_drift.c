@@ -158,6 +158,41 @@ static void test_net_ipv6_sysctl_drift(void **state)
     nu_perm_free(&perm);
 }
 
+/* The host rules of all of an owner's pods carry the same tag; each
+ * pod's read-back must count only its own. */
+static void test_net_two_pods_one_owner(void **state)
+{
+    nu_net_t *nets[2] = { NULL, NULL };
+    pid_t children[2] = { -1, -1 };
+    nu_err_t err = { 0 };
+    nu_perm_t perm;
+
+    (void)state;
+    require_root();
+    perm_egress(&perm);
+    for (int i = 0; i < 2; i++) {
+        children[i] = netns_child();
+        assert_true(children[i] > 0);
+        if (nu_net_prepare(&perm, NULL, &nets[i], &err) != NU_OK ||
+            nu_net_attach(nets[i], children[i], &err) != NU_OK)
+            print_error("pod %d: %s\n", i, err.msg);
+    }
+
+    for (int i = 0; i < 2; i++) {
+        assert_non_null(nets[i]);
+        assert_int_equal(nu_net_check(nets[i], &err), NU_OK);
+    }
+    nu_net_close(nets[0]);
+    assert_int_equal(nu_net_check(nets[1], &err), NU_OK);
+
+    nu_net_close(nets[1]);
+    for (int i = 0; i < 2; i++) {
+        kill(children[i], SIGKILL);
+        waitpid(children[i], NULL, 0);
+    }
+    nu_perm_free(&perm);
+}
+
 static void test_net_reservation_names(void **state)
 {
     nu_net_t *net = NULL;
@@ -203,6 +238,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_net_ipv6_sysctl_drift),
+        cmocka_unit_test(test_net_two_pods_one_owner),
         cmocka_unit_test(test_net_reservation_names),
         cmocka_unit_test(test_net_owner_alive_by_name),
     };
