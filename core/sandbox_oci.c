@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/magic.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -113,6 +114,20 @@ static int nu__oci_search(const char *name, const char *dirs, char *out,
     return -1;
 }
 
+/* The install advice for a runtime that is not found.  Only crun and runc
+ * have Debian 12 packages of the same name. */
+static const char *nu__oci_install_hint(const char *name)
+{
+    if (strcmp(name, "crun") == 0)
+        return "install it with apt-get install crun, or give its path as "
+               "oci:/path/to/crun";
+    if (strcmp(name, "runc") == 0)
+        return "install it with apt-get install runc, or give its path as "
+               "oci:/path/to/runc";
+    return "install that runtime, or give its absolute path as "
+           "oci:/path/to/runtime";
+}
+
 int nu_oci_runtime_path(const char *isolation, char *out, size_t size,
                         nu_err_t *err)
 {
@@ -145,8 +160,8 @@ int nu_oci_runtime_path(const char *isolation, char *out, size_t size,
                        size) == 0)
         return NU_OK;
     return nu_err_set(err, NU_ENOTSUP, "oci: cannot find runtime '%s' on "
-                      "PATH or in /usr/sbin (install it, for example "
-                      "apt-get install %s, or give its path)", name, name);
+                      "PATH or in /usr/sbin, /sbin or /usr/local/sbin (%s)",
+                      name, nu__oci_install_hint(name));
 }
 
 /* Run RUNTIME --root STATE VERB FLAG CONTAINER and wait, with stdout and
@@ -541,6 +556,36 @@ static void nu__oci_explain(const nu__oci_pod_t *pod, nu_err_t *err)
              line);
 }
 
+/* Replace err's message by the runtime's exit status when the runtime
+ * process exited before the handshake finished (a runtime that is not an
+ * OCI runtime at all, or one that failed early).  The process is left
+ * unreaped for nu__oci_kill. */
+static void nu__oci_explain_exit(const nu__oci_pod_t *pod, const char *id,
+                                 int pidfd, nu_err_t *err)
+{
+    struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+    siginfo_t info;
+
+    if (err == NULL || pidfd < 0)
+        return;
+    /* The stream closes while the process exits, a moment before the
+     * pidfd becomes readable. */
+    if (poll(&pfd, 1, 200) != 1)
+        return;
+    memset(&info, 0, sizeof info);
+    if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info,
+               WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0)
+        return;
+    if (info.si_code == CLD_EXITED)
+        nu_err_set(err, NU_ESANDBOX, "oci: cannot start pod %s: runtime "
+                   "'%s' exited with status %d before the pod's init was "
+                   "ready", id, pod->runtime, info.si_status);
+    else
+        nu_err_set(err, NU_ESANDBOX, "oci: cannot start pod %s: runtime "
+                   "'%s' was killed by signal %d before the pod's init was "
+                   "ready", id, pod->runtime, info.si_status);
+}
+
 /* The release hook: the runtime process is already reaped. */
 static void nu__oci_release(void *data)
 {
@@ -712,6 +757,7 @@ int nu__oci_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
     rc = nu__sandbox_adopt(opts, id, sv[0], pid, pidfd, nu__oci_release, pod,
                            out, err);
     if (rc < 0) {
+        nu__oci_explain_exit(pod, id, pidfd, err);
         nu__oci_explain(pod, err);
         goto fail;
     }

@@ -4,11 +4,16 @@
  * Each probe tries the mechanism for real in a short-lived child (a
  * namespace is unshared, a filter built, a pod started) rather than
  * reading version numbers, and prints one line: the mechanism, "ok",
- * "missing" or "limited", and why.  The exit status is 0 when the ns tier
- * can start a pod, 1 otherwise.
+ * "missing" or "limited", and why.  The other tiers are probed the same
+ * way where that is quick: each OCI runtime found starts a pod.  The vm
+ * tier is not booted (a boot takes seconds), so its lines report the QEMU
+ * binary, the default guest image and whether /dev/kvm opens.  The exit
+ * status is 0 when the ns tier can start a pod, 1 otherwise.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -27,7 +32,10 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "nucleus/oci.h"
 #include "nucleus/sandbox.h"
+#include "nucleus/vm.h"
+#include "sandbox_fc_internal.h"
 #include "sandbox_internal.h"
 
 static void nu__report(const char *name, const char *status,
@@ -266,40 +274,220 @@ static void nu__probe_memfd(void)
                    "(vm.memfd_noexec = %d)", noexec);
 }
 
-/* The end-to-end probe: pivot_root and everything else, by starting a
- * pod on an empty workspace. */
-static bool nu__probe_pod(void)
+/* Start a pod with the given isolation (NULL: ns) on an empty workspace,
+ * and return true when it started.  *ms is the creation time, err the
+ * failure and *landlock_abi the ABI the pod enforces. */
+static bool nu__start_pod(const char *isolation, double *ms,
+                          int *landlock_abi, nu_err_t *err)
 {
     char workspace[] = "/tmp/nucleus-doctor-XXXXXX";
     nu_sandbox_opts_t opts;
     nu_sandbox_t *sb = NULL;
-    nu_err_t err = { 0 };
     struct timespec t0, t1;
     bool ok;
 
     if (mkdtemp(workspace) == NULL) {
-        nu__report("ns pod", "missing", "cannot create a workspace: %s",
-                   strerror(errno));
+        nu_err_errno(err, errno, "cannot create a workspace");
         return false;
     }
     nu_sandbox_opts_init(&opts);
     opts.workspace = workspace;
+    opts.isolation = isolation;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    ok = nu_sandbox_create(&opts, &sb, &err) == NU_OK;
+    ok = nu_sandbox_create(&opts, &sb, err) == NU_OK;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (ok) {
-        nu__report("pivot_root", "ok", "new root assembled and pivoted");
-        nu__report("ns pod", "ok", "pod started in %.1f ms, Landlock ABI %d "
-                   "enforced", (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-                   nu_sandbox_landlock_abi(sb));
-    } else {
-        nu__report("ns pod", "missing", "%s", err.msg);
-    }
+    *ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+          (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    *landlock_abi = ok ? nu_sandbox_landlock_abi(sb) : 0;
     nu_sandbox_close(sb);
     rmdir(workspace);
     return ok;
+}
+
+/* The end-to-end probe: pivot_root and everything else, by starting a
+ * pod on an empty workspace. */
+static bool nu__probe_pod(void)
+{
+    nu_err_t err = { 0 };
+    double ms;
+    int abi;
+
+    if (!nu__start_pod(NULL, &ms, &abi, &err)) {
+        nu__report("ns pod", "missing", "%s", err.msg);
+        return false;
+    }
+    nu__report("pivot_root", "ok", "new root assembled and pivoted");
+    nu__report("ns pod", "ok", "pod started in %.1f ms, Landlock ABI %d "
+               "enforced", ms, abi);
+    return true;
+}
+
+/* --- the other tiers -------------------------------------------------- */
+
+/* Run "PROGRAM --version" and copy the first line of its output into
+ * out ("" when it printed nothing within 3 s or could not run). */
+static void nu__version_line(const char *program, char *out, size_t size)
+{
+    int fds[2];
+    pid_t pid;
+    ssize_t n = 0;
+
+    out[0] = '\0';
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return;
+    pid = fork();
+    if (pid == 0) {
+        int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+        if (null_fd < 0 || dup2(null_fd, 0) != 0 || dup2(fds[1], 1) != 1 ||
+            dup2(null_fd, 2) != 2)
+            _exit(127);
+        execl(program, program, "--version", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    if (pid > 0) {
+        struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
+
+        if (poll(&pfd, 1, 3000) == 1)
+            n = read(fds[0], out, size - 1);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    close(fds[0]);
+    out[n > 0 ? n : 0] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+}
+
+/* Each OCI runtime that the oci tier finds (nu_oci_runtime_path) starts
+ * one pod. */
+static void nu__probe_oci(void)
+{
+    static const char *const runtimes[] = { "crun", "runc", "runsc",
+                                            "kata-runtime" };
+
+    for (size_t i = 0; i < sizeof runtimes / sizeof runtimes[0]; i++) {
+        char isolation[32], path[PATH_MAX], version[160];
+        nu_err_t err = { 0 };
+        double ms;
+        int abi;
+
+        snprintf(isolation, sizeof isolation, "oci:%s", runtimes[i]);
+        if (nu_oci_runtime_path(isolation, path, sizeof path, &err) < 0) {
+            nu__report(isolation, "missing", "not on PATH or in /usr/sbin, "
+                       "/sbin or /usr/local/sbin");
+            continue;
+        }
+        nu__version_line(path, version, sizeof version);
+        if (nu__start_pod(isolation, &ms, &abi, &err))
+            nu__report(isolation, "ok", "%s (%s): pod started in %.1f ms",
+                       path, version[0] != '\0' ? version : "no version",
+                       ms);
+        else
+            nu__report(isolation, "missing", "%s", err.msg);
+    }
+}
+
+/* Find name on PATH, or take it as a path when it contains '/'. */
+static bool nu__which(const char *name, char *out, size_t size)
+{
+    const char *p = getenv("PATH");
+
+    if (strchr(name, '/') != NULL) {
+        snprintf(out, size, "%s", name);
+        return access(out, X_OK) == 0;
+    }
+    while (p != NULL && *p != '\0') {
+        size_t len = strcspn(p, ":");
+
+        if (len > 0 && (size_t)snprintf(out, size, "%.*s/%s", (int)len, p,
+                                        name) < size &&
+            access(out, X_OK) == 0)
+            return true;
+        p += len;
+        p += *p == ':';
+    }
+    return false;
+}
+
+static void nu__probe_qemu(void)
+{
+    const char *env = getenv("NUCLEUS_QEMU");
+    const char *name = env != NULL && env[0] != '\0' ? env :
+                       "qemu-system-x86_64";
+    char path[PATH_MAX], version[160];
+
+    if (!nu__which(name, path, sizeof path)) {
+        nu__report("vm QEMU", "missing", "cannot find '%s' (install "
+                   "qemu-system-x86 or set NUCLEUS_QEMU)", name);
+        return;
+    }
+    nu__version_line(path, version, sizeof version);
+    nu__report("vm QEMU", "ok", "%s (%s)", path, version[0] != '\0' ?
+               version : "no version");
+}
+
+/* The default image of "vm" and "firecracker" pods, as nucleus vm image
+ * build writes it. */
+static void nu__probe_vm_image(void)
+{
+    static const char *const files[] = { NU_VM_KERNEL_FILE,
+                                         NU_VM_INITRAMFS_FILE };
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    nu_err_t err = { 0 };
+
+    if (nu_vm_image_default_dir(dir, sizeof dir, &err) < 0) {
+        nu__report("vm image", "missing", "%s", err.msg);
+        return;
+    }
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (access(path, R_OK) != 0) {
+            nu__report("vm image", "missing", "%s: %s (run 'nucleus vm "
+                       "image build')", path, strerror(errno));
+            return;
+        }
+    }
+    nu__report("vm image", "ok", "%s (" NU_VM_KERNEL_FILE ", "
+               NU_VM_INITRAMFS_FILE ")", dir);
+}
+
+/* Whether /dev/kvm opens.  Only a boot shows that KVM works (nested KVM
+ * may open and still hang the guest), and a boot takes seconds, so the
+ * first vm pod's probe boot decides. */
+static void nu__probe_kvm(void)
+{
+    const char *accel = getenv("NUCLEUS_VM_ACCEL");
+    int fd;
+
+    if (accel != NULL && (strcmp(accel, "kvm") == 0 ||
+                          strcmp(accel, "tcg") == 0)) {
+        nu__report("vm KVM", strcmp(accel, "kvm") == 0 ? "ok" : "limited",
+                   "NUCLEUS_VM_ACCEL=%s chooses the accelerator", accel);
+        return;
+    }
+    fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        nu__report("vm KVM", "limited", "/dev/kvm: %s; vm pods use TCG "
+                   "(emulation, slow)", strerror(errno));
+        return;
+    }
+    close(fd);
+    nu__report("vm KVM", "ok", "/dev/kvm opens; a probe boot at the first "
+               "vm pod decides between KVM and TCG");
+}
+
+static void nu__probe_firecracker(void)
+{
+    char path[PATH_MAX];
+    nu_err_t err = { 0 };
+
+    if (nu__fc_find_binary(path, sizeof path, &err) < 0)
+        nu__report("firecracker", "missing", "%s", err.msg);
+    else
+        nu__report("firecracker", "ok", "%s (not started; it uses the vm "
+                   "image and /dev/kvm)", path);
 }
 
 int nu_cmd_doctor(int argc, char **argv)
@@ -328,8 +516,12 @@ int nu_cmd_doctor(int argc, char **argv)
     nu__probe_memfd();
     pod_ok = nu__probe_pod();
 
-    printf("\nother tiers:\n");
-    nu__report("vm", "missing", "not built yet");
-    nu__report("oci", "missing", "not built yet");
+    printf("\noci tier (the ns tier's pod under an OCI runtime):\n");
+    nu__probe_oci();
+    printf("\nvm tier (a microVM per pod):\n");
+    nu__probe_qemu();
+    nu__probe_vm_image();
+    nu__probe_kvm();
+    nu__probe_firecracker();
     return pod_ok ? NU_EXIT_OK : NU_EXIT_FAIL;
 }

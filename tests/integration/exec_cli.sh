@@ -1,5 +1,5 @@
 #!/bin/sh
-# nucleus exec: option ranges and the output cap note.  TAP output; exit 1
+# nucleus exec: option ranges, the output cap note and --approve.  TAP output; exit 1
 # when any check fails, 77 when this host cannot start a pod.
 set -u
 
@@ -91,6 +91,38 @@ if [ "$(wc -c <"$tmp/out")" -eq 1000 ] && ! grep -q truncated "$tmp/err"; then
     ok short_output_not_noted
 else
     not_ok short_output_not_noted "stderr: $(cat "$tmp/err")"
+fi
+
+# Without --approve, a call that needs approval is denied with 126 and the
+# message names the key and the option.  With it, the call runs, and a
+# line on stderr names the approved operation.  run_bash is an obligation
+# of the permissive profile.
+nu_exec --profile permissive -- sh -c 'echo approved-run'
+got=$?
+if [ "$got" -eq 126 ] && grep -q "approval key run_bash:" "$tmp/err" &&
+   grep -q "pass --approve" "$tmp/err" && ! grep -q approved-run "$tmp/out"
+then
+    ok approval_denied_without_approve
+else
+    not_ok approval_denied_without_approve "exit $got, stderr: $(cat "$tmp/err")"
+fi
+nu_exec --approve --profile permissive -- sh -c 'echo approved-run'
+got=$?
+if [ "$got" -eq 0 ] && grep -qx approved-run "$tmp/out" &&
+   grep -q "approve GRANTED an approval for operation 'run_bash'" "$tmp/err"
+then
+    ok approve_grants_and_says_so
+else
+    not_ok approve_grants_and_says_so "exit $got, stderr: $(cat "$tmp/err")"
+fi
+
+# --approve grants approvals only: a denied command stays denied.
+nu_exec --approve --profile codegen -- sudo true
+got=$?
+if [ "$got" -eq 126 ] && grep -q "denied (command_denied)" "$tmp/err"; then
+    ok approve_keeps_denials
+else
+    not_ok approve_keeps_denials "exit $got, stderr: $(cat "$tmp/err")"
 fi
 
 echo "1..$n"

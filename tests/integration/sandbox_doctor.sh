@@ -34,8 +34,54 @@ check_line "^  cgroup v2 +(ok|limited|missing) " reports_cgroup_v2
 check_line "^  cgroup v1 +(ok|limited|missing) " reports_cgroup_v1
 check_line "^  rlimits +ok " reports_rlimits
 check_line "^  memfd exec +(ok|missing) " reports_memfd_exec
-check_line "^  vm +missing +not built yet" reports_vm_not_built
-check_line "^  oci +missing +not built yet" reports_oci_not_built
+for rt in crun runc runsc kata-runtime; do
+    check_line "^  oci:$rt +(ok|missing) " "reports_oci_$rt"
+done
+check_line "^  vm QEMU +(ok|missing) " reports_vm_qemu
+check_line "^  vm image +(ok|missing) " reports_vm_image
+check_line "^  vm KVM +(ok|limited) " reports_vm_kvm
+check_line "^  firecracker +(ok|missing) " reports_firecracker
+
+# The tiers are probed, not described as unbuilt.
+n=$((n + 1))
+if grep -q "not built yet" "$out"; then
+    echo "not ok $n - no_tier_reported_unbuilt"
+    failed=$((failed + 1))
+else
+    echo "ok $n - no_tier_reported_unbuilt"
+fi
+
+# An OCI runtime installed on this host starts a pod (as root, where the
+# oci tier runs), and a missing one names every directory searched.
+for rt in crun runc; do
+    n=$((n + 1))
+    if ! command -v "$rt" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$rt" ] &&
+       [ ! -x "/sbin/$rt" ] && [ ! -x "/usr/local/sbin/$rt" ]; then
+        if grep -Eq "^  oci:$rt +missing +not on PATH or in /usr/sbin, /sbin or /usr/local/sbin" "$out"; then
+            echo "ok $n - oci_${rt}_missing_named"
+        else
+            echo "not ok $n - oci_${rt}_missing_named"
+            failed=$((failed + 1))
+        fi
+    elif [ "$(id -u)" -ne 0 ]; then
+        echo "ok $n - oci_${rt}_starts_pod # SKIP not root"
+    elif grep -Eq "^  oci:$rt +ok +.*pod started in" "$out"; then
+        echo "ok $n - oci_${rt}_starts_pod"
+    else
+        echo "not ok $n - oci_${rt}_starts_pod"
+        failed=$((failed + 1))
+    fi
+done
+
+# NUCLEUS_QEMU names the QEMU binary the vm tier uses.
+n=$((n + 1))
+if NUCLEUS_QEMU=/nonexistent/qemu "$NU_BIN" doctor 2>&1 |
+   grep -Eq "^  vm QEMU +missing +cannot find '/nonexistent/qemu'"; then
+    echo "ok $n - vm_qemu_follows_env"
+else
+    echo "not ok $n - vm_qemu_follows_env"
+    failed=$((failed + 1))
+fi
 
 n=$((n + 1))
 if grep -Eq "^  ns pod +ok " "$out"; then

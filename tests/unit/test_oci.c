@@ -383,6 +383,11 @@ static void test_runtime_path(void **state)
     assert_int_equal(nu_oci_runtime_path("oci:no-such-runtime-x", path,
                                          sizeof path, &err), NU_ENOTSUP);
     assert_non_null(strstr(err.msg, "no-such-runtime-x"));
+    /* Every directory searched is named, and no package name is made up
+     * from the runtime's name. */
+    assert_non_null(strstr(err.msg, "/usr/sbin, /sbin or /usr/local/sbin"));
+    assert_null(strstr(err.msg, "apt-get"));
+    assert_non_null(strstr(err.msg, "oci:/path/to/runtime"));
     assert_int_equal(nu_oci_runtime_path("oci:/bin/sh", path, sizeof path,
                                          &err), NU_OK);
     assert_string_equal(path, "/bin/sh");
@@ -576,6 +581,10 @@ static void test_runtime_failure_reported(void **state)
     assert_int_not_equal(nu_sandbox_create(&opts, &sb, &err), NU_OK);
     assert_null(sb);
     assert_non_null(strstr(err.msg, "pod"));
+    /* As root the runtime runs, and the message gives its exit status. */
+    if (geteuid() == 0)
+        assert_non_null(strstr(err.msg, "runtime '/bin/false' exited with "
+                                        "status 1"));
     /* Bundle names start with this process's id. */
     snprintf(cmd, sizeof cmd, "ls -d /tmp/nucleus-oci.%ld.* >/dev/null 2>&1",
              (long)getpid());
