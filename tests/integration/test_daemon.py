@@ -197,6 +197,20 @@ class ConformanceTest(DaemonTest):
                                       "namespace": 5})
             self.assertIn("namespace must be a string", cm.exception.reason)
 
+    def test_isolation_param(self):
+        # "ns" is accepted, and an unknown tier fails with kind
+        # sandbox_error and a message naming it, as docs/api.md says.
+        with self.daemon.client() as c:
+            pod = c.call("pod.create", {"profile": "codegen", "workspace": self.ws,
+                                        "isolation": "ns"})["id"]
+            self.assertEqual(c.call("pod.close", {"pod": pod})["closed"], True)
+            with self.assertRaises(NucleusError) as cm:
+                c.call("pod.create", {"profile": "codegen", "workspace": self.ws,
+                                      "isolation": "nosuchtier"})
+            self.assertEqual(cm.exception.code, -32602)
+            self.assertEqual(cm.exception.kind, "sandbox_error")
+            self.assertIn("unknown isolation 'nosuchtier'", cm.exception.reason)
+
     def test_malformed_call_names_operation(self):
         with self.daemon.client() as c:
             pod = c.pod_create("codegen", self.ws)["id"]
