@@ -99,22 +99,76 @@ static int64_t nu__vm_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* --- run directory and cleanup ---------------------------------------- */
+/* --- run directory and cleanup ----------------------------------------
+ *
+ * Run directories are RUN_BASE/PID.XXXXXX, where RUN_BASE is
+ * NU__VM_RUN_BASE_ROOT (for root) or /tmp/nucleus-vm-UID, a directory of
+ * mode 0700 owned by the caller.  No other user can plant entries there,
+ * and the sweep still checks each entry's owner and mode and unmounts
+ * with UMOUNT_NOFOLLOW.
+ */
 
+#define NU__VM_RUN_BASE_ROOT "/run/nucleus/vm"
+
+/* Create dir (mode 0700, or 0755 when shared) unless it exists, then
+ * check that it is a real directory owned by the caller that no other
+ * user can write to. */
+static int nu__vm_private_dir(const char *dir, bool shared, nu_err_t *err)
+{
+    struct stat st;
+    int fd;
+    int rc = NU_OK;
+
+    if (mkdir(dir, shared ? 0755 : 0700) != 0 && errno != EEXIST)
+        return nu_err_errno(err, errno, "vm: cannot create %s", dir);
+    fd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0)
+        rc = nu_err_errno(err, errno, "vm: cannot open %s", dir);
+    else if (st.st_uid != geteuid() ||
+             (st.st_mode & (shared ? 022 : 077)) != 0)
+        rc = nu_err_set(err, NU_EPERM, "vm: cannot use %s: it must be "
+                        "owned by uid %ld with mode %s (remove it)", dir,
+                        (long)geteuid(), shared ? "0755" : "0700");
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Create the run directories' base (see above) and write it into out. */
+static int nu__vm_run_base(char *out, size_t size, nu_err_t *err)
+{
+    int rc;
+
+    if (geteuid() == 0) {
+        rc = nu__vm_private_dir("/run/nucleus", true, err);
+        snprintf(out, size, NU__VM_RUN_BASE_ROOT);
+    } else {
+        rc = NU_OK;
+        snprintf(out, size, "/tmp/nucleus-vm-%ld", (long)geteuid());
+    }
+    return rc == NU_OK ? nu__vm_private_dir(out, false, err) : rc;
+}
+
+/* Remove what a run directory may contain.  Every path is below the
+ * caller's private run base, and the unmounts do not follow a symbolic
+ * link that a guest could have left in its share. */
 static void nu__vm_remove_run_dir(nu__vm_t *vm)
 {
-    static const char *const files[] = { "console.log", "qemu.log", NULL };
+    static const char *const files[] = { "console.log", "qemu.log", "empty",
+                                         NULL };
     char path[160];
 
     if (vm->run_dir[0] == '\0')
         return;
     snprintf(path, sizeof path, "%s/share/ws", vm->run_dir);
-    umount2(path, MNT_DETACH);  /* a pooled VM's workspace, if attached */
+    /* a pooled VM's workspace and its masks, if attached */
+    umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
     rmdir(path);
     snprintf(path, sizeof path, "%s/share/" NU__VM_POOL_MARKER, vm->run_dir);
     unlink(path);
     snprintf(path, sizeof path, "%s/share", vm->run_dir);
-    umount2(path, MNT_DETACH);  /* the shared bind mount of a pooled VM */
+    /* the shared bind mount of a pooled VM */
+    umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
     rmdir(path);
     snprintf(path, sizeof path, "%s/root", vm->run_dir);
     rmdir(path);
@@ -126,29 +180,43 @@ static void nu__vm_remove_run_dir(nu__vm_t *vm)
     vm->run_dir[0] = '\0';
 }
 
-/* Remove the run directories (/tmp/nucleus-vm.PID.XXXXXX) of owners that
- * died without nu_sandbox_close; their QEMU died with them. */
+/* Remove the run directories of owners that died without
+ * nu_sandbox_close (their QEMU died with them): entries "PID.XXXXXX" of
+ * the run base that are directories of mode 0700 owned by the caller and
+ * whose PID no longer runs. */
 static void nu__vm_sweep(void)
 {
-    DIR *dir = opendir("/tmp");
+    char base[64];
+    nu_err_t err;
+    DIR *dir;
     struct dirent *e;
+    int fd;
 
-    if (dir == NULL)
+    /* The base is at most 32 bytes long, which run_dir's size assumes. */
+    if (nu__vm_run_base(base, sizeof base, &err) < 0)
+        return;  /* nu__vm_new reports it */
+    fd = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (dir == NULL) {
+        if (fd >= 0)
+            close(fd);
         return;
+    }
     while ((e = readdir(dir)) != NULL) {
         nu__vm_t stale;
+        struct stat st;
         char *end;
-        long owner;
+        long owner = strtol(e->d_name, &end, 10);
 
-        if (strncmp(e->d_name, "nucleus-vm.", 11) != 0)
+        if (owner <= 0 || *end != '.' || strlen(e->d_name) > 24 ||
+            owner == (long)getpid() || kill((pid_t)owner, 0) == 0 ||
+            errno != ESRCH)
             continue;
-        owner = strtol(e->d_name + 11, &end, 10);
-        if (owner <= 0 || *end != '.' || owner == (long)getpid() ||
-            kill((pid_t)owner, 0) == 0 || errno != ESRCH)
+        if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+            (st.st_mode & 07777) != 0700)
             continue;
-        if (strlen(e->d_name) > 40)
-            continue;
-        snprintf(stale.run_dir, sizeof stale.run_dir, "/tmp/%.40s",
+        snprintf(stale.run_dir, sizeof stale.run_dir, "%.32s/%.24s", base,
                  e->d_name);
         nu__vm_remove_run_dir(&stale);
     }
@@ -235,7 +303,9 @@ static const char *nu__vm_qemu_binary(void)
 #define NU__VM_NET_CMDLINE " nucleus.net=169.254.2.15/24,169.254.2.2"
 
 /* Fill vm->argv.  Memory comes from the pod's memory limit (default 512
- * MiB, at least 128 MiB), vCPUs from its CPU bandwidth (default 1). */
+ * MiB, at least 128 MiB), vCPUs from its CPU bandwidth (default 1).  The
+ * file-size and process limits go on the kernel command line
+ * (nucleus.fsize, nucleus.pids), where the agent reads them. */
 static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
                               bool kvm)
 {
@@ -243,6 +313,11 @@ static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
                  ? opts->limits.memory_bytes >> 20 : 512;
     unsigned cpus = opts->limits.cpu_millis != 0
                   ? (opts->limits.cpu_millis + 999) / 1000 : 1;
+    /* The guest agent applies these to every command; 0 selects the
+     * defaults that nu_sandbox_limits_t documents. */
+    uint64_t fsize = opts->limits.file_size_bytes != 0
+                   ? opts->limits.file_size_bytes : 4ULL << 30;
+    unsigned pids = opts->limits.pids != 0 ? opts->limits.pids : 1024;
     size_t n = 0;
 
     if (mib < 128)
@@ -277,7 +352,9 @@ static void nu__vm_build_argv(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
      * tsc_early_khz gives it one.  Nothing secret goes on this line. */
     NU__ADD("-append");
     NU__ADD(nu__vm_arg(vm, 6, "console=ttyS0 quiet panic=-1 reboot=t "
-                       "tsc_early_khz=2000000 no_timer_check%s",
+                       "tsc_early_khz=2000000 no_timer_check "
+                       "nucleus.fsize=%llu nucleus.pids=%u%s",
+                       (unsigned long long)fsize, pids,
                        opts->network ? NU__VM_NET_CMDLINE : ""));
     NU__ADD("-serial");
     NU__ADD("file:" NU__VM_ROOT_RUN "/console.log");
@@ -379,11 +456,14 @@ static int nu__vm_root_qemu(nu__vm_t *vm, nu_err_t *err)
             found[0] = '\0';
         path = end != NULL ? end + 1 : NULL;
     }
-    if (found[0] == '\0' || realpath(found, real) == NULL ||
-        access(real, X_OK) != 0)
+    if (found[0] == '\0')
         return nu_err_set(err, NU_ENOENT, "vm: cannot find the QEMU binary "
-                          "'%s' (install qemu-system-x86 or set "
+                          "'%s' on PATH (install qemu-system-x86 or set "
                           "NUCLEUS_QEMU)", name);
+    if (realpath(found, real) == NULL || access(real, X_OK) != 0)
+        return nu_err_errno(err, errno, "vm: cannot execute the QEMU binary "
+                            "'%s' (install qemu-system-x86 or set "
+                            "NUCLEUS_QEMU)", found);
 
     if (strncmp(real, "/usr/", 5) == 0) {
         snprintf(vm->qemu_path, sizeof vm->qemu_path, "%s", real);
@@ -541,6 +621,33 @@ nu__vm_child_fail(int log_fd, const char *step)
     _exit(126);
 }
 
+/* Lay a cold boot's masks on /workspace of QEMU's root, so that the 9p
+ * server never reads a blocked path (sandbox_vm_masks.c).  A pooled VM
+ * gets them at acquisition instead. */
+static void nu__vm_child_masks(const nu__vm_t *vm, int log_fd)
+{
+    static const char prefix[] = "vm: cannot start QEMU: cannot cover the "
+                                 "blocked or write-blocked path ";
+    const char *failed = NULL;
+    int ws_fd = open(NU__VM_ROOT_WORKSPACE, O_PATH | O_DIRECTORY |
+                     O_NOFOLLOW | O_CLOEXEC);
+    int empty_fd = open(NU__VM_ROOT_RUN "/empty", O_PATH | O_NOFOLLOW |
+                        O_CLOEXEC);
+
+    if (ws_fd < 0 || empty_fd < 0)
+        nu__vm_child_fail(log_fd, "cannot open /workspace or /run/empty "
+                          "for the masks");
+    if (nu__vm_lay_masks(ws_fd, empty_fd, vm->block_paths,
+                         vm->write_block_paths, &failed) != 0) {
+        if (write(log_fd, prefix, sizeof prefix - 1) > 0 && failed != NULL)
+            (void)!write(log_fd, failed, strlen(failed));
+        (void)!write(log_fd, "\n", 1);
+        _exit(126);
+    }
+    close(ws_fd);
+    close(empty_fd);
+}
+
 /* The child of clone, PID 1 of QEMU's PID namespace.  alive is the read
  * end of a pipe whose write end only the owner holds: end of file there
  * means the owner died before PR_SET_PDEATHSIG took effect. */
@@ -570,6 +677,8 @@ nu__vm_child(nu__vm_t *vm, int alive, int serial, int qmp, int log_fd)
     null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (nu__vm_child_root(vm, &step) != 0)
         nu__vm_child_fail(log_fd, step);
+    if (!vm->pooled)
+        nu__vm_child_masks(vm, log_fd);
     /* The pool boots replacements at the lowest priority; acquisition
      * raises every QEMU thread back to 0 (sandbox_vm_pool.c). */
     if (vm->pooled && setpriority(PRIO_PROCESS, 0, NU__VM_POOL_NICE) != 0)
@@ -689,6 +798,46 @@ static void nu__vm_last_line(const char *path, char *out, size_t size)
         out[0] = '\0';
 }
 
+/* Write why the guest stopped into out, from the console log at path:
+ * the kernel's panic line, because the last lines of a panic show only a
+ * stack and an offset.  Else the agent's last "cannot" line, else the
+ * last line. */
+static void nu__vm_console_reason(const char *path, char *out, size_t size)
+{
+    static const char *const marks[] = { "Kernel panic - not syncing: ",
+                                         "nucleus-agent: cannot ", NULL };
+    char buf[16384];
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    nu__vm_last_line(path, out, size);
+    if (fd < 0)
+        return;
+    if (lseek(fd, 0, SEEK_END) > (off_t)sizeof buf - 1)
+        lseek(fd, -(off_t)(sizeof buf - 1), SEEK_END);
+    else
+        lseek(fd, 0, SEEK_SET);
+    n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    for (size_t i = 0; marks[i] != NULL; i++) {
+        char *found = NULL;
+        char *at = buf;
+
+        while ((at = strstr(at, marks[i])) != NULL)
+            found = at++;
+        if (found == NULL)
+            continue;
+        found[strcspn(found, "\r\n")] = '\0';
+        /* A longer line is cut to size: it only decorates an error. */
+        if (snprintf(out, size, "%s", found) < 0)
+            out[0] = '\0';
+        return;
+    }
+}
+
 /* Read one QMP message (a line) into buf. */
 static int nu__vm_qmp_line(nu__vm_t *vm, char *buf, size_t size,
                            int64_t deadline)
@@ -780,7 +929,7 @@ static int nu__vm_wait_ready(nu__vm_t *vm, int timeout_ms, nu_err_t *err)
             char last[256];
             if (fd >= 0)
                 close(fd);
-            nu__vm_last_line(vm->console, last, sizeof last);
+            nu__vm_console_reason(vm->console, last, sizeof last);
             return nu_err_set(err, NU_ESANDBOX, "vm: QEMU exited before the "
                               "guest agent was ready (console: %s)", last);
         }
@@ -809,6 +958,8 @@ nu__vm_t *nu__vm_new(const char *image_dir, const char *workspace,
                      nu_err_t *err)
 {
     nu__vm_t *vm = calloc(1, sizeof *vm);
+    char base[64];
+    int fd;
 
     if (vm == NULL) {
         nu_err_set(err, NU_ENOMEM, "vm: out of memory");
@@ -817,15 +968,27 @@ nu__vm_t *nu__vm_new(const char *image_dir, const char *workspace,
     vm->qmp_fd = vm->serial_fd = vm->pidfd = vm->alive_fd = -1;
     snprintf(vm->image_dir, sizeof vm->image_dir, "%s", image_dir);
     snprintf(vm->workspace, sizeof vm->workspace, "%s", workspace);
-    snprintf(vm->run_dir, sizeof vm->run_dir, "/tmp/nucleus-vm.%ld.XXXXXX",
+    if (nu__vm_run_base(base, sizeof base, err) < 0) {
+        nu__vm_free(vm);
+        return NULL;
+    }
+    snprintf(vm->run_dir, sizeof vm->run_dir, "%.32s/%ld.XXXXXX", base,
              (long)getpid());
     if (mkdtemp(vm->run_dir) == NULL) {
-        nu_err_errno(err, errno, "vm: cannot create a run directory in "
-                     "/tmp");
+        nu_err_errno(err, errno, "vm: cannot create a run directory in %s",
+                     base);
         vm->run_dir[0] = '\0';
         nu__vm_free(vm);
         return NULL;
     }
+    snprintf(vm->empty, sizeof vm->empty, "%s/empty", vm->run_dir);
+    fd = open(vm->empty, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+    if (fd < 0) {
+        nu_err_errno(err, errno, "vm: cannot create %s", vm->empty);
+        nu__vm_free(vm);
+        return NULL;
+    }
+    close(fd);
     snprintf(vm->console, sizeof vm->console, "%s/console.log", vm->run_dir);
     snprintf(vm->root, sizeof vm->root, "%s/root", vm->run_dir);
     if (mkdir(vm->root, 0700) != 0) {
@@ -897,13 +1060,33 @@ static bool nu__vm_accel(const nu_sandbox_opts_t *opts, const char *image_dir)
 
 /* --- creation --------------------------------------------------------- */
 
+/* Check NUCLEUS_VM_ACCEL.  An unset or empty value probes for KVM, and
+ * any other value must name the accelerator. */
+static int nu__vm_check_accel(nu_err_t *err)
+{
+    const char *env = getenv("NUCLEUS_VM_ACCEL");
+
+    if (env == NULL || env[0] == '\0' || strcmp(env, "kvm") == 0 ||
+        strcmp(env, "tcg") == 0)
+        return NU_OK;
+    return nu_err_set(err, NU_EINVAL, "vm: invalid NUCLEUS_VM_ACCEL '%s': "
+                      "it must be kvm or tcg (or unset to probe for KVM)",
+                      env);
+}
+
+/* Write the image directory of "vm" (the default) or "vm:DIR" into out
+ * and check that its files match the SHA-256 values of its image.json. */
 static int nu__vm_image_dir(const char *isolation, char *out, size_t size,
                             nu_err_t *err)
 {
     char path[4200];
     int rc;
 
-    if (isolation[2] == ':' && isolation[3] != '\0')
+    if (isolation[2] == ':' && isolation[3] == '\0')
+        return nu_err_set(err, NU_EINVAL, "vm: invalid isolation 'vm:': "
+                          "give an image directory after the colon, or use "
+                          "'vm' for the default image");
+    if (isolation[2] == ':')
         snprintf(out, size, "%s", isolation + 3);
     else if ((rc = nu_vm_image_default_dir(out, size, err)) < 0)
         return rc;
@@ -913,7 +1096,7 @@ static int nu__vm_image_dir(const char *isolation, char *out, size_t size,
         return nu_err_set(err, NU_ENOENT, "vm: cannot find the guest image "
                           "%s (run 'nucleus vm image build --out %s')", path,
                           out);
-    return NU_OK;
+    return nu__vm_image_verify(out, err);
 }
 
 /* The environment a pod gets when nu_sandbox_opts_t.env is NULL, as
@@ -999,6 +1182,8 @@ static int nu__vm_create_cold(const nu_sandbox_opts_t *opts,
 
     if (vm == NULL)
         return err->code;
+    vm->block_paths = opts->block_paths;
+    vm->write_block_paths = opts->write_block_paths;
     rc = nu__vm_boot(vm, opts, kvm, kvm ? NU__VM_BOOT_KVM_MS :
                      NU__VM_BOOT_TCG_MS, err);
     if (rc == NU_OK) {
@@ -1028,6 +1213,10 @@ int nu__vm_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
                           "'%s' is not a directory", opts->workspace != NULL
                           ? opts->workspace : "(missing)");
     rc = nu__vm_check_env(opts->env, err);
+    if (rc == NU_OK)
+        rc = nu__vm_check_masks(opts, err);
+    if (rc == NU_OK)
+        rc = nu__vm_check_accel(err);
     if (rc == NU_OK)
         rc = nu__vm_image_dir(opts->isolation, image_dir, sizeof image_dir,
                               err);

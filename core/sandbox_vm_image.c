@@ -24,6 +24,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +38,7 @@
 #include "nucleus/home.h"
 #include "nucleus/json.h"
 #include "nucleus/vm.h"
+#include "sandbox_vm_internal.h"
 
 /* Modules the agent loads; their dependencies come from modules.dep.
  * virtio_net (with failover and net_failover) serves the network device
@@ -775,4 +778,103 @@ out:
 int nu_vm_image_default_dir(char *out, size_t size, nu_err_t *err)
 {
     return nu_home_path(NULL, "vm/image", out, size, err);
+}
+
+/* --- checking an image before a boot --------------------------------- */
+
+/* The image files last found to match their image.json, by device, inode,
+ * size and modification time, so that a process hashes an unchanged
+ * image once. */
+static struct {
+    pthread_mutex_t lock;
+    bool valid;
+    struct stat files[3];
+} nu__vm_verified = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static bool nu__vm_same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+           a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+           a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Check that file name in dir hashes to the manifest's member key. */
+static int nu__vm_check_digest(const char *dir, const char *name,
+                               const json_t *manifest, const char *key,
+                               nu_err_t *err)
+{
+    const char *want = json_string_value(json_object_get(manifest, key));
+    char have[NU_SHA256_HEX_LEN + 1];
+    char path[4200];
+    unsigned char *data = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (want == NULL)
+        return nu_err_set(err, NU_EINVAL, "vm: image %s/" NU_VM_MANIFEST_FILE
+                          " has no %s (rebuild with nucleus vm image build)",
+                          dir, key);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    rc = nu__vm_read_file(path, &data, &len, err);
+    if (rc < 0)
+        return rc;
+    nu_sha256_hex(data, len, have);
+    free(data);
+    if (strcmp(have, want) != 0)
+        return nu_err_set(err, NU_EINVAL, "vm: image %s does not match "
+                          "%s/" NU_VM_MANIFEST_FILE " (rebuild with nucleus "
+                          "vm image build)", path, dir);
+    return NU_OK;
+}
+
+int nu__vm_image_verify(const char *dir, nu_err_t *err)
+{
+    static const char *const names[3] = {
+        NU_VM_KERNEL_FILE, NU_VM_INITRAMFS_FILE, NU_VM_MANIFEST_FILE
+    };
+    struct stat files[3];
+    json_t *manifest = NULL;
+    json_error_t jerr;
+    char path[4200];
+    int rc = NU_OK;
+
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (stat(path, &files[i]) != 0)
+            return nu_err_errno(err, errno, "vm: cannot read the guest "
+                                "image file %s (rebuild with nucleus vm "
+                                "image build --out %s)", path, dir);
+    }
+    pthread_mutex_lock(&nu__vm_verified.lock);
+    if (nu__vm_verified.valid) {
+        bool same = true;
+
+        for (int i = 0; i < 3; i++)
+            same = same && nu__vm_same_file(&files[i],
+                                            &nu__vm_verified.files[i]);
+        if (same)
+            goto out;
+    }
+
+    manifest = json_load_file(path, 0, &jerr);
+    if (manifest == NULL) {
+        rc = nu_err_set(err, NU_EINVAL, "vm: cannot parse %s: %s (rebuild "
+                        "with nucleus vm image build)", path, jerr.text);
+        goto out;
+    }
+    rc = nu__vm_check_digest(dir, NU_VM_KERNEL_FILE, manifest,
+                             "kernel_sha256", err);
+    if (rc == NU_OK)
+        rc = nu__vm_check_digest(dir, NU_VM_INITRAMFS_FILE, manifest,
+                                 "initramfs_sha256", err);
+    if (rc == NU_OK) {
+        memcpy(nu__vm_verified.files, files, sizeof files);
+        nu__vm_verified.valid = true;
+    }
+
+out:
+    pthread_mutex_unlock(&nu__vm_verified.lock);
+    json_decref(manifest);
+    return rc;
 }

@@ -49,6 +49,11 @@ typedef struct nu__vm {
     char console[128];
     char image_dir[4096];
     char workspace[PATH_MAX];
+    char empty[96];     /* RUN_DIR/empty, which covers blocked files */
+    /* nu_sandbox_opts_t's masks, laid by the child of a cold boot; they
+     * point into the caller's options, valid until nu__vm_boot returns */
+    const char *const *block_paths;
+    const char *const *write_block_paths;
     char qemu_path[PATH_MAX];   /* the binary as QEMU's root shows it */
     int qmp_fd;
     int serial_fd;
@@ -79,6 +84,29 @@ typedef struct nu__vm {
 
 /* The nice value of pooled QEMU processes until acquisition. */
 #define NU__VM_POOL_NICE 19
+
+/* Maximum entries of each mask list, as in the ns tier. */
+#define NU__VM_MAX_MASKS 1024
+
+/* Check nu_sandbox_opts_t's block_paths and write_block_paths: at most
+ * NU__VM_MAX_MASKS entries each, every one a relative path that does not
+ * climb out of the workspace (sandbox_vm_masks.c). */
+int nu__vm_check_masks(const nu_sandbox_opts_t *opts, nu_err_t *err);
+
+/* Cover the block paths beneath the workspace directory ws_fd and bind
+ * the write-block paths read-only.  A blocked file gets a read-only bind
+ * of empty_fd, an empty regular file, and a blocked directory an empty
+ * read-only tmpfs.  Paths that are missing, run through a symbolic link
+ * or cross a mount are skipped.  Makes system calls only, so the child of clone may call
+ * it.  Returns 0, or -1 with errno set and *failed naming the path. */
+int nu__vm_lay_masks(int ws_fd, int empty_fd, const char *const *block,
+                     const char *const *write_block, const char **failed);
+
+/* Check that the kernel and initramfs in dir match the SHA-256 values of
+ * its image.json (sandbox_vm_image.c).  A process hashes an unchanged
+ * image once.  Returns NU_OK, or NU_EINVAL or an I/O error naming the
+ * file and the rebuild command. */
+int nu__vm_image_verify(const char *dir, nu_err_t *err);
 
 /* Write a new pod id, "vm.PID.SEQ", into out. */
 void nu__vm_pod_id(char *out, size_t size);

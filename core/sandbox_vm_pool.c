@@ -27,7 +27,8 @@
  * pod powers it off.  So no guest sees another pod's workspace or
  * environment.  The pool thread also checks the waiting guests once a
  * second and replaces those that died.  A pooled guest serves only pods
- * with the image, accelerator, memory and CPU limits, per-call timeout
+ * with the image, accelerator, memory, CPU, file-size and process
+ * limits (the last two are on its kernel command line), per-call timeout
  * and output limit it was greeted with, and no network and no Landlock
  * requirement; other pods boot cold.  Pooled QEMU processes have
  * PR_SET_PDEATHSIG tied to the pool thread, which lives as long as the
@@ -281,6 +282,8 @@ static bool nu__vm_pool_matches(const nu_sandbox_opts_t *opts,
            strcmp(nu__vm_pool.image_dir, image_dir) == 0 &&
            pool->limits.memory_bytes == opts->limits.memory_bytes &&
            pool->limits.cpu_millis == opts->limits.cpu_millis &&
+           pool->limits.file_size_bytes == opts->limits.file_size_bytes &&
+           pool->limits.pids == opts->limits.pids &&
            pool->timeout_ms == opts->timeout_ms &&
            pool->output_max == opts->output_max &&
            (opts->flags & NU_SANDBOX_REQUIRE_LANDLOCK) == 0;
@@ -341,19 +344,58 @@ static int nu__vm_pool_renice(const nu__vm_t *vm, nu_err_t *err)
     return rc;
 }
 
-/* Step 3 of acquisition. */
-static int nu__vm_pool_attach(nu__vm_t *vm, const char *workspace,
-                              nu_err_t *err)
+/* Lay the pod's masks on share/ws (sandbox_vm_masks.c).  The guest runs
+ * no pod command before acquisition returns, so nothing in it reads the
+ * workspace before the masks are in place. */
+static int nu__vm_pool_masks(nu__vm_t *vm, const nu_sandbox_opts_t *opts,
+                             nu_err_t *err)
 {
     char path[160];
+    const char *failed = NULL;
+    int ws_fd;
+    int empty_fd;
+    int rc = NU_OK;
 
     snprintf(path, sizeof path, "%s/ws", vm->share);
-    if (mount(workspace, path, NULL, MS_BIND | MS_REC, NULL) != 0)
+    ws_fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    empty_fd = open(vm->empty, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (ws_fd < 0 || empty_fd < 0)
+        rc = nu_err_errno(err, errno, "vm: cannot open %s or %s for the "
+                          "masks", path, vm->empty);
+    else if (nu__vm_lay_masks(ws_fd, empty_fd, opts->block_paths,
+                              opts->write_block_paths, &failed) != 0)
+        rc = nu_err_errno(err, errno, "vm: cannot cover the blocked or "
+                          "write-blocked path '%s' in a pooled guest's "
+                          "share", failed != NULL ? failed : "");
+    if (ws_fd >= 0)
+        close(ws_fd);
+    if (empty_fd >= 0)
+        close(empty_fd);
+    return rc;
+}
+
+/* Step 3 of acquisition.  share/ws is opened without following a
+ * symbolic link, so a guest that replaced it cannot redirect the bind. */
+static int nu__vm_pool_attach(nu__vm_t *vm, const char *workspace,
+                              const nu_sandbox_opts_t *opts, nu_err_t *err)
+{
+    char path[160];
+    int fd;
+    int rc;
+
+    snprintf(path, sizeof path, "%s/ws", vm->share);
+    fd = open(path, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return nu_err_errno(err, errno, "vm: cannot open %s", path);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    rc = mount(workspace, path, NULL, MS_BIND | MS_REC, NULL);
+    close(fd);
+    if (rc != 0)
         return nu_err_errno(err, errno, "vm: cannot bind the workspace %s "
                             "into a pooled guest's share", workspace);
     vm->attached = true;
     snprintf(vm->workspace, sizeof vm->workspace, "%s", workspace);
-    return NU_OK;
+    return nu__vm_pool_masks(vm, opts, err);
 }
 
 int nu__vm_pool_acquire(const nu_sandbox_opts_t *opts,
@@ -369,7 +411,7 @@ int nu__vm_pool_acquire(const nu_sandbox_opts_t *opts,
 
     rc = nu__vm_pool_renice(slot.vm, err);
     if (rc == NU_OK)
-        rc = nu__vm_pool_attach(slot.vm, workspace, err);
+        rc = nu__vm_pool_attach(slot.vm, workspace, opts, err);
     if (rc == NU_OK)
         rc = nu__vm_queue_env(slot.sb, opts->env, err);
     if (rc < 0) {

@@ -332,7 +332,7 @@ check $? "nothing left after the pod closed" "$out"
 out=$(leftovers "$owner_killed")
 [ -z "$out" ]
 check $? "the next pod swept the SIGKILLed owner's rules" "$out"
-out=$(ls -d /tmp/nucleus-vm."$owner".* /tmp/nucleus-vm."$owner_killed".* \
+out=$(ls -d /run/nucleus/vm/"$owner".* /run/nucleus/vm/"$owner_killed".* \
       2>/dev/null)
 [ -z "$out" ]
 check $? "no vm run directory left" "$out"

@@ -399,8 +399,12 @@ static void test_vm_qemu_dies_with_owner(void **state)
         opts.workspace = f->workspace;
         opts.isolation = "vm:/nonexistent/image";
         assert_int_equal(nu_sandbox_create(&opts, &f->sb, &err), NU_ENOENT);
-        snprintf(pattern, sizeof pattern, "/tmp/nucleus-vm.%ld.*",
-                 (long)owner);
+        if (geteuid() == 0)
+            snprintf(pattern, sizeof pattern, "/run/nucleus/vm/%ld.*",
+                     (long)owner);
+        else
+            snprintf(pattern, sizeof pattern, "/tmp/nucleus-vm-%ld/%ld.*",
+                     (long)geteuid(), (long)owner);
         assert_int_equal(glob(pattern, 0, NULL, &found), GLOB_NOMATCH);
     }
 }

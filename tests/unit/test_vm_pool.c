@@ -371,6 +371,64 @@ static void test_pool_pods_isolated(void **state)
     nu_sandbox_close(two);
 }
 
+/* A pooled guest gets the pod's masks at acquisition: blocked files read
+ * empty and reject writes, a blocked directory is empty, a write-blocked
+ * file rejects writes, and the host's files keep their contents. */
+static void test_pool_pod_masks(void **state)
+{
+    static const char *const block[] = { ".env", "keys", NULL };
+    static const char *const write_block[] = { ".bashrc", NULL };
+    nu_sandbox_opts_t opts;
+    nu_sandbox_t *sb = NULL;
+    nu_err_t err = { 0 };
+    char path[160], text[64] = "";
+    const char *out;
+    json_t *r = NULL;
+    FILE *fp;
+
+    (void)state;
+    skip_unless_ready();
+    write_file(g.ws1, ".env", "API_KEY=pooled-secret\n");
+    write_file(g.ws1, ".bashrc", "# rc\n");
+    snprintf(path, sizeof path, "%s/keys", g.ws1);
+    assert_int_equal(mkdir(path, 0700), 0);
+    write_file(path, "id_rsa", "pooled-key\n");
+    assert_true(wait_pool_ready(1));
+
+    nu_sandbox_opts_init(&opts);
+    opts.workspace = g.ws1;
+    opts.isolation = g.isolation;
+    opts.block_paths = block;
+    opts.write_block_paths = write_block;
+    if (nu_sandbox_create(&opts, &sb, &err) != NU_OK)
+        fail_msg("warm vm pod did not start: %s", err.msg);
+    assert_int_equal(nu_vm_pool_ready(), 0);  /* it took the pooled guest */
+
+    out = run(sb, "echo env=[$(cat .env)]; echo keys=[$(ls -A keys)]; "
+              "echo over > .env || echo env-write-failed; "
+              "echo more >> .bashrc || echo rc-write-failed", &r);
+    assert_non_null(strstr(out, "env=[]"));
+    assert_non_null(strstr(out, "keys=[]"));
+    assert_non_null(strstr(out, "env-write-failed"));
+    assert_non_null(strstr(out, "rc-write-failed"));
+    assert_null(strstr(out, "pooled-secret"));
+    json_decref(r);
+    nu_sandbox_close(sb);
+
+    snprintf(path, sizeof path, "%s/.env", g.ws1);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(text, sizeof text, fp));
+    fclose(fp);
+    assert_string_equal(text, "API_KEY=pooled-secret\n");
+    snprintf(path, sizeof path, "%s/.bashrc", g.ws1);
+    fp = fopen(path, "r");
+    assert_non_null(fp);
+    assert_non_null(fgets(text, sizeof text, fp));
+    assert_null(fgets(text, sizeof text, fp));
+    fclose(fp);
+}
+
 /* A pod with other limits than the pooled guests boots cold. */
 static void test_pool_other_limits_boot_cold(void **state)
 {
@@ -401,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_pool_replaces_dead_guest),
         cmocka_unit_test(test_pool_bad_env_keeps_guest),
         cmocka_unit_test(test_pool_pods_isolated),
+        cmocka_unit_test(test_pool_pod_masks),
         cmocka_unit_test(test_pool_other_limits_boot_cold),
     };
 

@@ -9,7 +9,9 @@
  *   2. loads the kernel modules listed in /lib/modules/nucleus/order, in
  *      that order (the image builder resolves their dependencies);
  *   3. mounts the workspace: the host shares its workspace directory over
- *      virtio-9p with mount tag "workspace", mounted at /workspace;
+ *      virtio-9p with mount tag "workspace", mounted at /workspace; then
+ *      applies the pod's file-size and process limits from the kernel
+ *      command line and makes / read-only;
  *   4. credits 64 bytes of host entropy, read from the virtio-rng
  *      device, to the guest's pool with RNDADDENTROPY;
  *   5. opens the virtio serial port named "nucleus", prints
@@ -34,6 +36,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -233,6 +236,116 @@ out:
     return rc;
 }
 
+/* Read the unsigned value of " NAME=" on the kernel command line into
+ * *value.  Returns 1 when found, 0 when absent, -1 when it is invalid. */
+static int nu__agent_cmdline_value(const char *cmdline, const char *name,
+                                   unsigned long long *value)
+{
+    const char *at = cmdline;
+    size_t len = strlen(name);
+    char *end;
+
+    while ((at = strstr(at, name)) != NULL) {
+        if ((at == cmdline || at[-1] == ' ') && at[len] == '=')
+            break;
+        at += len;
+    }
+    if (at == NULL)
+        return 0;
+    errno = 0;
+    *value = strtoull(at + len + 1, &end, 10);
+    if (errno != 0 || end == at + len + 1 || (*end != ' ' && *end != '\n' &&
+                                              *end != '\0'))
+        return -1;
+    return 1;
+}
+
+static int nu__agent_write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* Put the agent, and so every command it starts, into the cgroup
+ * /sys/fs/cgroup/pod with pids.max = pids, as the ns tier's pod cgroup.
+ * RLIMIT_NPROC would not do: the guest's commands run as root, which it
+ * does not limit. */
+static int nu__agent_pids(unsigned long long pids)
+{
+    char text[32];
+
+    if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV |
+              MS_NOEXEC, NULL) != 0 && errno != EBUSY) {
+        nu__agent_say("cannot mount cgroup2 on /sys/fs/cgroup",
+                      strerror(errno));
+        return -1;
+    }
+    snprintf(text, sizeof text, "%llu", pids);
+    if (nu__agent_write_file("/sys/fs/cgroup/cgroup.subtree_control",
+                             "+pids") != 0 ||
+        (mkdir("/sys/fs/cgroup/pod", 0755) != 0 && errno != EEXIST) ||
+        nu__agent_write_file("/sys/fs/cgroup/pod/pids.max", text) != 0 ||
+        nu__agent_write_file("/sys/fs/cgroup/pod/cgroup.procs", "0") != 0) {
+        nu__agent_say("cannot set the process limit in /sys/fs/cgroup/pod",
+                      strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Apply the pod's file-size limit (RLIMIT_FSIZE, inherited by every
+ * command) and process limit from nucleus.fsize and nucleus.pids on the
+ * kernel command line, which the host always sets. */
+static int nu__agent_limits(void)
+{
+    char cmdline[4096];
+    unsigned long long fsize = 0, pids = 0;
+    struct rlimit limit;
+    ssize_t n;
+    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+
+    n = fd >= 0 ? read(fd, cmdline, sizeof cmdline - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n < 0) {
+        nu__agent_say("cannot read /proc/cmdline", strerror(errno));
+        return -1;
+    }
+    cmdline[n] = '\0';
+    if (nu__agent_cmdline_value(cmdline, "nucleus.fsize", &fsize) != 1 ||
+        nu__agent_cmdline_value(cmdline, "nucleus.pids", &pids) != 1 ||
+        fsize == 0 || pids == 0) {
+        nu__agent_say("cannot apply the pod's limits", "nucleus.fsize or "
+                      "nucleus.pids is missing or invalid on the kernel "
+                      "command line");
+        return -1;
+    }
+    limit.rlim_cur = limit.rlim_max = (rlim_t)fsize;
+    if (setrlimit(RLIMIT_FSIZE, &limit) != 0) {
+        nu__agent_say("cannot set RLIMIT_FSIZE", strerror(errno));
+        return -1;
+    }
+    return nu__agent_pids(pids);
+}
+
+/* Make the guest's root file system read-only, as in the other tiers.
+ * /tmp, /run, /dev and /workspace are their own mounts and stay
+ * writable. */
+static int nu__agent_seal_root(void)
+{
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) != 0) {
+        nu__agent_say("cannot make / read-only", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 typedef struct nu__agent {
     int fd;                     /* the virtio serial port */
     nu__serve_t serve;
@@ -308,6 +421,7 @@ int main(void)
     int modules_rc;
     int seed_rc;
     int workspace_rc;
+    int limits_rc;
 
     memset(&ag, 0, sizeof ag);
     setenv("PATH", nu__agent_env_path + 5, 1);
@@ -324,6 +438,9 @@ int main(void)
         nu__agent_poweroff();
     seed_rc = nu__agent_seed();
     workspace_rc = nu__agent_workspace();
+    limits_rc = nu__agent_limits();
+    if (limits_rc == 0)
+        limits_rc = nu__agent_seal_root();
 
     ag.fd = nu__agent_open_port();
     if (ag.fd < 0) {
@@ -332,15 +449,20 @@ int main(void)
         nu__agent_poweroff();
     }
     fprintf(stderr, "%s\n", NU__AGENT_READY_LINE);
-    if (modules_rc < 0 || seed_rc < 0 || workspace_rc < 0) {
+    if (modules_rc < 0 || seed_rc < 0 || workspace_rc < 0 ||
+        limits_rc < 0) {
         nu__agent_error(ag.fd, modules_rc < 0
                         ? "agent: cannot start: a kernel module failed to "
                           "load (see the pod's console log)"
                         : seed_rc < 0
                         ? "agent: cannot start: cannot read host entropy "
                           "from /dev/hwrng (virtio-rng)"
-                        : "agent: cannot start: cannot mount the workspace "
-                          "share (see the pod's console log)");
+                        : workspace_rc < 0
+                        ? "agent: cannot start: cannot mount the workspace "
+                          "share (see the pod's console log)"
+                        : "agent: cannot start: cannot apply the pod's "
+                          "limits or make / read-only (see the pod's "
+                          "console log)");
         nu__agent_poweroff();
     }
 

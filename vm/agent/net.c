@@ -219,6 +219,23 @@ static void nu__net_disable_ipv6(void)
     }
 }
 
+/* Bring up loopback, which every pod has, as in the ns and oci tiers. */
+static int nu__net_loopback(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int rc;
+
+    if (fd < 0 || nu__net_set_up(fd, "lo") != 0) {
+        nu__net_say("cannot bring up lo", strerror(errno));
+        rc = -1;
+    } else {
+        rc = 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 int nu__agent_net_setup(void)
 {
     nu__agent_net_config_t cfg;
@@ -227,6 +244,8 @@ int nu__agent_net_setup(void)
     int fd;
     int rc;
 
+    if (nu__net_loopback() != 0)
+        return -1;
     fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         nu__net_say("cannot read /proc/cmdline", strerror(errno));
@@ -258,9 +277,7 @@ int nu__agent_net_setup(void)
         nu__net_say("cannot configure the network", strerror(errno));
         return -1;
     }
-    rc = nu__net_set_up(fd, "lo");
-    if (rc == 0)
-        rc = nu__net_configure(fd, ifname, &cfg);
+    rc = nu__net_configure(fd, ifname, &cfg);
     if (rc != 0)
         snprintf(detail, sizeof detail, "%s %s/%d via %s: %s", ifname,
                  cfg.address, cfg.prefix, cfg.gateway, strerror(errno));
