@@ -32,11 +32,13 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "nucleus/home.h"
 #include "nucleus/oci.h"
 #include "nucleus/sandbox.h"
 #include "nucleus/vm.h"
 #include "sandbox_fc_internal.h"
 #include "sandbox_internal.h"
+#include "sandbox_vm_internal.h"
 
 static void nu__report(const char *name, const char *status,
                        const char *fmt, ...)
@@ -429,28 +431,24 @@ static void nu__probe_qemu(void)
 }
 
 /* The default image of "vm" and "firecracker" pods, as nucleus vm image
- * build writes it. */
+ * build writes it, checked against the SHA-256 values of its image.json
+ * as a boot checks it.  The state directory is resolved, not created. */
 static void nu__probe_vm_image(void)
 {
-    static const char *const files[] = { NU_VM_KERNEL_FILE,
-                                         NU_VM_INITRAMFS_FILE };
-    char dir[PATH_MAX], path[PATH_MAX + 32];
+    char home[PATH_MAX], dir[PATH_MAX + 16];
     nu_err_t err = { 0 };
 
-    if (nu_vm_image_default_dir(dir, sizeof dir, &err) < 0) {
+    if (nu_home_resolve(NULL, home, sizeof home, &err) < 0) {
         nu__report("vm image", "missing", "%s", err.msg);
         return;
     }
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
-        if (access(path, R_OK) != 0) {
-            nu__report("vm image", "missing", "%s: %s (run 'nucleus vm "
-                       "image build')", path, strerror(errno));
-            return;
-        }
+    snprintf(dir, sizeof dir, "%s/vm/image", home);
+    if (nu__vm_image_verify(dir, &err) < 0) {
+        nu__report("vm image", "missing", "%s", err.msg);
+        return;
     }
     nu__report("vm image", "ok", "%s (" NU_VM_KERNEL_FILE ", "
-               NU_VM_INITRAMFS_FILE ")", dir);
+               NU_VM_INITRAMFS_FILE " match " NU_VM_MANIFEST_FILE ")", dir);
 }
 
 /* Whether /dev/kvm opens.  Only a boot shows that KVM works (nested KVM

@@ -73,6 +73,43 @@ for rt in crun runc; do
     fi
 done
 
+# The default image is checked against its image.json, and doctor does
+# not create a missing state directory.
+home=$(mktemp -d /tmp/nu-doctor-home-XXXXXX)
+trap 'rm -f "$out"; rm -rf "$home"' EXIT
+img="$home/vm/image"
+mkdir -p "$img"
+printf 'kernel' >"$img/vmlinuz"
+printf 'initramfs' >"$img/initramfs.cpio"
+printf '{"kernel_sha256":"%s","initramfs_sha256":"%s"}\n' \
+    "$(sha256sum <"$img/vmlinuz" | cut -d' ' -f1)" \
+    "$(sha256sum <"$img/initramfs.cpio" | cut -d' ' -f1)" >"$img/image.json"
+n=$((n + 1))
+if NUCLEUS_HOME="$home" "$NU_BIN" doctor 2>&1 |
+   grep -Eq "^  vm image +ok +$img "; then
+    echo "ok $n - vm_image_matching_ok"
+else
+    echo "not ok $n - vm_image_matching_ok"
+    failed=$((failed + 1))
+fi
+printf 'changed' >"$img/initramfs.cpio"
+n=$((n + 1))
+if NUCLEUS_HOME="$home" "$NU_BIN" doctor 2>&1 |
+   grep -Eq "^  vm image +missing +.*initramfs.cpio does not match"; then
+    echo "ok $n - vm_image_changed_reported"
+else
+    echo "not ok $n - vm_image_changed_reported"
+    failed=$((failed + 1))
+fi
+n=$((n + 1))
+NUCLEUS_HOME="$home/absent" "$NU_BIN" doctor >/dev/null 2>&1
+if [ ! -e "$home/absent" ]; then
+    echo "ok $n - state_dir_not_created"
+else
+    echo "not ok $n - state_dir_not_created"
+    failed=$((failed + 1))
+fi
+
 # NUCLEUS_QEMU names the QEMU binary the vm tier uses.
 n=$((n + 1))
 if NUCLEUS_QEMU=/nonexistent/qemu "$NU_BIN" doctor 2>&1 |
