@@ -163,9 +163,11 @@ static char **nu__serve_copy_env(const json_t *list, bool *invalid)
 }
 
 /* Replace the base environment of later commands with the request's
- * "env" (the _set_env request). */
-static json_t *nu__serve_set_env(nu__serve_t *s, const json_t *request)
+ * "env" (the _set_env request), after crediting its blob of host entropy
+ * when it has one. */
+static json_t *nu__serve_set_env(nu__serve_t *s, const nu_frame_t *frame)
 {
+    const json_t *request = frame->json;
     const json_t *list = json_object_get(request, "env");
     bool invalid = false;
     char message[160];
@@ -185,12 +187,22 @@ static json_t *nu__serve_set_env(nu__serve_t *s, const json_t *request)
         return nu__serve_failure(invalid ? "invalid_request" : "internal",
                                  message);
     }
+    if (frame->blob_len > 0 &&
+        (s->credit_entropy == NULL ||
+         s->credit_entropy(frame->blob, frame->blob_len) != 0)) {
+        snprintf(message, sizeof message, "%s: cannot credit the host's "
+                 "entropy: %s", s->name, s->credit_entropy == NULL ?
+                 "not supported here" : strerror(errno));
+        nu__serve_free_env(env);
+        return nu__serve_failure("internal", message);
+    }
 
     nu__serve_free_env(s->env);
     s->env = env;
     s->executor.cfg.base_env = (const char *const *)env;
-    return json_pack("{s:b,s:i}", "ok", 1, "count",
-                     (int)json_array_size(list));
+    return json_pack("{s:b,s:i,s:i}", "ok", 1, "count",
+                     (int)json_array_size(list), "seeded",
+                     (int)frame->blob_len);
 }
 
 /* Build the response object for one request (NULL only when out of
@@ -210,7 +222,7 @@ static json_t *nu__serve_handle(nu__serve_t *s, const nu_frame_t *frame,
     if (strcmp(tool, "ping") == 0)
         return json_pack("{s:b,s:i}", "ok", 1, "pid", (int)getpid());
     if (s->accept_set_env && strcmp(tool, NU__SET_ENV) == 0)
-        return nu__serve_set_env(s, request);
+        return nu__serve_set_env(s, frame);
     if (strcmp(tool, NU__PUT_RUN_FILE) == 0)
         return json_object_get(request, "link") != NULL
                ? nu__put_run_link(request)

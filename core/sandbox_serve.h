@@ -24,7 +24,7 @@
 
 /* The host-only request that replaces the commands' base environment
  * (nu_sandbox_opts_t.env, credentials included).  The vm tier's host
- * sends it right after the hello. */
+ * queues it right after the hello, with host entropy as its blob. */
 #define NU__SET_ENV "_set_env"
 
 /* Maximum entries of a _set_env request. */
@@ -41,6 +41,10 @@ typedef struct nu__serve {
     /* Sends an error frame in place of nu__serve_error's default, for a
      * tier that also prints errors on its console.  May be NULL. */
     void (*report_error)(int fd, const char *message);
+    /* Credits the blob of a _set_env request, fresh entropy from the host,
+     * to the kernel's pool.  NULL rejects a _set_env request with a blob.
+     * Returns 0, or -1 with errno set. */
+    int (*credit_entropy)(const uint8_t *data, size_t len);
     char **env;              /* from _set_env, NULL-terminated, or NULL */
     nu_executor_t executor;
 } nu__serve_t;

@@ -58,6 +58,9 @@
  * reports ready. */
 #define NU__AGENT_SEED_BYTES 64
 
+/* Maximum bytes of host entropy a _set_env request may carry. */
+#define NU__AGENT_SEED_MAX 256
+
 /* The console line the host driver waits for before its hello. */
 #define NU__AGENT_READY_LINE "nucleus-agent: ready"
 
@@ -195,44 +198,65 @@ static int nu__agent_open_port(void)
     return fd;
 }
 
-/* Read entropy that the host's /dev/urandom feeds through virtio-rng and
- * credit it to the guest's pool with RNDADDENTROPY, so that nothing in the
- * guest draws random numbers from a state that a VM image fixes. */
-static int nu__agent_seed(void)
+/* Credit len bytes of host entropy to the guest's pool with
+ * RNDADDENTROPY, then reseed the CRNG with RNDRESEEDCRNG, so that random
+ * numbers drawn afterwards depend on them.  Also the credit_entropy hook
+ * of the _set_env request, which brings a pooled guest fresh entropy at
+ * acquisition.  Returns 0, or -1 with errno set. */
+static int nu__agent_credit(const uint8_t *data, size_t len)
 {
     struct {
         struct rand_pool_info info;
-        uint8_t buf[NU__AGENT_SEED_BYTES];
+        uint8_t buf[NU__AGENT_SEED_MAX];
     } req;
+    int saved;
+    int fd;
+    int rc;
+
+    if (len == 0 || len > NU__AGENT_SEED_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(&req, 0, sizeof req);
+    memcpy(req.buf, data, len);
+    req.info.entropy_count = (int)(len * 8);
+    req.info.buf_size = (int)len;
+    fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+    rc = fd < 0 ? -1 : ioctl(fd, RNDADDENTROPY, &req.info);
+    if (rc == 0)
+        rc = ioctl(fd, RNDRESEEDCRNG);
+    saved = errno;
+    if (fd >= 0)
+        close(fd);
+    explicit_bzero(&req, sizeof req);
+    errno = saved;
+    return rc == 0 ? 0 : -1;
+}
+
+/* Read entropy that the host's /dev/urandom feeds through virtio-rng and
+ * credit it to the guest's pool, so that nothing in the guest draws
+ * random numbers from a state that a VM image fixes. */
+static int nu__agent_seed(void)
+{
+    uint8_t buf[NU__AGENT_SEED_BYTES];
     ssize_t got = 0;
     int fd;
     int rc = -1;
 
-    memset(&req, 0, sizeof req);
     fd = open("/dev/hwrng", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     while (got < NU__AGENT_SEED_BYTES) {
-        ssize_t n = read(fd, req.buf + got, NU__AGENT_SEED_BYTES - got);
+        ssize_t n = read(fd, buf + got, NU__AGENT_SEED_BYTES - got);
         if (n <= 0 && errno != EINTR)
             break;
         if (n > 0)
             got += n;
     }
     close(fd);
-    if (got != NU__AGENT_SEED_BYTES)
-        goto out;
-
-    req.info.entropy_count = NU__AGENT_SEED_BYTES * 8;
-    req.info.buf_size = NU__AGENT_SEED_BYTES;
-    fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        goto out;
-    rc = ioctl(fd, RNDADDENTROPY, &req.info) == 0 ? 0 : -1;
-    close(fd);
-
-out:
-    explicit_bzero(&req, sizeof req);
+    if (got == NU__AGENT_SEED_BYTES)
+        rc = nu__agent_credit(buf, sizeof buf);
+    explicit_bzero(buf, sizeof buf);
     return rc;
 }
 
@@ -372,6 +396,7 @@ static int nu__agent_start(nu__agent_t *ag, nu_err_t *err)
     ag->serve.accept_set_env = true;
     ag->serve.hangup_ends = true;
     ag->serve.report_error = nu__agent_error;
+    ag->serve.credit_entropy = nu__agent_credit;
     rc = nu__serve_hello(&ag->serve, -1, &hello, err);
     if (rc < 0)
         return rc;
