@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,7 +105,6 @@ static nu_net_t *nu__net_alloc(void)
     net->lock_fd = -1;
     net->index_fd = -1;
     pthread_mutex_init(&net->lock, NULL);
-    pthread_rwlock_init(&net->perm_lock, NULL);
     /* The watcher computes its deadlines on CLOCK_MONOTONIC.  On the
      * default CLOCK_REALTIME, the wait would take them as long past and
      * the watcher would re-read the rules without pause. */
@@ -116,7 +114,6 @@ static nu_net_t *nu__net_alloc(void)
     pthread_cond_init(&net->cond, &attr);
     pthread_condattr_destroy(&attr);
     atomic_init(&net->drifted, false);
-    atomic_init(&net->check_failed, false);
     atomic_init(&net->drift_checks, 0);
     nu_perm_init_bottom(&net->perm);
     return net;
@@ -256,7 +253,6 @@ static void *nu__net_watch(void *arg)
 
 static int nu__net_open_pod(nu_net_t *net, pid_t pod_pid, nu_err_t *err)
 {
-    struct stat pod_ns, self_ns;
     char path[64];
 
     net->pidfd = (int)syscall(SYS_pidfd_open, pod_pid, 0);
@@ -268,18 +264,6 @@ static int nu__net_open_pod(nu_net_t *net, pid_t pod_pid, nu_err_t *err)
     net->pod_netns_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (net->pod_netns_fd < 0)
         return nu_err_errno(err, errno, "net: cannot open %s", path);
-
-    /* Fail closed on a pid that shares the host's network namespace (a
-     * runtime's pid instead of the pod's): the routes, sysctls and
-     * filters below would change the host itself. */
-    if (fstat(net->pod_netns_fd, &pod_ns) != 0 ||
-        stat("/proc/self/ns/net", &self_ns) != 0)
-        return nu_err_errno(err, errno, "net: cannot compare network "
-                            "namespaces");
-    if (pod_ns.st_dev == self_ns.st_dev && pod_ns.st_ino == self_ns.st_ino)
-        return nu_err_set(err, NU_EINVAL, "net: cannot attach pid %d: it "
-                          "shares the host's network namespace (this "
-                          "isolation tier cannot take egress)", (int)pod_pid);
 
     /* The pid may have been reused before pidfd_open.  A pidfd that is
      * still live after the namespace open proves that both name the same
@@ -400,7 +384,6 @@ void nu_net_close(nu_net_t *net)
     free(net->host_rules_all);
     nu_perm_free(&net->perm);
     pthread_mutex_destroy(&net->lock);
-    pthread_rwlock_destroy(&net->perm_lock);
     pthread_cond_destroy(&net->cond);
     free(net);
 }

@@ -17,12 +17,6 @@ typedef struct nu__job nu__job_t;
 
 struct nu_net {
     nu_perm_t perm;             /* copy of the pod's policy */
-    /* Guards perm: nu_net_restrict replaces it while the proxy thread and
-     * web_fetch callers read it. */
-    pthread_rwlock_t perm_lock;
-    /* "nucleus:<hex>", the proxy credential of this process's own
-     * web_fetch; connections from any peer but the pod must present it. */
-    char proxy_credential[48];
     uint32_t range_base;        /* host byte order */
     int range_prefix;
     uint32_t index;             /* /30 number inside the range */
@@ -58,8 +52,6 @@ struct nu_net {
     pthread_cond_t cond;
     bool stopping;
     atomic_bool drifted;
-    atomic_bool check_failed;   /* the kill was for failed read-backs */
-    bool restricted;            /* direct egress cut by nu_net_restrict */
     atomic_uint_least64_t drift_checks;
 
     nu__proxy_t *proxy;
