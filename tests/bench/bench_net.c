@@ -209,19 +209,29 @@ static double download(const char *addr, int port, const char *request)
                              sizeof timeout) != 0 ||
         connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
         send(fd, request, strlen(request), 0) < 0) {
+        fprintf(stderr, "bench_net: cannot request %s:%d: %s\n", addr, port,
+                strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;
     }
     for (;;) {
         ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            fprintf(stderr, "bench_net: recv from %s:%d failed after %zu "
+                    "bytes: %s\n", addr, port, total, strerror(errno));
         if (n <= 0)
             break;
         total += (size_t)n;
     }
     close(fd);
-    if (total < DOWNLOAD_BYTES)
+    if (total < DOWNLOAD_BYTES) {
+        fprintf(stderr, "bench_net: download from %s:%d ended after %zu of "
+                "%u bytes\n", addr, port, total, DOWNLOAD_BYTES);
         return -1;
+    }
     return (double)DOWNLOAD_BYTES / (1 << 20) / ((now_ms() - t0) / 1e3);
 }
 
