@@ -96,9 +96,11 @@ int nu__vm_check_masks(const nu_sandbox_opts_t *opts, nu_err_t *err);
 /* Cover the block paths beneath the workspace directory ws_fd and bind
  * the write-block paths read-only.  A blocked file gets a read-only bind
  * of empty_fd, an empty regular file, and a blocked directory an empty
- * read-only tmpfs.  Paths that are missing, run through a symbolic link
- * or cross a mount are skipped.  Makes system calls only, so the child of clone may call
- * it.  Returns 0, or -1 with errno set and *failed naming the path. */
+ * read-only tmpfs.  A path whose last component is a symbolic link
+ * covers the link, never its target.  Paths that are missing, or that
+ * pass through a symbolic link or a mount on the way, are skipped.
+ * Makes system calls only, so the child of clone may call it.  Returns
+ * 0, or -1 with errno set and *failed naming the path. */
 int nu__vm_lay_masks(int ws_fd, int empty_fd, const char *const *block,
                      const char *const *write_block, const char **failed);
 

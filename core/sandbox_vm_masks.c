@@ -45,9 +45,10 @@ static int nu__vm_open_beneath(int ws_fd, const char *rel)
 }
 
 /* Whether a failed open of a mask path means "nothing to cover": the
- * path is gone, runs through a symbolic link (whose target is matched on
- * its own name) or lies in another file system (the ns tier skips it
- * too). */
+ * path is gone, passes through a symbolic link on the way (the link's
+ * target is matched on its own name) or lies in another file system, as
+ * the ns tier skips it too.  A final symbolic link opens (O_PATH with
+ * O_NOFOLLOW), so the mask covers the link itself. */
 static bool nu__vm_mask_absent(int error)
 {
     return error == ENOENT || error == ENOTDIR || error == ELOOP ||
