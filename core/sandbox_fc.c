@@ -66,6 +66,7 @@
 #include "nucleus/log.h"
 #include "nucleus/vm.h"
 #include "sandbox_fc_internal.h"
+#include "sandbox_vm_internal.h"
 #include "sandbox_internal.h"
 
 extern char **environ;
@@ -347,29 +348,58 @@ static void nu__fc_remove_run_dir(nu__fc_t *fc)
     fc->run_dir[0] = '\0';
 }
 
-/* Remove the run directories (/tmp/nucleus-fc.PID.XXXXXX) of owners that
- * died without nu_sandbox_close; their Firecracker died with them
- * (PR_SET_PDEATHSIG). */
+/* Run directories are BASE/PID.XXXXXX, where BASE is /run/nucleus/fc for
+ * root and /tmp/nucleus-fc-UID otherwise: a directory of mode 0700 owned
+ * by the caller, so no other user can plant entries for the sweep. */
+static int nu__fc_run_base(char *out, size_t size, nu_err_t *err)
+{
+    int rc = NU_OK;
+
+    if (geteuid() == 0) {
+        rc = nu__vm_private_dir("/run/nucleus", true, err);
+        snprintf(out, size, "/run/nucleus/fc");
+    } else {
+        snprintf(out, size, "/tmp/nucleus-fc-%ld", (long)geteuid());
+    }
+    return rc == NU_OK ? nu__vm_private_dir(out, false, err) : rc;
+}
+
+/* Remove the run directories of owners that died without
+ * nu_sandbox_close; their Firecracker died with them
+ * (PR_SET_PDEATHSIG).  Only directories of mode 0700 owned by the caller
+ * are touched. */
 static void nu__fc_sweep(void)
 {
-    DIR *dir = opendir("/tmp");
+    char base[40];
+    nu_err_t err;
     struct dirent *e;
+    struct stat st;
+    DIR *dir;
+    int fd;
 
-    if (dir == NULL)
+    if (nu__fc_run_base(base, sizeof base, &err) != NU_OK)
+        return;  /* nu__fc_new reports it */
+    fd = open(base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (dir == NULL) {
+        if (fd >= 0)
+            close(fd);
         return;
+    }
     while ((e = readdir(dir)) != NULL) {
         nu__fc_t stale;
         char *end;
-        long owner;
+        long owner = strtol(e->d_name, &end, 10);
 
-        if (strncmp(e->d_name, "nucleus-fc.", 11) != 0 ||
-            strlen(e->d_name) > 40)
-            continue;
-        owner = strtol(e->d_name + 11, &end, 10);
-        if (owner <= 0 || *end != '.' || owner == (long)getpid() ||
+        if (owner <= 0 || *end != '.' || strlen(e->d_name) > 20 ||
+            owner == (long)getpid() ||
             kill((pid_t)owner, 0) == 0 || errno != ESRCH)
             continue;
-        snprintf(stale.run_dir, sizeof stale.run_dir, "/tmp/%.40s",
+        if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+            (st.st_mode & 07777) != 0700)
+            continue;
+        snprintf(stale.run_dir, sizeof stale.run_dir, "%.39s/%.20s", base,
                  e->d_name);
         nu__fc_remove_run_dir(&stale);
     }
@@ -415,17 +445,22 @@ static void nu__fc_release(void *data)
 static nu__fc_t *nu__fc_new(nu_err_t *err)
 {
     nu__fc_t *fc = calloc(1, sizeof *fc);
+    char base[40];
 
     if (fc == NULL) {
         nu_err_set(err, NU_ENOMEM, "firecracker: out of memory");
         return NULL;
     }
     fc->pidfd = fc->stream_fd = -1;
-    snprintf(fc->run_dir, sizeof fc->run_dir, "/tmp/nucleus-fc.%ld.XXXXXX",
+    if (nu__fc_run_base(base, sizeof base, err) != NU_OK) {
+        nu__fc_free(fc);
+        return NULL;
+    }
+    snprintf(fc->run_dir, sizeof fc->run_dir, "%s/%ld.XXXXXX", base,
              (long)getpid());
     if (mkdtemp(fc->run_dir) == NULL) {
         nu_err_errno(err, errno, "firecracker: cannot create a run "
-                     "directory in /tmp");
+                     "directory in %s", base);
         fc->run_dir[0] = '\0';
         nu__fc_free(fc);
         return NULL;

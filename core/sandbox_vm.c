@@ -113,7 +113,7 @@ static int64_t nu__vm_now_ms(void)
 /* Create dir (mode 0700, or 0755 when shared) unless it exists, then
  * check that it is a real directory owned by the caller that no other
  * user can write to. */
-static int nu__vm_private_dir(const char *dir, bool shared, nu_err_t *err)
+int nu__vm_private_dir(const char *dir, bool shared, nu_err_t *err)
 {
     struct stat st;
     int fd;

@@ -145,4 +145,9 @@ int nu__vm_pool_acquire(const nu_sandbox_opts_t *opts,
                         const char *image_dir, const char *workspace,
                         bool kvm, nu_sandbox_t **out, nu_err_t *err);
 
+/* Create dir (mode 0700, or 0755 when shared) unless it exists, then
+ * check that it is a real directory owned by the caller that no other
+ * user can write to (sandbox_vm.c).  Returns NU_OK or NU_EPERM. */
+int nu__vm_private_dir(const char *dir, bool shared, nu_err_t *err);
+
 #endif

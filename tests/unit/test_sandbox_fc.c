@@ -739,9 +739,22 @@ static void test_fc_missing_image(void **state)
     unsetenv("NUCLEUS_FIRECRACKER");
 }
 
+
+/* The driver's run base (sandbox_fc.c), created as the driver would. */
+static void fc_run_base(char *out, size_t size)
+{
+    if (geteuid() == 0) {
+        mkdir("/run/nucleus", 0755);
+        snprintf(out, size, "/run/nucleus/fc");
+    } else {
+        snprintf(out, size, "/tmp/nucleus-fc-%ld", (long)geteuid());
+    }
+    mkdir(out, 0700);
+}
+
 static void test_fc_sweeps_dead_owner_dirs(void **state)
 {
-    char stale[64], nested[128], isolation[96];
+    char stale[64], nested[128], isolation[96], base[40];
     nu_sandbox_opts_t opts;
     nu_sandbox_t *sb = NULL;
     nu_err_t err;
@@ -754,7 +767,8 @@ static void test_fc_sweeps_dead_owner_dirs(void **state)
     if (dead == 0)
         _exit(0);
     waitpid(dead, NULL, 0);
-    snprintf(stale, sizeof stale, "/tmp/nucleus-fc.%ld.XXXXXX", (long)dead);
+    fc_run_base(base, sizeof base);
+    snprintf(stale, sizeof stale, "%s/%ld.XXXXXX", base, (long)dead);
     assert_non_null(mkdtemp(stale));
     snprintf(nested, sizeof nested, "%s/jail", stale);
     assert_int_equal(mkdir(nested, 0755), 0);
@@ -1084,6 +1098,7 @@ static void test_fc_pod_through_fake_jailer(void **state)
     nu_sandbox_t *sb = NULL;
     json_t *calls, *record, *argv_json, *body, *request;
     const char *base;
+    char run_base[40];
     nu_err_t err;
     ssize_t n;
     FILE *f;
@@ -1153,7 +1168,8 @@ static void test_fc_pod_through_fake_jailer(void **state)
     assert_string_equal(json_string_value(json_array_get(argv_json, 8)),
                         "23456");
     base = json_string_value(json_array_get(argv_json, 10));
-    assert_int_equal(strncmp(base, "/tmp/nucleus-fc.", 16), 0);
+    fc_run_base(run_base, sizeof run_base);
+    assert_int_equal(strncmp(base, run_base, strlen(run_base)), 0);
     assert_string_equal(json_string_value(json_array_get(argv_json, 11)),
                         "--");
     assert_string_equal(json_string_value(json_array_get(argv_json, 13)),
