@@ -105,6 +105,7 @@ static nu_net_t *nu__net_alloc(void)
     net->lock_fd = -1;
     net->index_fd = -1;
     pthread_mutex_init(&net->lock, NULL);
+    pthread_rwlock_init(&net->perm_lock, NULL);
     /* The watcher computes its deadlines on CLOCK_MONOTONIC.  On the
      * default CLOCK_REALTIME, the wait would take them as long past and
      * the watcher would re-read the rules without pause. */
@@ -114,6 +115,7 @@ static nu_net_t *nu__net_alloc(void)
     pthread_cond_init(&net->cond, &attr);
     pthread_condattr_destroy(&attr);
     atomic_init(&net->drifted, false);
+    atomic_init(&net->check_failed, false);
     atomic_init(&net->drift_checks, 0);
     nu_perm_init_bottom(&net->perm);
     return net;
@@ -126,6 +128,22 @@ static pthread_once_t nu__sweep_once = PTHREAD_ONCE_INIT;
 static void nu__sweep_first(void)
 {
     (void)nu_net_sweep(NULL);
+}
+
+/* Direct egress to network.allow entries leaves through the uplink,
+ * which drops it silently unless it forwards: say so at pod creation. */
+static void nu__net_warn_forwarding(const nu_perm_t *perm)
+{
+    char ifname[32];
+    nu_err_t err = { 0 };
+
+    if (perm->network.allow.top || perm->network.allow.count == 0)
+        return;
+    if (nu_net_uplink_check(ifname, sizeof ifname, &err) != NU_EPOLICY)
+        return;
+    nu_log(NU_LOG_WARN, "net", "%s; until then the pod reaches those "
+           "entries only through the proxy (HTTP and HTTPS)",
+           strncmp(err.msg, "net: ", 5) == 0 ? err.msg + 5 : err.msg);
 }
 
 int nu_net_prepare(const nu_perm_t *perm, const nu_net_opts_t *opts,
@@ -150,7 +168,12 @@ int nu_net_prepare(const nu_perm_t *perm, const nu_net_opts_t *opts,
     if (net == NULL)
         return nu_err_set(err, NU_ENOMEM, "net: out of memory");
 
-    range = opts->range != NULL ? opts->range : NU_NET_DEFAULT_RANGE;
+    range = opts->range;
+    if (range == NULL) {
+        range = getenv("NUCLEUS_NET_RANGE");
+        if (range == NULL || range[0] == '\0')
+            range = NU_NET_DEFAULT_RANGE;
+    }
     rc = nu__net_range_parse(range, &net->range_base, &net->range_prefix, err);
     if (rc != NU_OK)
         goto fail;
@@ -189,6 +212,8 @@ int nu_net_prepare(const nu_perm_t *perm, const nu_net_opts_t *opts,
         goto fail;
     }
 
+    nu__net_warn_forwarding(perm);
+
     /* The host rules go in while the caller creates the sandbox;
      * nu_net_attach waits for them and reports their failure. */
     rc = nu__net_filter_host_start(net, err);
@@ -215,6 +240,7 @@ static void *nu__net_watch(void *arg)
     nu_net_t *net = arg;
     struct timespec deadline;
     nu_err_t err = { 0 };
+    int failures = 0;
 
     pthread_mutex_lock(&net->lock);
     while (!net->stopping) {
@@ -236,16 +262,34 @@ static void *nu__net_watch(void *arg)
         atomic_fetch_add(&net->drift_checks, 1);
 
         pthread_mutex_lock(&net->lock);
-        if (rc != NU_OK && !net->stopping) {
+        if (rc == NU_OK || net->stopping) {
+            failures = 0;
+            continue;
+        }
+
+        /* A read-back that could not run is not drift: retry, and fail
+         * closed only when several in a row fail. */
+        if (rc != NU_EPOLICY && ++failures < NU_NET_CHECK_FAILURES_MAX) {
+            nu_log(NU_LOG_WARN, "net", "cannot check the filters of %s "
+                   "(attempt %d of %d, retrying): %s", net->host_if,
+                   failures, NU_NET_CHECK_FAILURES_MAX, err.msg);
+            continue;
+        }
+        if (rc == NU_EPOLICY) {
             nu_log(NU_LOG_ERROR, "net",
                    "filter drift on %s, killing pod pid %d: %s",
                    net->host_if, (int)net->pod_pid, err.msg);
-            atomic_store(&net->drifted, true);
-            if (syscall(SYS_pidfd_send_signal, net->pidfd, SIGKILL, NULL, 0) != 0)
-                nu_log(NU_LOG_ERROR, "net", "cannot kill pod pid %d: %s",
-                       (int)net->pod_pid, strerror(errno));
-            break;
+        } else {
+            nu_log(NU_LOG_ERROR, "net", "cannot check the filters of %s "
+                   "%d times in a row, killing pod pid %d (fail closed): %s",
+                   net->host_if, failures, (int)net->pod_pid, err.msg);
+            atomic_store(&net->check_failed, true);
         }
+        atomic_store(&net->drifted, true);
+        if (syscall(SYS_pidfd_send_signal, net->pidfd, SIGKILL, NULL, 0) != 0)
+            nu_log(NU_LOG_ERROR, "net", "cannot kill pod pid %d: %s",
+                   (int)net->pod_pid, strerror(errno));
+        break;
     }
     pthread_mutex_unlock(&net->lock);
     return NULL;
@@ -334,6 +378,18 @@ bool nu_net_drifted(const nu_net_t *net)
     return atomic_load(&net->drifted);
 }
 
+bool nu_net_check_failed(const nu_net_t *net)
+{
+    return atomic_load(&net->check_failed);
+}
+
+json_t *nu_net_denied(const nu_net_t *net)
+{
+    if (net->proxy == NULL)
+        return json_array();
+    return nu__proxy_denied(net->proxy);
+}
+
 const char *nu_net_host_addr(const nu_net_t *net) { return net->host_addr; }
 const char *nu_net_pod_addr(const nu_net_t *net) { return net->pod_addr; }
 const char *nu_net_host_ifname(const nu_net_t *net) { return net->host_if; }
@@ -384,6 +440,7 @@ void nu_net_close(nu_net_t *net)
     free(net->host_rules_all);
     nu_perm_free(&net->perm);
     pthread_mutex_destroy(&net->lock);
+    pthread_rwlock_destroy(&net->perm_lock);
     pthread_cond_destroy(&net->cond);
     free(net);
 }

@@ -319,6 +319,11 @@ static json_t *nu__hop(nu__hop_t *hop, const char *url, const nu_url_t *u)
     curl_easy_setopt(curl, CURLOPT_PROXY,
                      hop->opts->proxy != NULL ? hop->opts->proxy : "");
     curl_easy_setopt(curl, CURLOPT_NOPROXY, "");
+    if (hop->opts->proxy != NULL && hop->opts->proxy_credential != NULL) {
+        curl_easy_setopt(curl, CURLOPT_PROXYUSERPWD,
+                         hop->opts->proxy_credential);
+        curl_easy_setopt(curl, CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
+    }
     if (hop->opts->proxy == NULL) {
         curl_easy_setopt(curl, CURLOPT_OPENSOCKETFUNCTION, nu__on_open);
         curl_easy_setopt(curl, CURLOPT_IPRESOLVE, CURL_IPRESOLVE_V4);
@@ -353,6 +358,11 @@ static json_t *nu__hop(nu__hop_t *hop, const char *url, const nu_url_t *u)
     else if (connect_code == 403)
         fail = nu__fail("network_denied", "web_fetch: the egress proxy refused "
                         "%s:%d", u->host, u->port);
+    else if (connect_code >= 400)
+        fail = nu__fail("io_error", "web_fetch: the egress proxy cannot reach "
+                        "%s:%d (CONNECT status %ld: the name does not resolve "
+                        "or the connection failed)", u->host, u->port,
+                        connect_code);
     else if (rc == CURLE_COULDNT_CONNECT && hop->opts->proxy == NULL &&
              strstr(errbuf, "socket") != NULL)
         fail = nu__fail("network_denied", "web_fetch: %s resolves to an "
@@ -392,6 +402,16 @@ static json_t *nu__result(nu__hop_t *hop, const char *url)
                             nu__base64(hop->sink.data, hop->sink.len));
     }
     return result;
+}
+
+/* Length of the first line of data[0..len) (NULL gives 0). */
+static size_t nu__line_len(const char *data, size_t len)
+{
+    const char *nl = data != NULL ? memchr(data, '\n', len) : NULL;
+
+    if (data == NULL)
+        return 0;
+    return nl != NULL ? (size_t)(nl - data) : len;
 }
 
 static bool nu__is_redirect(long status)
@@ -473,10 +493,14 @@ int nu_net_fetch(const nu_perm_t *perm, const json_t *call,
         out = nu__hop(&hop, url, &u);
         if (out != NULL)
             goto done;
-        if (opts->proxy != NULL && hop.status == 403 &&
+        if (opts->proxy != NULL && hop.status >= 400 &&
             json_object_get(hop.sink.headers, "nucleus-proxy-denied") != NULL) {
-            out = nu__fail("network_denied", "web_fetch: the egress proxy "
-                           "refused %s:%d: %s", u.host, u.port,
+            /* The proxy's own refusal, not the server's reply: a 403 is
+             * the policy, anything else a lookup or connection failure. */
+            out = nu__fail(hop.status == 403 ? "network_denied" : "io_error",
+                           "web_fetch: the egress proxy refused %s:%d: %.*s",
+                           u.host, u.port, (int)nu__line_len(hop.sink.data,
+                                                            hop.sink.len),
                            hop.sink.data != NULL ? hop.sink.data : "");
             goto done;
         }
@@ -522,6 +546,8 @@ int nu_net_fetch_pod(nu_net_t *net, const json_t *call, json_t **result,
 {
     nu_fetch_opts_t opts;
     char proxy[64];
+    nu_perm_t perm;
+    int rc;
 
     nu_fetch_opts_init(&opts);
     snprintf(proxy, sizeof proxy, "http://%s:%d", net->host_addr,
@@ -529,5 +555,16 @@ int nu_net_fetch_pod(nu_net_t *net, const json_t *call, json_t **result,
     opts.proxy = proxy;
     opts.ca_file = net->ca_file;
     opts.hosts = (const char *const *)net->hosts;
-    return nu_net_fetch(&net->perm, call, &opts, result, err);
+    opts.proxy_credential = net->proxy_credential;
+
+    /* A copy, because nu_net_restrict may replace the policy while this
+     * fetch runs; the proxy checks every hop against the new one anyway. */
+    pthread_rwlock_rdlock(&net->perm_lock);
+    rc = nu_perm_copy(&perm, &net->perm);
+    pthread_rwlock_unlock(&net->perm_lock);
+    if (rc != NU_OK)
+        return nu_err_set(err, rc, "web_fetch: out of memory");
+    rc = nu_net_fetch(&perm, call, &opts, result, err);
+    nu_perm_free(&perm);
+    return rc;
 }

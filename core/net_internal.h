@@ -17,6 +17,12 @@ typedef struct nu__job nu__job_t;
 
 struct nu_net {
     nu_perm_t perm;             /* copy of the pod's policy */
+    /* Guards perm: nu_net_restrict replaces it while the proxy thread and
+     * web_fetch callers read it. */
+    pthread_rwlock_t perm_lock;
+    /* "nucleus:<hex>", the proxy credential of this process's own
+     * web_fetch; connections from any peer but the pod must present it. */
+    char proxy_credential[48];
     uint32_t range_base;        /* host byte order */
     int range_prefix;
     uint32_t index;             /* /30 number inside the range */
@@ -52,6 +58,8 @@ struct nu_net {
     pthread_cond_t cond;
     bool stopping;
     atomic_bool drifted;
+    atomic_bool check_failed;   /* the kill was for failed read-backs */
+    bool restricted;            /* direct egress cut by nu_net_restrict */
     atomic_uint_least64_t drift_checks;
 
     nu__proxy_t *proxy;
@@ -104,6 +112,7 @@ int nu__net_exec(const char *const argv[], const char *input, char **output,
 int nu__proxy_start(nu_net_t *net, nu_err_t *err);
 void nu__proxy_stop(nu__proxy_t *proxy);
 void nu__proxy_stats(const nu__proxy_t *proxy, nu_net_stats_t *out);
+json_t *nu__proxy_denied(const nu__proxy_t *proxy);
 
 /* net_proxy.c, shared with net_fetch.c: look name up in the static hosts
  * list (NULL-terminated "name=addr").  Returns a pointer to the address
@@ -111,9 +120,9 @@ void nu__proxy_stats(const nu__proxy_t *proxy, nu_net_stats_t *out);
 const char *nu__net_hosts_lookup(const char *const *hosts, const char *name);
 
 /* Is addr:port (address in network byte order) one the proxy must never
- * connect to on a name's behalf (loopback, link-local, unspecified,
- * multicast, the pod range, any address of the host), unless the allow
- * entries of net's policy name it?  net may be NULL (no policy, no
+ * connect to on a name's behalf (loopback, private, shared, link-local,
+ * unspecified, multicast and reserved, the pod range, any address of the
+ * host), unless the allow entries of net's policy name it?  net may be NULL (no policy, no
  * range). */
 bool nu__net_addr_forbidden(const nu_net_t *net, uint32_t addr_be, int port);
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <stddef.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -274,7 +275,8 @@ int nu__net_range_check(uint32_t base, int prefix, nu_err_t *err)
         nl_addr2str(dst, text, sizeof text);
         rc = nu_err_set(err, NU_EEXIST,
                         "net: cannot use the pod address range: host route "
-                        "%s overlaps it (choose another range)", text);
+                        "%s overlaps it (set NUCLEUS_NET_RANGE to a free "
+                        "IPv4 range, for example 10.214.0.0/16)", text);
         goto out;
     }
     rc = NU_OK;
@@ -467,23 +469,69 @@ static void nu__net_set_addresses(nu_net_t *net)
     snprintf(net->pod_if, sizeof net->pod_if, "nup%u", net->index);
 }
 
+/* Lock files live in a directory that only root can write, so no other
+ * user can plant links there or hold the files. */
+#define NU__LOCK_DIR "/run/nucleus/net"
+
+/* Create /run/nucleus/net (mode 0700) if needed and open it, refusing a
+ * symbolic link or a directory that another user owns or may write.
+ * Returns the directory fd, or -1 with err set. */
+static int nu__lock_dir_open(nu_err_t *err)
+{
+    const char *const dirs[] = { "/run/nucleus", NU__LOCK_DIR };
+    struct stat st;
+    int fd = -1;
+
+    for (size_t i = 0; i < 2; i++) {
+        if (fd >= 0)
+            close(fd);
+        if (mkdir(dirs[i], 0700) != 0 && errno != EEXIST) {
+            nu_err_errno(err, errno, "net: cannot create %s", dirs[i]);
+            return -1;
+        }
+        fd = open(dirs[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            nu_err_errno(err, errno, "net: cannot open %s", dirs[i]);
+            return -1;
+        }
+        if (fstat(fd, &st) != 0 || st.st_uid != geteuid() ||
+            (st.st_mode & 022) != 0) {
+            nu_err_set(err, NU_EPERM, "net: cannot use %s: it must be a "
+                       "directory owned by uid %d that no other user may "
+                       "write (remove it and retry)", dirs[i], (int)geteuid());
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
 /* Reserve the first free N: hold an exclusive flock on
- * /run/lock/nucleus-net-<N>.lock and the abstract name @nucleus-net-<N>
+ * /run/nucleus/net/nucleus-net-<N>.lock and the abstract name @nucleus-net-<N>
  * for the handle's lifetime (the kernel drops both when the owner dies,
  * even by SIGKILL) and check that no nuh<N> link exists (one left by an
  * owner that nu_net_sweep has not reached yet). */
 static int nu__reserve_first(nu_net_t *net, nu_err_t *err)
 {
     uint32_t count = 1u << (32 - net->range_prefix - 2);
+    int dir = nu__lock_dir_open(err);
 
+    if (dir < 0)
+        return err != NULL ? err->code : NU_EIO;
     for (uint32_t n = 0; n < count; n++) {
         char path[64];
         int fd;
 
-        snprintf(path, sizeof path, "/run/lock/nucleus-net-%u.lock", n);
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return nu_err_errno(err, errno, "net: cannot open %s", path);
+        /* O_NOFOLLOW, and a slot whose file cannot be opened is skipped,
+         * so a planted entry costs one /30, never the whole range. */
+        snprintf(path, sizeof path, "nucleus-net-%u.lock", n);
+        fd = openat(dir, path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+                    0600);
+        if (fd < 0) {
+            nu_log(NU_LOG_WARN, "net", "cannot open " NU__LOCK_DIR "/%s, "
+                   "skipping this /30: %s", path, strerror(errno));
+            continue;
+        }
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
             close(fd);
             continue;
@@ -504,11 +552,14 @@ static int nu__reserve_first(nu_net_t *net, nu_err_t *err)
             close(fd);
             if (saved == EADDRINUSE)
                 continue;
+            close(dir);
             return nu_err_errno(err, saved, "net: cannot bind @%s", path);
         }
         net->lock_fd = fd;
+        close(dir);
         return NU_OK;
     }
+    close(dir);
     net->host_if[0] = '\0';
     return nu_err_set(err, NU_ELIMIT, "net: cannot allocate a /30 in %s: "
                       "every one is in use (choose a larger range)",

@@ -7,27 +7,41 @@
  * request line, the headers and the first bytes of a tunnel; the proxy
  * chooses the destination address itself.  Per connection:
  *
+ *   0. Accept only the pod's address as the peer, or a peer whose request
+ *      carries the owner's Proxy-Authorization credential (the owner's
+ *      own web_fetch).  Other local processes and routed neighbours that
+ *      reach the listening address get a 403.  At most
+ *      NU_NET_PROXY_MAX_CONNS connections per pod are open at once; the
+ *      next one gets a 503, so a pod cannot use up the owner's
+ *      descriptors (a spliced connection holds eight).
  *   1. Read the request head (at most 16 KiB, ended by CRLF CRLF).
  *   2. Plain HTTP: the request target must be an absolute http:// URL and
- *      the Host header must name the same host and port (no Host spoofing
- *      towards a virtual host on an allowed address).  The head is
+ *      the only Host header must name the same host and port (no Host
+ *      spoofing towards a virtual host on an allowed address; a second
+ *      Host header is a 400, as RFC 9112 section 3.2 requires).  The head is
  *      rewritten to origin form with "Connection: close", so one client
  *      connection carries one request.
- *      CONNECT host:port: reply 200, then wait for the TLS ClientHello
- *      and require its SNI to equal host.  An IP literal target needs no
- *      SNI, because the CIDR entries allow it directly anyway.
+ *      CONNECT host:port: resolve and check the target (steps 3 and 4),
+ *      reply 200, then wait for the TLS ClientHello and require its SNI
+ *      to equal host.  An IP literal target needs no SNI, because the
+ *      CIDR entries allow it directly anyway.
  *   3. The host (canonical form of nu_url_parse, so 0x7f.1 and
  *      ::ffff:a.b.c.d are IPv4) must pass nu_perm_check_host.
  *   4. The proxy resolves names itself (static hosts list first, then
- *      getaddrinfo, IPv4 only) and refuses addresses the pod must never
- *      reach through a name: loopback, link-local, unspecified, multicast,
- *      the pod range and every address of the host, unless the policy's
- *      CIDR entries name that address and port.
+ *      getaddrinfo, IPv4 only) and checks every address it gets.  It
+ *      refuses those the pod must never reach through a name: loopback,
+ *      private (RFC 1918), shared (100.64/10), link-local, unspecified,
+ *      multicast and reserved, the pod range and every address of the
+ *      host, unless the policy's CIDR entries name that address and port.
+ *      It connects to the first address that passes.
  *   5. Splice bytes both ways with backpressure (reading stops while the
  *      other side has more than 1 MiB queued), counting them per pod.
  *
- * A refused request gets a 403 (400 for bad syntax) and is counted in
- * "denied"; a refused tunnel after 200 is closed.
+ * A refused request gets a 403 (400 for bad syntax, 502 when the name does
+ * not resolve or the connection fails, 503 over the connection cap) with
+ * the header Nucleus-Proxy-Denied and the reason in the body.  A 403 is
+ * counted in "denied" and its destination kept for nu_net_denied.  A
+ * tunnel refused after its 200 (a bad ClientHello) is closed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,17 +53,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <uv.h>
 
+#include "executor_int.h"
 #include "net_internal.h"
 #include "nucleus/decide.h"
 #include "nucleus/log.h"
 
 #define NU__HEAD_MAX 16384
 #define NU__HELLO_MAX (16384 + 5)
+#define NU__DENIED_KEEP 32
+#define NU__STR2(x) #x
+#define NU__STR(x) NU__STR2(x)
 
 struct nu__proxy {
     nu_net_t *net;
@@ -64,6 +83,15 @@ struct nu__proxy {
     atomic_uint_least64_t denied;
     void *pool[32];            /* idle read buffers, loop thread only */
     size_t pool_count;
+    uint32_t pod_addr_be;      /* the only peer that needs no credential */
+    char auth_header[96];      /* "Basic <base64 of net->proxy_credential>" */
+    unsigned live;             /* open connections, loop thread only */
+    /* Refused destinations ("host:port"), first NU__DENIED_KEEP distinct
+     * ones; read by nu_net_denied from other threads. */
+    pthread_mutex_t denied_lock;
+    char *denied_list[NU__DENIED_KEEP];
+    size_t denied_count;
+    uint64_t denied_dropped;   /* distinct ones past the list's end */
 };
 
 typedef enum {
@@ -93,6 +121,8 @@ typedef struct nu__conn {
     uv_connect_t connect_req;
     nu__state_t state;
     bool tunnel;
+    bool replied;              /* the CONNECT's 200 has been sent */
+    bool from_pod;             /* the peer is the pod's address */
     bool upstream_init;
     bool close_after_reply;    /* a refusal is being written */
     int open_handles;          /* handles plus a pending getaddrinfo */
@@ -108,6 +138,7 @@ typedef struct nu__conn {
     nu__flow_t in;             /* upstream to client */
     char host[NU_URL_HOST_MAX];
     int port;
+    uint32_t addr_be;          /* checked destination address */
     char *buf;                 /* head, then the ClientHello */
     size_t len;
     char *forward;             /* bytes to send upstream once connected */
@@ -159,19 +190,55 @@ static bool nu__is_host_addr(uint32_t addr_be)
     return found;
 }
 
+/* Does net's current policy allow host:port?  The policy may be replaced
+ * by nu_net_restrict at any time. */
+static bool nu__policy_allows(const nu_net_t *net, const char *host, int port)
+{
+    pthread_rwlock_t *lock = (pthread_rwlock_t *)&net->perm_lock;
+    bool allowed;
+
+    pthread_rwlock_rdlock(lock);
+    allowed = nu_perm_check_host(&net->perm, host, port);
+    pthread_rwlock_unlock(lock);
+    return allowed;
+}
+
+/* Ranges no name may lead to: this host, networks behind it, and
+ * addresses that are not unicast on the internet. */
+static const struct {
+    uint32_t net;
+    int bits;
+} nu__special_ranges[] = {
+    { 0x00000000u, 8 },   /* "this network", unspecified */
+    { 0x0a000000u, 8 },   /* private, RFC 1918 */
+    { 0x64400000u, 10 },  /* shared address space (CGNAT), RFC 6598 */
+    { 0x7f000000u, 8 },   /* loopback */
+    { 0xa9fe0000u, 16 },  /* link-local, cloud metadata */
+    { 0xac100000u, 12 },  /* private, RFC 1918 */
+    { 0xc0a80000u, 16 },  /* private, RFC 1918 */
+    { 0xe0000000u, 3 },   /* multicast, reserved, broadcast */
+};
+
 bool nu__net_addr_forbidden(const nu_net_t *net, uint32_t addr_be, int port)
 {
     uint32_t a = ntohl(addr_be);
     char text[INET_ADDRSTRLEN];
     struct in_addr in = { .s_addr = addr_be };
+    size_t n = sizeof nu__special_ranges / sizeof nu__special_ranges[0];
+    bool allow_top = false;
 
     inet_ntop(AF_INET, &in, text, sizeof text);
-    if (net != NULL && !net->perm.network.allow.top &&
-        nu_perm_check_host(&net->perm, text, port))
+    if (net != NULL) {
+        pthread_rwlock_rdlock((pthread_rwlock_t *)&net->perm_lock);
+        allow_top = net->perm.network.allow.top;
+        pthread_rwlock_unlock((pthread_rwlock_t *)&net->perm_lock);
+    }
+    if (net != NULL && !allow_top && nu__policy_allows(net, text, port))
         return false;
-    if (nu__in_prefix(a, 0x00000000u, 8) || nu__in_prefix(a, 0x7f000000u, 8) ||
-        nu__in_prefix(a, 0xa9fe0000u, 16) || nu__in_prefix(a, 0xe0000000u, 3))
-        return true;
+    for (size_t i = 0; i < n; i++)
+        if (nu__in_prefix(a, nu__special_ranges[i].net,
+                          nu__special_ranges[i].bits))
+            return true;
     if (net != NULL && nu__in_prefix(a, net->range_base, net->range_prefix))
         return true;
     return nu__is_host_addr(addr_be);
@@ -245,6 +312,7 @@ static void nu__close_fd(int *fd)
 /* Runs once every handle is closed, so no poll watches these fds. */
 static void nu__conn_free(nu__conn_t *c)
 {
+    c->proxy->live--;
     nu__close_fd(&c->client_fd);
     nu__close_fd(&c->upstream_fd);
     for (int i = 0; i < 2; i++) {
@@ -313,6 +381,31 @@ static int nu__send(nu__conn_t *c, bool to_client, char *data, size_t len,
     return 0;
 }
 
+/* Keep "host:port" in the proxy's list of refused destinations, once. */
+static void nu__denied_record(nu__proxy_t *proxy, const char *host, int port)
+{
+    char *item = NULL;
+
+    if (asprintf(&item, "%s:%d", host[0] != '\0' ? host : "?", port) < 0)
+        return;
+    pthread_mutex_lock(&proxy->denied_lock);
+    for (size_t i = 0; i < proxy->denied_count; i++) {
+        if (strcmp(proxy->denied_list[i], item) == 0) {
+            free(item);
+            item = NULL;
+            break;
+        }
+    }
+    if (item != NULL && proxy->denied_count < NU__DENIED_KEEP) {
+        proxy->denied_list[proxy->denied_count++] = item;
+        item = NULL;
+    } else if (item != NULL) {
+        proxy->denied_dropped++;
+    }
+    pthread_mutex_unlock(&proxy->denied_lock);
+    free(item);
+}
+
 static void nu__deny(nu__conn_t *c, int status, const char *why)
 {
     static const char fmt[] = "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
@@ -320,13 +413,17 @@ static void nu__deny(nu__conn_t *c, int status, const char *why)
                               "Connection: close\r\nContent-Length: %zu\r\n\r\n%s\n";
     char *text = NULL;
     const char *reason = status == 403 ? "Forbidden"
-                         : status == 400 ? "Bad Request" : "Bad Gateway";
+                         : status == 400 ? "Bad Request"
+                         : status == 503 ? "Service Unavailable" : "Bad Gateway";
 
-    atomic_fetch_add(&c->proxy->denied, status == 403 ? 1 : 0);
+    if (status == 403) {
+        atomic_fetch_add(&c->proxy->denied, 1);
+        nu__denied_record(c->proxy, c->host, c->port);
+    }
     nu_log(NU_LOG_INFO, "net", "proxy of %s refused %s:%d: %s",
            c->proxy->net->host_if, c->host[0] != '\0' ? c->host : "?",
            c->port, why);
-    if (c->tunnel && c->state != NU__HEAD) {
+    if (c->tunnel && c->replied) {
         nu__conn_close(c);
         return;
     }
@@ -619,16 +716,13 @@ static void nu__on_connect(uv_connect_t *req, int status)
     nu__start_pipe(c);
 }
 
-static void nu__dial(nu__conn_t *c, uint32_t addr_be)
+/* Connect to the checked address c->addr_be. */
+static void nu__dial(nu__conn_t *c)
 {
     struct sockaddr_in sa = { .sin_family = AF_INET,
                               .sin_port = htons((uint16_t)c->port),
-                              .sin_addr.s_addr = addr_be };
+                              .sin_addr.s_addr = c->addr_be };
 
-    if (nu__net_addr_forbidden(c->proxy->net, addr_be, c->port)) {
-        nu__deny(c, 403, "the name resolves to an address pods may not reach");
-        return;
-    }
     uv_tcp_init(&c->proxy->loop, &c->upstream);
     c->upstream.data = c;
     c->upstream_init = true;
@@ -640,14 +734,52 @@ static void nu__dial(nu__conn_t *c, uint32_t addr_be)
         nu__deny(c, 502, uv_strerror(rc));
 }
 
+static void nu__on_head_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void nu__check_hello(nu__conn_t *c);
+
+/* The destination address is checked: a tunnel now gets its 200 and waits
+ * for the ClientHello, a plain request is sent on. */
+static void nu__resolved(nu__conn_t *c, uint32_t addr_be)
+{
+    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    char *reply;
+
+    c->addr_be = addr_be;
+    if (!c->tunnel) {
+        nu__dial(c);
+        return;
+    }
+
+    reply = strdup(ok);
+    if (reply == NULL || nu__send(c, true, reply, sizeof ok - 1, false) != 0) {
+        nu__conn_close(c);
+        return;
+    }
+    c->replied = true;
+    c->state = NU__HELLO;
+    uv_read_start((uv_stream_t *)&c->client, nu__on_alloc, nu__on_head_read);
+    nu__check_hello(c);
+}
+
 static void nu__on_resolved(uv_getaddrinfo_t *req, int status,
                             struct addrinfo *res)
 {
     nu__conn_t *c = req->data;
     uint32_t addr = 0;
+    bool found = false;
 
-    if (status == 0 && res != NULL)
-        addr = ((struct sockaddr_in *)res->ai_addr)->sin_addr.s_addr;
+    /* Check every address; connect only to one that passed. */
+    for (struct addrinfo *ai = status == 0 ? res : NULL;
+         ai != NULL && addr == 0; ai = ai->ai_next) {
+        uint32_t a;
+
+        if (ai->ai_family != AF_INET)
+            continue;
+        a = ((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr;
+        found = true;
+        if (!nu__net_addr_forbidden(c->proxy->net, a, c->port))
+            addr = a;
+    }
     uv_freeaddrinfo(res);
     if (--c->open_handles == 0) {
         nu__conn_free(c);
@@ -655,11 +787,18 @@ static void nu__on_resolved(uv_getaddrinfo_t *req, int status,
     }
     if (c->state == NU__CLOSING)
         return;
-    if (status < 0 || addr == 0) {
-        nu__deny(c, 502, "the name does not resolve");
+    if (!found) {
+        nu__deny(c, 502, "the name does not resolve to an IPv4 address "
+                 "(the proxy connects over IPv4 only)");
         return;
     }
-    nu__dial(c, addr);
+    if (addr == 0) {
+        nu__deny(c, 403, "the name resolves only to addresses pods may not "
+                 "reach (private, loopback, link-local or this host's); "
+                 "name the address in network.allow to reach it");
+        return;
+    }
+    nu__resolved(c, addr);
 }
 
 static void nu__resolve(nu__conn_t *c)
@@ -673,7 +812,12 @@ static void nu__resolve(nu__conn_t *c)
     uv_read_stop((uv_stream_t *)&c->client);
     if (inet_pton(AF_INET, c->host, &in) == 1 ||
         (pinned != NULL && inet_pton(AF_INET, pinned, &in) == 1)) {
-        nu__dial(c, in.s_addr);
+        if (nu__net_addr_forbidden(c->proxy->net, in.s_addr, c->port))
+            nu__deny(c, 403, "the name resolves to an address pods may not "
+                     "reach (private, loopback, link-local or this host's); "
+                     "name the address in network.allow to reach it");
+        else
+            nu__resolved(c, in.s_addr);
         return;
     }
     c->gai.data = c;
@@ -726,6 +870,42 @@ static const char *nu__header(const char *head, const char *name, size_t *len)
         p = strstr(p, "\r\n");
     }
     return NULL;
+}
+
+/* Count the header lines named name (case-insensitive) in head. */
+static size_t nu__header_count(const char *head, const char *name)
+{
+    size_t nlen = strlen(name);
+    size_t count = 0;
+    const char *p = strstr(head, "\r\n");
+
+    while (p != NULL && p[2] != '\r') {
+        p += 2;
+        if (strncasecmp(p, name, nlen) == 0 && p[nlen] == ':')
+            count++;
+        p = strstr(p, "\r\n");
+    }
+    return count;
+}
+
+/* Is the peer allowed to use this proxy?  The pod is; any other peer must
+ * send the owner's credential, which only the owner's web_fetch has. */
+static bool nu__peer_allowed(nu__conn_t *c)
+{
+    const char *value;
+    size_t len = 0;
+    const char *want = c->proxy->auth_header;
+    unsigned char diff = 0;
+
+    if (c->from_pod)
+        return true;
+    value = nu__header(c->buf, "Proxy-Authorization", &len);
+    if (value == NULL || len != strlen(want) ||
+        nu__header_count(c->buf, "Proxy-Authorization") != 1)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        diff |= (unsigned char)(value[i] ^ want[i]);
+    return diff == 0;
 }
 
 static bool nu__hop_header(const char *line)
@@ -787,13 +967,17 @@ static void nu__handle_http(nu__conn_t *c, char *method, char *target,
     snprintf(c->host, sizeof c->host, "%s", u.host);
     c->port = u.port;
 
+    if (nu__header_count(c->buf, "Host") > 1) {
+        nu__deny(c, 400, "more than one Host header");
+        return;
+    }
     hv = nu__header(c->buf, "Host", &hlen);
     if (hv == NULL || !nu__authority("http", hv, hlen, host, &port) ||
         strcmp(host, c->host) != 0 || port != c->port) {
         nu__deny(c, 403, "the Host header does not match the request URL");
         return;
     }
-    if (!nu_perm_check_host(&c->proxy->net->perm, c->host, c->port)) {
+    if (!nu__policy_allows(c->proxy->net, c->host, c->port)) {
         nu__deny(c, 403, "the destination is not in the pod's network policy");
         return;
     }
@@ -832,33 +1016,30 @@ static void nu__check_hello(nu__conn_t *c)
     c->forward_len = c->len;
     c->buf = NULL;
     c->len = 0;
-    nu__resolve(c);
+    c->state = NU__DIALING;
+    uv_read_stop((uv_stream_t *)&c->client);
+    nu__dial(c);
 }
 
 static void nu__handle_connect(nu__conn_t *c, char *target, size_t head_len)
 {
-    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-    char *reply;
-
     c->tunnel = true;
     if (!nu__authority("https", target, strlen(target), c->host, &c->port) ||
         strchr(target, ':') == NULL) {
         nu__deny(c, 400, "expected CONNECT host:port");
         return;
     }
-    if (!nu_perm_check_host(&c->proxy->net->perm, c->host, c->port)) {
+    if (!nu__policy_allows(c->proxy->net, c->host, c->port)) {
         nu__deny(c, 403, "the destination is not in the pod's network policy");
         return;
     }
-    reply = strdup(ok);
-    if (reply == NULL || nu__send(c, true, reply, sizeof ok - 1, false) != 0) {
-        nu__conn_close(c);
-        return;
-    }
+
+    /* Bytes after the head are the start of the ClientHello; they wait
+     * in buf until the target is resolved and the 200 is sent. */
     memmove(c->buf, c->buf + head_len, c->len - head_len);
     c->len -= head_len;
-    c->state = NU__HELLO;
-    nu__check_hello(c);
+    c->buf[c->len] = '\0';
+    nu__resolve(c);
 }
 
 static void nu__parse_head(nu__conn_t *c, size_t head_len)
@@ -876,6 +1057,10 @@ static void nu__parse_head(nu__conn_t *c, size_t head_len)
         strtok_r(NULL, " ", &save) != NULL ||
         strncmp(version, "HTTP/1.", 7) != 0) {
         nu__deny(c, 400, "malformed request line");
+        return;
+    }
+    if (!nu__peer_allowed(c)) {
+        nu__deny(c, 403, "only the pod may use this proxy");
         return;
     }
     if (strcmp(method, "CONNECT") == 0)
@@ -939,8 +1124,22 @@ static void nu__on_accept(uv_stream_t *server, int status)
     uv_tcp_init(&proxy->loop, &c->client);
     c->client.data = c;
     c->open_handles = 1;
+    proxy->live++;
     if (uv_accept(server, (uv_stream_t *)&c->client) != 0) {
         nu__conn_close(c);
+        return;
+    }
+
+    struct sockaddr_storage peer;
+    int peer_len = sizeof peer;
+    if (uv_tcp_getpeername(&c->client, (struct sockaddr *)&peer,
+                           &peer_len) == 0 && peer.ss_family == AF_INET)
+        c->from_pod = ((struct sockaddr_in *)&peer)->sin_addr.s_addr ==
+                      proxy->pod_addr_be;
+
+    if (proxy->live > NU_NET_PROXY_MAX_CONNS) {
+        nu__deny(c, 503, "too many open connections from this pod (the "
+                 "limit is " NU__STR(NU_NET_PROXY_MAX_CONNS) ")");
         return;
     }
     atomic_fetch_add(&proxy->connections, 1);
@@ -982,6 +1181,39 @@ static void *nu__proxy_main(void *arg)
     return NULL;
 }
 
+/* Make the credential of this process's web_fetch (128 random bits) and
+ * the Proxy-Authorization value that carries it. */
+static int nu__proxy_credential(nu_net_t *net, nu__proxy_t *proxy)
+{
+    unsigned char secret[16];
+    char hex[33];
+    char *b64;
+    size_t b64_len = 0;
+    struct in_addr pod;
+
+    if (getrandom(secret, sizeof secret, 0) != (ssize_t)sizeof secret)
+        return NU_EIO;
+    for (size_t i = 0; i < sizeof secret; i++)
+        snprintf(hex + 2 * i, 3, "%02x", secret[i]);
+    snprintf(net->proxy_credential, sizeof net->proxy_credential,
+             "nucleus:%s", hex);
+    b64 = nu__base64_encode((const unsigned char *)net->proxy_credential,
+                            strlen(net->proxy_credential), &b64_len);
+    if (b64 == NULL) {
+        errno = ENOMEM;
+        return NU_ENOMEM;
+    }
+    snprintf(proxy->auth_header, sizeof proxy->auth_header, "Basic %s", b64);
+    free(b64);
+
+    if (inet_pton(AF_INET, net->pod_addr, &pod) != 1) {
+        errno = EINVAL;
+        return NU_EINVAL;
+    }
+    proxy->pod_addr_be = pod.s_addr;
+    return NU_OK;
+}
+
 int nu__proxy_start(nu_net_t *net, nu_err_t *err)
 {
     nu__proxy_t *proxy = calloc(1, sizeof *proxy);
@@ -991,8 +1223,16 @@ int nu__proxy_start(nu_net_t *net, nu_err_t *err)
     if (proxy == NULL)
         return nu_err_set(err, NU_ENOMEM, "net: out of memory");
     proxy->net = net;
+    pthread_mutex_init(&proxy->denied_lock, NULL);
+    if (nu__proxy_credential(net, proxy) != NU_OK) {
+        pthread_mutex_destroy(&proxy->denied_lock);
+        free(proxy);
+        return nu_err_set(err, NU_EIO, "net: cannot make the proxy "
+                          "credential: %s", strerror(errno));
+    }
     rc = uv_loop_init(&proxy->loop);
     if (rc != 0) {
+        pthread_mutex_destroy(&proxy->denied_lock);
         free(proxy);
         return nu_err_set(err, NU_EIO, "net: cannot start the proxy loop: %s",
                           uv_strerror(rc));
@@ -1041,6 +1281,9 @@ void nu__proxy_stop(nu__proxy_t *proxy)
     uv_loop_close(&proxy->loop);
     while (proxy->pool_count > 0)
         free(proxy->pool[--proxy->pool_count]);
+    for (size_t i = 0; i < proxy->denied_count; i++)
+        free(proxy->denied_list[i]);
+    pthread_mutex_destroy(&proxy->denied_lock);
     proxy->net->proxy = NULL;
     free(proxy);
 }
@@ -1053,4 +1296,24 @@ void nu__proxy_stats(const nu__proxy_t *proxy, nu_net_stats_t *out)
     out->bytes_out = atomic_load(&p->bytes_out);
     out->connections = atomic_load(&p->connections);
     out->denied = atomic_load(&p->denied);
+}
+
+json_t *nu__proxy_denied(const nu__proxy_t *proxy)
+{
+    nu__proxy_t *p = (nu__proxy_t *)proxy;
+    json_t *list = json_array();
+
+    if (list == NULL)
+        return NULL;
+    pthread_mutex_lock(&p->denied_lock);
+    for (size_t i = 0; i < p->denied_count; i++)
+        json_array_append_new(list, json_string(p->denied_list[i]));
+    if (p->denied_dropped > 0) {
+        char more[64];
+        snprintf(more, sizeof more, "... and %llu more",
+                 (unsigned long long)p->denied_dropped);
+        json_array_append_new(list, json_string(more));
+    }
+    pthread_mutex_unlock(&p->denied_lock);
+    return list;
 }

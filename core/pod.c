@@ -480,6 +480,15 @@ int nu_pod_attenuate(nu_pod_t *pod, const nu_perm_t *p, nu_err_t *err)
     } else {
         nu_perm_free(&next);
     }
+
+    /* The running pod's proxy and routes follow the narrower network. */
+    if (rc == NU_OK && pod->net != NULL) {
+        nu_err_t net_err = { 0 };
+        rc = nu_net_restrict(pod->net, &pod->effective, &net_err);
+        if (rc != NU_OK)
+            nu_err_set(err, rc, "pod: attenuated %s, but cannot narrow its "
+                       "running network: %s", pod->id, net_err.msg);
+    }
     pthread_mutex_unlock(&pod->lock);
     return rc;
 }
@@ -620,6 +629,22 @@ static void nu__pod_detach_from_parent(nu_pod_t *pod)
     pthread_mutex_unlock(&parent->lock);
 }
 
+/* The proxy's totals and refused destinations, for the pod_close event. */
+static json_t *nu__pod_net_summary(nu_net_t *net)
+{
+    nu_net_stats_t st;
+    json_t *denied = nu_net_denied(net);
+
+    nu_net_stats(net, &st);
+    return json_pack("{s:I, s:I, s:I, s:I, s:o}",
+                     "bytes_in", (json_int_t)st.bytes_in,
+                     "bytes_out", (json_int_t)st.bytes_out,
+                     "connections", (json_int_t)st.connections,
+                     "denied", (json_int_t)st.denied,
+                     "denied_destinations", denied != NULL ? denied
+                                                           : json_array());
+}
+
 void nu_pod_close(nu_pod_t *pod)
 {
     nu_err_t err;
@@ -641,16 +666,22 @@ void nu_pod_close(nu_pod_t *pod)
     nu__pod_detach_from_parent(pod);
 
     /* A drift kill that no later call reported is recorded here. */
+    bool unchecked = pod->net != NULL && nu_net_check_failed(pod->net);
     if (pod->net != NULL && nu_net_drifted(pod->net) && !pod->drift_recorded &&
-        nu__pod_audit(pod, "network_drift", NULL, NULL, NULL, "deny",
-                      "sandbox_error", "the pod's packet filter changed; "
-                      "the pod was killed", NULL, NULL, &err) != NU_OK)
+        nu__pod_audit(pod, unchecked ? "network_check_failed" : "network_drift",
+                      NULL, NULL, NULL, "deny", "sandbox_error",
+                      unchecked ? "the pod's packet filter could not be read "
+                                  "back; the pod was killed"
+                                : "the pod's packet filter changed; the pod "
+                                  "was killed", NULL, NULL, &err) != NU_OK)
         nu_log(NU_LOG_ERROR, "pod", "cannot record the network drift of pod "
                "%s: %s", pod->id, err.msg);
 
     json_t *args = json_pack("{s:I, s:f}", "tool_calls",
                              (json_int_t)pod->ledger.spent.tool_calls, "usd",
                              pod->ledger.spent.usd);
+    if (args != NULL && pod->net != NULL)
+        json_object_set_new(args, "network", nu__pod_net_summary(pod->net));
     if (nu__pod_audit(pod, "pod_close", NULL, NULL, args, NULL, NULL, NULL,
                       NULL, NULL, &err) != NU_OK)
         nu_log(NU_LOG_ERROR, "pod", "cannot record closing pod %s: %s",

@@ -546,15 +546,21 @@ static int nu__pod_call(nu_pod_t *pod, const json_t *call, nu__stream_t *st,
         return NU_OK;
     }
     if (pod->net != NULL && nu_net_drifted(pod->net)) {
-        /* The watcher killed the pod when its filter changed. */
+        /* The watcher killed the pod when its filter changed, or when it
+         * could no longer read the filter back. */
+        bool unchecked = nu_net_check_failed(pod->net);
+        const char *why = unchecked
+            ? "its packet filter could not be read back"
+            : "its packet filter changed";
         if (!pod->drift_recorded &&
-            nu__pod_audit(pod, "network_drift", NULL, NULL, NULL, "deny",
-                          "sandbox_error", "the pod's packet filter changed; "
-                          "the pod was killed", NULL, NULL, &err) == NU_OK)
+            nu__pod_audit(pod, unchecked ? "network_check_failed"
+                                         : "network_drift",
+                          NULL, NULL, NULL, "deny", "sandbox_error", why,
+                          NULL, NULL, &err) == NU_OK)
             pod->drift_recorded = true;
         pthread_mutex_unlock(&pod->lock);
         nu__result_deny(out, NU_KIND_SANDBOX_ERROR, 10, "pod %s was killed "
-                        "because its packet filter changed", pod->id);
+                        "because %s", pod->id, why);
         return NU_OK;
     }
     rc = nu_perm_copy(&perm, &pod->effective);

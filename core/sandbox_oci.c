@@ -556,17 +556,19 @@ static void nu__oci_explain(const nu__oci_pod_t *pod, nu_err_t *err)
              line);
 }
 
-/* Replace err's message by the runtime's exit status when the runtime
- * process exited before the handshake finished (a runtime that is not an
- * OCI runtime at all, or one that failed early).  The process is left
- * unreaped for nu__oci_kill. */
+/* Replace err's message by the runtime's exit status when the pod's
+ * stream closed without a hello or an error frame and the runtime process
+ * has exited (a runtime that is not an OCI runtime at all, or one that
+ * failed before starting the init).  An error frame from the init keeps
+ * its own message.  The process is left unreaped for nu__oci_kill. */
 static void nu__oci_explain_exit(const nu__oci_pod_t *pod, const char *id,
                                  int pidfd, nu_err_t *err)
 {
     struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
     siginfo_t info;
 
-    if (err == NULL || pidfd < 0)
+    if (err == NULL || pidfd < 0 ||
+        strstr(err->msg, "did not report ready") == NULL)
         return;
     /* The stream closes while the process exits, a moment before the
      * pidfd becomes readable. */

@@ -61,8 +61,10 @@ DRIFT_SLACK_S = 1.5
 LOCK = "/run/lock/nucleus-test-net.lock"
 
 PROFILE = """\
--- Egress to allowed.test by name and to 10.252.0.2:8080 directly.  Runs
--- are approved by the hook, which leaves web_fetch approvals pending.
+-- Egress to allowed.test by name and to 10.252.0.2:8080 directly.  The
+-- address is private, so the proxy reaches allowed.test:8443 only because
+-- network.allow names it too.  Runs are approved by the hook, which leaves
+-- web_fetch approvals pending.
 return nucleus.profile {
   name = "pod-network-test",
   capabilities = {
@@ -71,7 +73,8 @@ return nucleus.profile {
   paths = { allow = nucleus.ALL },
   commands = { allow = nucleus.ALL },
   network = {
-    allow = { "10.252.0.2:8080" }, domains = { "allowed.test" }, trusted = {},
+    allow = { "10.252.0.2:8080", "10.252.0.2:8443" },
+    domains = { "allowed.test" }, trusted = {},
   },
   approve = function(request, ctx)
     if request.call.tool == "run" then return "approve" end

@@ -21,7 +21,9 @@
 #include <string.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +33,7 @@
 #include "nucleus/lattice.h"
 #include "nucleus/net.h"
 #include "nucleus/sandbox.h"
+#include "net_internal.h"
 
 typedef struct world {
     char ns[32];
@@ -228,7 +231,8 @@ static void require_root(void)
 static const char *const test_hosts[] = {
     "allowed.test=10.250.0.2", "other.test=10.250.0.2",
     "blocked.test=10.250.0.3", "loopback.test=127.0.0.1",
-    "meta.test=169.254.169.254", NULL
+    "meta.test=169.254.169.254", "private.test=10.250.0.3",
+    "closed.test=10.250.0.2", NULL
 };
 
 static void perm_egress(nu_perm_t *p)
@@ -241,10 +245,18 @@ static void perm_egress(nu_perm_t *p)
     nu_strset_init_empty(&p->network.domains);
     nu_strset_init_empty(&p->network.trusted);
     assert_int_equal(nu_strset_add(&p->network.allow, "10.250.0.2:8080"), NU_OK);
+    /* allowed.test is a private address, which the proxy reaches through
+     * the name only where network.allow names it, so 8443 is listed too. */
+    assert_int_equal(nu_strset_add(&p->network.allow, "10.250.0.2:8443"), NU_OK);
     assert_int_equal(nu_strset_add(&p->network.domains, "allowed.test"), NU_OK);
     /* Allowed names pinned to addresses the proxy must still refuse. */
     assert_int_equal(nu_strset_add(&p->network.domains, "loopback.test"), NU_OK);
     assert_int_equal(nu_strset_add(&p->network.domains, "meta.test"), NU_OK);
+    /* An allowed name of a private address that network.allow does not
+     * name, and one whose allowed port has no server. */
+    assert_int_equal(nu_strset_add(&p->network.domains, "private.test"), NU_OK);
+    assert_int_equal(nu_strset_add(&p->network.domains, "closed.test"), NU_OK);
+    assert_int_equal(nu_strset_add(&p->network.allow, "10.250.0.2:8081"), NU_OK);
 }
 
 /* Probe run inside the pod.  "raw REQUEST" sends bytes to the proxy and
@@ -435,7 +447,6 @@ static void test_net_direct_other_port(void **state)
     (void)state;
     require_root();
     assert_int_not_equal(direct(&shared_pod, "http://10.250.0.2:9090/"), 0);
-    assert_int_not_equal(direct(&shared_pod, "https://10.250.0.2:8443/"), 0);
 }
 
 static void test_net_dns_blocked(void **state)
@@ -674,6 +685,123 @@ static void test_net_proxy_counters(void **state)
 }
 
 
+static void test_net_proxy_private_name(void **state)
+{
+    char out[1024];
+
+    (void)state;
+    require_root();
+    /* private.test is an allowed name, but its address 10.250.0.3 is
+     * private and not in network.allow. */
+    proxy_raw(out, sizeof out,
+              "GET http://private.test:8080/ HTTP/1.1|Host: private.test:8080||");
+    assert_memory_equal(out, "HTTP/1.1 403", 12);
+    assert_non_null(strstr(out, "network.allow"));
+    assert_int_equal(pod_sh(&shared_pod, out, sizeof out,
+                            "python3 /workspace/probe.py connect "
+                            "private.test:8443 private.test"), 3);
+    assert_non_null(strstr(out, "403"));
+}
+
+static void test_net_proxy_duplicate_host(void **state)
+{
+    char out[1024];
+
+    (void)state;
+    require_root();
+    proxy_raw(out, sizeof out, "GET http://allowed.test:8080/ HTTP/1.1|"
+              "Host: allowed.test:8080|Host: other.test||");
+    assert_memory_equal(out, "HTTP/1.1 400", 12);
+    assert_non_null(strstr(out, "more than one Host header"));
+    proxy_raw(out, sizeof out, "GET http://allowed.test:8080/ HTTP/1.1|"
+              "Host: allowed.test:8080||");
+    assert_non_null(strstr(out, " 200 "));
+}
+
+static void test_net_proxy_foreign_peer(void **state)
+{
+    char cmd[256];
+    char out[64];
+
+    (void)state;
+    require_root();
+    /* The test process is on the host, not the pod: its requests carry no
+     * credential, so the proxy refuses them. */
+    snprintf(cmd, sizeof cmd, "curl -s -m 5 -o /dev/null -w '%%{http_code}' "
+             "-x http://%s:%d http://allowed.test:8080/",
+             nu_net_host_addr(shared_pod.net), nu_net_proxy_port(shared_pod.net));
+    sh_out(out, sizeof out, cmd);
+    assert_string_equal(out, "403");
+    snprintf(cmd, sizeof cmd, "curl -s -m 5 -o /dev/null -w '%%{http_code}' "
+             "-x http://%s:%d -U nucleus:0123 http://allowed.test:8080/",
+             nu_net_host_addr(shared_pod.net), nu_net_proxy_port(shared_pod.net));
+    sh_out(out, sizeof out, cmd);
+    assert_string_equal(out, "403");
+}
+
+/* Opens argv[1] idle connections to the proxy and prints how many got a
+ * 503 from it. */
+static const char hold_py[] =
+    "import os, socket, sys, time\n"
+    "host, port = os.environ['HTTP_PROXY'][7:].rsplit(':', 1)\n"
+    "socks = [socket.create_connection((host, int(port)), timeout=5)\n"
+    "         for _ in range(int(sys.argv[1]))]\n"
+    "time.sleep(1)\n"
+    "refused = 0\n"
+    "for s in socks:\n"
+    "    s.setblocking(False)\n"
+    "    try:\n"
+    "        if s.recv(100).startswith(b'HTTP/1.1 503'): refused += 1\n"
+    "    except BlockingIOError: pass\n"
+    "print(refused)\n";
+
+static void test_net_proxy_connection_cap(void **state)
+{
+    char path[128];
+    char out[512];
+    FILE *fp;
+    int refused;
+
+    (void)state;
+    require_root();
+    snprintf(path, sizeof path, "%s/hold.py", shared_pod.workspace);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(hold_py, fp);
+    fclose(fp);
+
+    assert_int_equal(pod_sh(&shared_pod, out, sizeof out,
+                            "python3 /workspace/hold.py %d",
+                            NU_NET_PROXY_MAX_CONNS + 4), 0);
+    refused = atoi(out);
+    if (refused < 4 || refused > 6)
+        fail_msg("expected 4 connections over the cap refused, got %d", refused);
+
+    /* The closed connections free their places. */
+    assert_int_equal(pod_sh(&shared_pod, out, sizeof out,
+                            "curl -s -m 5 http://allowed.test:8080/"), 0);
+    assert_non_null(strstr(out, "hello from 10.250.0.2:8080"));
+}
+
+static void test_net_proxy_denied_list(void **state)
+{
+    json_t *denied;
+    char *text;
+
+    (void)state;
+    require_root();
+    denied = nu_net_denied(shared_pod.net);
+    assert_non_null(denied);
+    text = json_dumps(denied, 0);
+    assert_non_null(strstr(text, "\"blocked.test:8080\""));
+    assert_non_null(strstr(text, "\"private.test:8080\""));
+    /* Each destination once, however often it was refused. */
+    assert_null(strstr(strstr(text, "\"blocked.test:8080\"") + 1,
+                       "\"blocked.test:8080\""));
+    free(text);
+    json_decref(denied);
+}
+
 /* --- tests: web_fetch -------------------------------------------------- */
 
 static json_t *fetch(const char *url, json_int_t max_bytes)
@@ -791,6 +919,18 @@ static void test_net_fetch_size_cap(void **state)
     json_decref(r);
 }
 
+static void test_net_fetch_proxy_errors(void **state)
+{
+    (void)state;
+    require_root();
+    /* Refused by the proxy's address check before the tunnel opens. */
+    assert_denied("http://private.test:8080/", "network_denied");
+    assert_denied("https://private.test:8443/", "network_denied");
+    /* Nothing listens on the allowed 10.250.0.2:8081: the proxy's 502
+     * is an I/O error, not a server reply. */
+    assert_denied("http://closed.test:8081/", "io_error");
+}
+
 static void test_net_fetch_tls_verified(void **state)
 {
     nu_fetch_opts_t opts;
@@ -805,6 +945,7 @@ static void test_net_fetch_tls_verified(void **state)
     snprintf(proxy, sizeof proxy, "http://%s:%d",
              nu_net_host_addr(shared_pod.net), nu_net_proxy_port(shared_pod.net));
     opts.proxy = proxy;
+    opts.proxy_credential = shared_pod.net->proxy_credential;
     assert_int_equal(nu_net_fetch(&shared_pod.perm, call, &opts, &r, &err), NU_OK);
     assert_string_equal(field(r, "kind"), "io_error");
     json_decref(r);
@@ -868,6 +1009,100 @@ static void test_net_drift_host_rule(void **state)
     assert_int_equal(nu_sandbox_state(pod.sb), NU_SANDBOX_DEAD);
     pod_close(&pod);
     assert_int_not_equal(sh("iptables -S NUF%s >/dev/null 2>&1", ifname + 3), 0);
+}
+
+
+/* Lower the open-file limit to `limit` for ms milliseconds, so every new
+ * descriptor of this process fails with EMFILE, then restore it. */
+static void starve_fds(rlim_t limit, unsigned ms)
+{
+    struct rlimit saved, low;
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    low = saved;
+    low.rlim_cur = limit;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    usleep(ms * 1000);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+}
+
+static void test_net_check_failure_not_drift(void **state)
+{
+    pod_t pod;
+
+    (void)state;
+    require_root();
+    pod_open(&pod, 300);
+
+    /* One or two failed read-backs, then good ones: the pod lives. */
+    starve_fds(3, 350);
+    usleep(1200 * 1000);
+    assert_false(nu_net_drifted(pod.net));
+    assert_int_not_equal(nu_sandbox_state(pod.sb), NU_SANDBOX_DEAD);
+
+    /* Failures in a row past the maximum: killed, and not for drift. */
+    starve_fds(3, 300 * (NU_NET_CHECK_FAILURES_MAX + 2));
+    wait_drift(&pod);
+    assert_true(nu_net_check_failed(pod.net));
+    assert_int_equal(nu_sandbox_state(pod.sb), NU_SANDBOX_DEAD);
+    pod_close(&pod);
+}
+
+static void test_net_restrict_running_pod(void **state)
+{
+    pod_t pod;
+    nu_perm_t narrow, none;
+    nu_err_t err = { 0 };
+    char out[512];
+    json_t *call, *r = NULL;
+
+    (void)state;
+    require_root();
+    pod_open(&pod, 200);
+    assert_int_equal(direct(&pod, "http://10.250.0.2:8080/"), 0);
+
+    /* Drop 10.250.0.2:8443 and :8081: direct egress is cut, the proxy
+     * keeps serving what is still allowed. */
+    assert_int_equal(nu_perm_copy(&narrow, &pod.perm), NU_OK);
+    nu_strset_free(&narrow.network.allow);
+    nu_strset_init_empty(&narrow.network.allow);
+    assert_int_equal(nu_strset_add(&narrow.network.allow, "10.250.0.2:8080"), NU_OK);
+    if (nu_net_restrict(pod.net, &narrow, &err) != NU_OK)
+        fail_msg("restrict failed: %s", err.msg);
+    assert_int_not_equal(direct(&pod, "http://10.250.0.2:8080/"), 0);
+    assert_int_equal(pod_sh(&pod, out, sizeof out,
+                            "curl -s -m 5 http://allowed.test:8080/"), 0);
+    assert_non_null(strstr(out, "hello from 10.250.0.2:8080"));
+    assert_int_not_equal(pod_sh(&pod, NULL, 0, "curl -s -m 5 --cacert "
+                                "/workspace/ca.pem https://allowed.test:8443/"), 0);
+    call = json_pack("{s:s}", "url", "https://allowed.test:8443/");
+    assert_int_equal(nu_net_fetch_pod(pod.net, call, &r, &err), NU_OK);
+    assert_string_equal(json_string_value(json_object_get(r, "kind")),
+                        "network_denied");
+    json_decref(r);
+    json_decref(call);
+
+    /* Widening back is refused. */
+    assert_int_equal(nu_net_restrict(pod.net, &pod.perm, &err), NU_EINVAL);
+
+    /* No egress at all: the proxy refuses everything. */
+    assert_int_equal(nu_perm_copy(&none, &narrow), NU_OK);
+    nu_strset_free(&none.network.allow);
+    nu_strset_free(&none.network.domains);
+    nu_strset_init_empty(&none.network.allow);
+    nu_strset_init_empty(&none.network.domains);
+    assert_int_equal(nu_net_restrict(pod.net, &none, &err), NU_OK);
+    pod_sh(&pod, out, sizeof out, "curl -s -m 5 -o /dev/null -w '%%{http_code}' "
+           "http://allowed.test:8080/");
+    assert_string_equal(out, "403");
+
+    /* The watcher saw no drift in any of this. */
+    usleep(500 * 1000);
+    assert_false(nu_net_drifted(pod.net));
+    assert_int_equal(nu_net_check(pod.net, &err), NU_OK);
+    nu_perm_free(&narrow);
+    nu_perm_free(&none);
+    pod_close(&pod);
 }
 
 /* --- tests: cleanup ---------------------------------------------------- */
@@ -997,6 +1232,113 @@ static void test_net_prepare_route_collision(void **state)
     nu_perm_free(&perm);
 }
 
+static void test_net_range_from_environment(void **state)
+{
+    nu_perm_t perm;
+    nu_net_t *net = NULL;
+    nu_err_t err = { 0 };
+
+    (void)state;
+    perm_egress(&perm);
+    setenv("NUCLEUS_NET_RANGE", "10.213.0.0/7", 1);
+    assert_int_equal(nu_net_prepare(&perm, NULL, &net, &err), NU_EINVAL);
+    assert_non_null(strstr(err.msg, "10.213.0.0/7"));
+    if (geteuid() == 0 && world.ready) {
+        /* Contains the test network's route: the error names the fix. */
+        setenv("NUCLEUS_NET_RANGE", "10.250.0.0/16", 1);
+        assert_int_equal(nu_net_prepare(&perm, NULL, &net, &err), NU_EEXIST);
+        assert_non_null(strstr(err.msg, "NUCLEUS_NET_RANGE"));
+    }
+    unsetenv("NUCLEUS_NET_RANGE");
+    assert_null(net);
+    nu_perm_free(&perm);
+}
+
+static void test_net_lock_links_skipped(void **state)
+{
+    char victim[64];
+    struct stat st;
+    nu_perm_t perm;
+    nu_net_t *net = NULL;
+    nu_err_t err = { 0 };
+
+    (void)state;
+    require_root();
+    snprintf(victim, sizeof victim, "/tmp/nu-lock-victim-%d", (int)getpid());
+    unlink(victim);
+    assert_int_equal(sh("mkdir -p -m 0700 /run/nucleus/net"), 0);
+
+    /* Plant links in the free slots among the first eight; slots another
+     * owner holds keep their files. */
+    bool planted[8] = { false };
+    for (int n = 0; n < 8; n++) {
+        char path[64];
+        snprintf(path, sizeof path, "/run/nucleus/net/nucleus-net-%d.lock", n);
+        if (lstat(path, &st) != 0)
+            planted[n] = symlink(victim, path) == 0;
+    }
+
+    perm_egress(&perm);
+    if (nu_net_prepare(&perm, NULL, &net, &err) != NU_OK)
+        fail_msg("prepare failed: %s", err.msg);
+    if (net->index < 8 && planted[net->index])
+        fail_msg("slot %u was taken through a planted link", net->index);
+    assert_int_not_equal(stat(victim, &st), 0);
+    nu_net_close(net);
+
+    for (int n = 0; n < 8; n++) {
+        char path[64];
+        snprintf(path, sizeof path, "/run/nucleus/net/nucleus-net-%d.lock", n);
+        if (planted[n])
+            unlink(path);
+    }
+
+    assert_int_equal(lstat("/run/nucleus/net", &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 022, 0);
+    nu_perm_free(&perm);
+}
+
+static void test_net_uplink_forwarding(void **state)
+{
+    pid_t child;
+    int status;
+
+    (void)state;
+    require_root();
+    /* In a new network namespace: a veth as the uplink, with a default
+     * route through it.  Nothing is sent. */
+    child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        char ifname[32];
+        nu_err_t err = { 0 };
+
+        if (unshare(CLONE_NEWNET) != 0)
+            _exit(10);
+        if (nu_net_uplink_check(ifname, sizeof ifname, &err) != NU_ENOENT)
+            _exit(11);
+        if (sh("ip link add nutup0 type veth peer name nutup1 && "
+               "ip link set nutup1 up && ip link set nutup0 up && "
+               "ip addr add 192.0.2.1/24 dev nutup0 && "
+               "ip route add default via 192.0.2.2 && "
+               "sysctl -qw net.ipv4.conf.nutup0.forwarding=0") != 0)
+            _exit(12);
+        if (nu_net_uplink_check(ifname, sizeof ifname, &err) != NU_EPOLICY ||
+            strcmp(ifname, "nutup0") != 0 ||
+            strstr(err.msg, "net.ipv4.conf.nutup0.forwarding=1") == NULL)
+            _exit(13);
+        if (sh("sysctl -qw net.ipv4.conf.nutup0.forwarding=1") != 0)
+            _exit(14);
+        if (nu_net_uplink_check(ifname, sizeof ifname, &err) != NU_OK)
+            _exit(15);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* --- tests: setup and teardown ---------------------------------------- */
 
 static void test_net_attach_and_close(void **state)
@@ -1021,6 +1363,9 @@ int main(void)
         cmocka_unit_test(test_net_prepare_no_egress),
         cmocka_unit_test(test_net_prepare_bad_range),
         cmocka_unit_test(test_net_prepare_route_collision),
+        cmocka_unit_test(test_net_range_from_environment),
+        cmocka_unit_test(test_net_lock_links_skipped),
+        cmocka_unit_test(test_net_uplink_forwarding),
         cmocka_unit_test(test_net_attach_and_close),
         cmocka_unit_test(test_net_allow_everything),
         cmocka_unit_test(test_net_direct_allowed),
@@ -1039,15 +1384,23 @@ int main(void)
         cmocka_unit_test(test_net_proxy_host_spoofing),
         cmocka_unit_test(test_net_proxy_sni_mismatch),
         cmocka_unit_test(test_net_proxy_redirect_out),
+        cmocka_unit_test(test_net_proxy_private_name),
+        cmocka_unit_test(test_net_proxy_duplicate_host),
+        cmocka_unit_test(test_net_proxy_foreign_peer),
+        cmocka_unit_test(test_net_proxy_connection_cap),
         cmocka_unit_test(test_net_proxy_counters),
+        cmocka_unit_test(test_net_proxy_denied_list),
         cmocka_unit_test(test_net_fetch_allowed),
         cmocka_unit_test(test_net_fetch_denied_hosts),
         cmocka_unit_test(test_net_fetch_redirects),
         cmocka_unit_test(test_net_fetch_size_cap),
+        cmocka_unit_test(test_net_fetch_proxy_errors),
         cmocka_unit_test(test_net_fetch_tls_verified),
         cmocka_unit_test(test_net_check_clean),
         cmocka_unit_test(test_net_drift_pod_rule),
         cmocka_unit_test(test_net_drift_host_rule),
+        cmocka_unit_test(test_net_check_failure_not_drift),
+        cmocka_unit_test(test_net_restrict_running_pod),
         cmocka_unit_test(test_net_sweep_after_sigkill),
     };
 

@@ -11,7 +11,7 @@
  *   pod side   nup<N>  <base + 4N + 2>/30   default route via the host side
  *
  * N is the /30's index in the range.  An owner reserves N by holding an
- * exclusive flock on /run/lock/nucleus-net-<N>.lock and the abstract
+ * exclusive flock on /run/nucleus/net/nucleus-net-<N>.lock and the abstract
  * socket name @nucleus-net-<N> for the pod's lifetime (the kernel releases
  * both when the owner dies; the name is seen from every mount namespace),
  * and the veth is created with NLM_F_EXCL, so two owners never hold the
@@ -68,10 +68,19 @@
 
 #define NU_NET_DEFAULT_RANGE "10.213.0.0/16"
 #define NU_NET_PROXY_PORT 3128
+/* Connections one pod may hold open through its proxy at once; the next
+ * one gets a 503.  A spliced connection holds eight of the owner's file
+ * descriptors, so 128 stay within Debian's default soft limit of 1024. */
+#define NU_NET_PROXY_MAX_CONNS 128
+/* Failed filter read-backs in a row (not drift: the read itself failed,
+ * for example for lack of file descriptors) after which the watcher kills
+ * the pod, because it can no longer tell that the filter holds. */
+#define NU_NET_CHECK_FAILURES_MAX 3
 
 typedef struct nu_net_opts {
-    /* IPv4 range carved into /30s, prefix /8 to /28; NULL selects
-     * NU_NET_DEFAULT_RANGE.  Rejected when a host route other than the
+    /* IPv4 range carved into /30s, prefix /8 to /28; NULL selects the
+     * environment variable NUCLEUS_NET_RANGE, or NU_NET_DEFAULT_RANGE when
+     * that is unset or empty.  Rejected when a host route other than the
      * default route overlaps it. */
     const char *range;
     /* Drift check period in milliseconds; 0 selects 1000. */
@@ -125,8 +134,37 @@ int nu_net_attach(nu_net_t *net, pid_t pod_pid, nu_err_t *err);
  * Returns NU_OK or NU_EPOLICY with the first differing line in err. */
 int nu_net_check(nu_net_t *net, nu_err_t *err);
 
-/* Has the watcher killed the pod for drift? */
+/* Has the watcher killed the pod, for drift or for failed checks? */
 bool nu_net_drifted(const nu_net_t *net);
+
+/* Did the watcher kill the pod because NU_NET_CHECK_FAILURES_MAX read-backs
+ * in a row failed, rather than for a rule that differed?  Meaningful when
+ * nu_net_drifted is true. */
+bool nu_net_check_failed(const nu_net_t *net);
+
+/* Narrow the attached pod's network to perm's network component, for a
+ * pod whose effective permission moved down (attenuation).  The proxy and
+ * nu_net_fetch_pod use the new policy from their next request on.  When the
+ * CIDR allow set changed, direct egress is cut entirely (fail closed):
+ * the pod's default route is deleted, so only the proxy on the on-link
+ * host address stays reachable.  The filters and the drift watcher stay
+ * as they are.  Returns NU_OK, NU_EINVAL (perm is not below the current
+ * policy, or net is not attached), NU_EIO or NU_ENOMEM; on NU_EIO the
+ * policy copy is already replaced. */
+int nu_net_restrict(nu_net_t *net, const nu_perm_t *perm, nu_err_t *err);
+
+/* The destinations ("host:port") the proxy refused with a 403, distinct,
+ * at most 32 plus a "... and N more" entry.  Returns a new JSON array, or
+ * NULL when out of memory. */
+json_t *nu_net_denied(const nu_net_t *net);
+
+/* Check that the uplink (the interface of the host's IPv4 default route)
+ * forwards IPv4, which direct egress to network.allow entries needs.
+ * Writes the interface's name to ifname (may be "" when there is no
+ * default route).  Returns NU_OK (forwarding on), NU_ENOENT (no default
+ * route), NU_EPOLICY (forwarding off; err says how to turn it on) or
+ * NU_EIO. */
+int nu_net_uplink_check(char *ifname, size_t size, nu_err_t *err);
 
 /* Addresses and names, valid while net lives. */
 const char *nu_net_host_addr(const nu_net_t *net); /* "10.213.0.1" */
@@ -153,6 +191,8 @@ typedef struct nu_fetch_opts {
     const char *proxy;       /* "http://10.213.0.1:3128"; NULL connects
                               * directly (the host's own egress) */
     const char *const *hosts;/* as nu_net_opts_t.hosts */
+    const char *proxy_credential; /* "user:password" sent to the proxy
+                                   * (Basic); NULL sends none */
     bool insecure;           /* skip TLS verification; tests only */
 } nu_fetch_opts_t;
 
