@@ -131,7 +131,7 @@ static void nu__sweep_first(void)
 }
 
 /* Direct egress to network.allow entries leaves through the uplink,
- * which drops it silently unless it forwards: say so at pod creation. */
+ * which drops it silently unless it forwards, so pod creation warns. */
 static void nu__net_warn_forwarding(const nu_perm_t *perm)
 {
     char ifname[32];

@@ -13,12 +13,13 @@
  *      reach the listening address get a 403.  At most
  *      NU_NET_PROXY_MAX_CONNS connections per pod are open at once; the
  *      next one gets a 503, so a pod cannot use up the owner's
- *      descriptors (a spliced connection holds eight).
+ *      descriptors (a spliced connection uses eight).
  *   1. Read the request head (at most 16 KiB, ended by CRLF CRLF).
  *   2. Plain HTTP: the request target must be an absolute http:// URL and
- *      the only Host header must name the same host and port (no Host
- *      spoofing towards a virtual host on an allowed address; a second
- *      Host header is a 400, as RFC 9112 section 3.2 requires).  The head is
+ *      the only Host header must name the same host and port, so a pod
+ *      cannot spoof Host towards a virtual host on an allowed address.  A
+ *      second Host header is a 400, as RFC 9112 section 3.2 requires.
+ *      The head is
  *      rewritten to origin form with "Connection: close", so one client
  *      connection carries one request.
  *      CONNECT host:port: resolve and check the target (steps 3 and 4),
@@ -28,12 +29,12 @@
  *   3. The host (canonical form of nu_url_parse, so 0x7f.1 and
  *      ::ffff:a.b.c.d are IPv4) must pass nu_perm_check_host.
  *   4. The proxy resolves names itself (static hosts list first, then
- *      getaddrinfo, IPv4 only) and checks every address it gets.  It
- *      refuses those the pod must never reach through a name: loopback,
- *      private (RFC 1918), shared (100.64/10), link-local, unspecified,
- *      multicast and reserved, the pod range and every address of the
- *      host, unless the policy's CIDR entries name that address and port.
- *      It connects to the first address that passes.
+ *      getaddrinfo, IPv4 only) and checks every address it gets.  No name
+ *      may lead to loopback, private (RFC 1918), shared (100.64/10),
+ *      link-local, unspecified, multicast or reserved addresses, the pod
+ *      range or any address of the host.  The policy's CIDR entries may
+ *      name such an address and port to allow it.  The proxy connects to
+ *      the first address that passes.
  *   5. Splice bytes both ways with backpressure (reading stops while the
  *      other side has more than 1 MiB queued), counting them per pod.
  *

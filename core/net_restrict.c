@@ -9,7 +9,7 @@
  * changes, the pod's default route is deleted instead: the pod then
  * reaches only its on-link /30, that is the proxy, and every direct
  * connection to a network.allow entry fails with "Network is unreachable".
- * The filters stay as they were, so the watcher sees no drift.  A pod
+ * The filters stay as they were, so the watcher finds no drift.  A pod
  * needs CAP_NET_ADMIN in its network namespace to add the route back, and
  * pods run without capabilities.
  */

@@ -549,18 +549,18 @@ static int nu__pod_call(nu_pod_t *pod, const json_t *call, nu__stream_t *st,
         /* The watcher killed the pod when its filter changed, or when it
          * could no longer read the filter back. */
         bool unchecked = nu_net_check_failed(pod->net);
-        const char *why = unchecked
+        const char *reason = unchecked
             ? "its packet filter could not be read back"
             : "its packet filter changed";
         if (!pod->drift_recorded &&
             nu__pod_audit(pod, unchecked ? "network_check_failed"
                                          : "network_drift",
-                          NULL, NULL, NULL, "deny", "sandbox_error", why,
+                          NULL, NULL, NULL, "deny", "sandbox_error", reason,
                           NULL, NULL, &err) == NU_OK)
             pod->drift_recorded = true;
         pthread_mutex_unlock(&pod->lock);
         nu__result_deny(out, NU_KIND_SANDBOX_ERROR, 10, "pod %s was killed "
-                        "because %s", pod->id, why);
+                        "because %s", pod->id, reason);
         return NU_OK;
     }
     rc = nu_perm_copy(&perm, &pod->effective);

@@ -33,6 +33,7 @@
 
 #include "cli/commands.h"
 #include "nucleus/home.h"
+#include "nucleus/net.h"
 #include "nucleus/oci.h"
 #include "nucleus/sandbox.h"
 #include "nucleus/vm.h"
@@ -249,6 +250,24 @@ static void nu__probe_rlimits(void)
         strncat(line, item, sizeof line - strlen(line) - 1);
     }
     nu__report("rlimits", "ok", "hard limits: %s", line);
+}
+
+/* Direct egress to network.allow entries needs forwarding on the uplink. */
+static void nu__probe_uplink(void)
+{
+    char ifname[32];
+    nu_err_t err = { 0 };
+    int rc = nu_net_uplink_check(ifname, sizeof ifname, &err);
+    const char *msg = strncmp(err.msg, "net: ", 5) == 0 ? err.msg + 5
+                                                        : err.msg;
+
+    if (rc == NU_OK)
+        nu__report("egress uplink", "ok", "%s forwards IPv4", ifname);
+    else if (rc == NU_EPOLICY)
+        nu__report("egress uplink", "limited", "%s", msg);
+    else
+        nu__report("egress uplink", "limited", "%s; pods reach "
+                   "network.allow entries only through the proxy", msg);
 }
 
 static void nu__probe_memfd(void)
@@ -512,6 +531,7 @@ int nu_cmd_doctor(int argc, char **argv)
     nu__probe_cgroups();
     nu__probe_rlimits();
     nu__probe_memfd();
+    nu__probe_uplink();
     pod_ok = nu__probe_pod();
 
     printf("\noci tier (the ns tier's pod under an OCI runtime):\n");

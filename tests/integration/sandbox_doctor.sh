@@ -34,6 +34,7 @@ check_line "^  cgroup v2 +(ok|limited|missing) " reports_cgroup_v2
 check_line "^  cgroup v1 +(ok|limited|missing) " reports_cgroup_v1
 check_line "^  rlimits +ok " reports_rlimits
 check_line "^  memfd exec +(ok|missing) " reports_memfd_exec
+check_line "^  egress uplink +(ok|limited) " reports_egress_uplink
 for rt in crun runc runsc kata-runtime; do
     check_line "^  oci:$rt +(ok|missing) " "reports_oci_$rt"
 done

@@ -1268,8 +1268,8 @@ static void test_net_lock_links_skipped(void **state)
     unlink(victim);
     assert_int_equal(sh("mkdir -p -m 0700 /run/nucleus/net"), 0);
 
-    /* Plant links in the free slots among the first eight; slots another
-     * owner holds keep their files. */
+    /* Plant links in the free slots among the first eight.  Slots that
+     * have a file, perhaps another owner's, are left alone. */
     bool planted[8] = { false };
     for (int n = 0; n < 8; n++) {
         char path[64];
