@@ -249,6 +249,53 @@ local function phase_hold()
   pod:close()
 end
 
+-- ---------------------------------------------------------------------
+-- Attenuation to no network: the running pod loses its egress.
+
+-- The test profile with every network entry removed.
+local NO_NETWORK = [[
+return nucleus.profile {
+  name = "pod-network-test-narrowed",
+  capabilities = {
+    read_files = "always", web_fetch = "always", run_bash = "always",
+  },
+  paths = { allow = nucleus.ALL },
+  commands = { allow = nucleus.ALL },
+  network = { allow = {}, domains = {}, trusted = {} },
+  approve = function(request, ctx)
+    if request.call.tool == "run" then return "approve" end
+    return "ask"
+  end,
+}
+]]
+
+local function phase_attenuate()
+  local pod = new_pod()
+
+  local r, e = run(pod, PROBE .. "tcp 10.252.0.2 8080")
+  check("direct connect before attenuation", r and r.exit_code == 0, describe(r, e))
+  r, e = run(pod, PROBE .. "proxy-get http://10.252.0.3:8080/")
+  check("proxy refusal before attenuation",
+        r and r.exit_code == 0 and r.stdout:match("^HTTP/1%.%d 403"), describe(r, e))
+
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(NO_NETWORK)
+  f:close()
+  local ok, err = pod:attenuate(path)
+  os.remove(path)
+  check("attenuate to no network", ok, tostring(err and err.reason or err))
+
+  -- Neither command names a URL, so only the kernel and the proxy decide.
+  r, e = run(pod, PROBE .. "tcp 10.252.0.2 8080")
+  check("direct connect after attenuation blocked",
+        r and r.exit_code == 3 and r.stdout:match("^blocked"), describe(r, e))
+  r, e = run(pod, PROBE .. "proxy-get http://allowed.test:8080/")
+  check("proxy refuses after attenuation",
+        r and r.exit_code == 0 and r.stdout:match("^HTTP/1%.%d 403"), describe(r, e))
+  pod:close()
+end
+
 -- A plain egress pod: created, used once, closed.
 local function phase_once()
   local pod = new_pod()
@@ -266,6 +313,7 @@ local phases = {
   drift_close = function() phase_drift(false) end,
   hold = phase_hold,
   once = phase_once,
+  attenuate = phase_attenuate,
 }
 if not phases[phase] then
   io.stderr:write("pod_network.lua: unknown phase '" .. phase .. "'\n")

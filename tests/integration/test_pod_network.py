@@ -664,6 +664,19 @@ def test_run(t):
               leftovers(int(info["pid"]), {"chains": [], "links": []}) == [])
 
 
+def test_attenuate(t):
+    before = len(t.world.requests("allowed"))
+    info = t.phase("attenuate")
+    after = t.world.requests("allowed")[before:]
+    check("attenuate: one direct connection, no request after",
+          not any("GET" in line for line in after), after)
+    audit = t.audit_show(info.get("pod", "?"))
+    close = [l for l in audit.splitlines() if "pod_close" in l]
+    check("attenuate: pod_close lists the refused destination",
+          close and "10.252.0.3:8080" in close[-1]
+          and "denied_destinations" in close[-1], audit[-800:])
+
+
 def test_exec(t):
     n = t.nucleus("exec", "--profile", t.profile, "--workspace", t.workspace,
                   "--timeout", "20", "--", "curl", "-sS", "-m", "5",
@@ -888,6 +901,7 @@ def main():
         test_controls(world)
         test_fetch(t)
         test_run(t)
+        test_attenuate(t)
         test_exec(t)
         test_drift(t, "drift", inject_host_drift, "host FORWARD")
         test_drift(t, "drift_close", inject_pod_drift, "pod OUTPUT")
