@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -297,6 +298,7 @@ static void *nu__net_watch(void *arg)
 
 static int nu__net_open_pod(nu_net_t *net, pid_t pod_pid, nu_err_t *err)
 {
+    struct stat pod_ns, self_ns;
     char path[64];
 
     net->pidfd = (int)syscall(SYS_pidfd_open, pod_pid, 0);
@@ -308,6 +310,18 @@ static int nu__net_open_pod(nu_net_t *net, pid_t pod_pid, nu_err_t *err)
     net->pod_netns_fd = open(path, O_RDONLY | O_CLOEXEC);
     if (net->pod_netns_fd < 0)
         return nu_err_errno(err, errno, "net: cannot open %s", path);
+
+    /* Fail closed on a pid that shares the host's network namespace (a
+     * runtime's pid instead of the pod's): the routes, sysctls and
+     * filters below would change the host itself. */
+    if (fstat(net->pod_netns_fd, &pod_ns) != 0 ||
+        stat("/proc/self/ns/net", &self_ns) != 0)
+        return nu_err_errno(err, errno, "net: cannot compare network "
+                            "namespaces");
+    if (pod_ns.st_dev == self_ns.st_dev && pod_ns.st_ino == self_ns.st_ino)
+        return nu_err_set(err, NU_EINVAL, "net: cannot attach pid %d: it "
+                          "shares the host's network namespace (this "
+                          "isolation tier cannot take egress)", (int)pod_pid);
 
     /* The pid may have been reused before pidfd_open.  A pidfd that is
      * still live after the namespace open proves that both name the same
