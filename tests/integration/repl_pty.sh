@@ -85,17 +85,24 @@ type_line ":explain"
 if wait_for "decision:"; then ok ":explain prints the last decision"; else not_ok ":explain prints the last decision"; fi
 # Ctrl-C used to end the REPL.  Now it discards the line being typed,
 # continuation lines included, and stops a running evaluation.
+# The pauses let the REPL read each part before the next arrives: the
+# terminal flushes unread input on Ctrl-C.
 tmux -S "$sock" send-keys -l "pod:read("
+sleep 0.3
 tmux -S "$sock" send-keys C-c
+sleep 0.3
 type_line "print('after' .. '-ctrl-c')"
 if wait_for "after-ctrl-c"; then ok "ctrl-c discards the typed line"; else not_ok "ctrl-c discards the typed line"; fi
 type_line "for i = 1, 2 do"
+sleep 0.3
 tmux -S "$sock" send-keys C-c
+sleep 0.3
 type_line "print('fresh' .. '-statement')"
 if wait_for "fresh-statement"; then ok "ctrl-c discards continuation lines"; else not_ok "ctrl-c discards continuation lines"; fi
 type_line "while true do end"
 sleep 0.3
 tmux -S "$sock" send-keys C-c
+sleep 0.3
 type_line "print('loop' .. '-stopped')"
 if wait_for "interrupted (Ctrl-C)" && wait_for "loop-stopped"; then
     ok "ctrl-c stops a running evaluation"
@@ -105,6 +112,7 @@ fi
 type_line "pod:run('sleep 1')"
 sleep 0.3
 tmux -S "$sock" send-keys C-c
+sleep 0.3
 type_line "print(pod:read('hello.txt').content)"
 if wait_for "in method 'run'" && [ "$(screen | grep -c 'hello from the workspace')" -ge 2 ]; then
     ok "ctrl-c during a pod call keeps the pod"
