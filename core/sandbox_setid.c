@@ -8,7 +8,8 @@
  * anyone on the host.  The pod's own nosuid mount does not protect the
  * host's view of the same directory.  So every tier rejects, with EPERM:
  *   - chmod, fchmod, fchmodat with S_ISUID or S_ISGID in the mode;
- *   - open, openat, creat, mkdir, mkdirat with either bit in the mode;
+ *   - open, openat, creat, mkdir, mkdirat, mknod, mknodat with either
+ *     bit in the mode (mknod makes regular files too);
  *   - mknod, mknodat of a character or block device;
  * and answers ENOSYS to openat2 and fchmodat2, whose mode the filter
  * cannot check (openat2 keeps it in a structure; fchmodat2 is refused as a
@@ -38,6 +39,8 @@ const nu__setid_rule_t nu__setid_rules[] = {
     { "creat",    1, NU__SETID_MODE },
     { "mkdir",    1, NU__SETID_MODE },
     { "mkdirat",  2, NU__SETID_MODE },
+    { "mknod",    1, NU__SETID_MODE },
+    { "mknodat",  2, NU__SETID_MODE },
     { "mknod",    1, NU__SETID_DEVICE },
     { "mknodat",  2, NU__SETID_DEVICE },
     { "openat2",  0, NU__SETID_ENOSYS },

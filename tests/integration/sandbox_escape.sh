@@ -186,6 +186,7 @@ run_case mknod_workspace EPERM -- mknod /workspace/null2
 run_case chmod_setuid_workspace EPERM -- chmod_suid /workspace/suid1
 run_case fchmod_setgid_workspace EPERM -- fchmod_sgid /workspace/sgid1
 run_case create_setuid_workspace EPERM -- creat_suid /workspace/suid2
+run_case mknod_setuid_workspace EPERM -- mknod_suid /workspace/suid3
 run_case setuid_binary_gains_nothing 0000000000000000 -- exec /workspace/probe-setuid capeff
 
 # Network: loopback only.

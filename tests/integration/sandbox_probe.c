@@ -175,6 +175,7 @@ int main(int argc, char **argv)
             return result_errno(-1);
         return result_errno(fchmod(fd, 02755));
     }
+    if (!strcmp(c, "mknod_suid")) return result_errno(mknod(arg, S_IFREG | 04755, 0));
     if (!strcmp(c, "creat_suid")) return result_errno(open(arg, O_WRONLY | O_CREAT | O_EXCL, 04755));
     if (!strcmp(c, "capeff")) {
         FILE *f = fopen("/proc/self/status", "r");

@@ -125,6 +125,8 @@ static const escape_case_t cases[] = {
       { "fchmod_sgid", "/workspace/sgid1" } },
     { "create_setuid_workspace", "EPERM",
       { "creat_suid", "/workspace/suid2" } },
+    { "mknod_setuid_workspace", "EPERM",
+      { "mknod_suid", "/workspace/suid3" } },
     { "setuid_binary_gains_nothing", "0000000000000000",
       { "exec", "/workspace/probe-setuid", "capeff" } },
     /* Network: loopback only. */
