@@ -2,7 +2,8 @@
 # The view of a command in a vm pod, checked in one boot: blocked workspace files
 # read empty and reject writes, a blocked directory is empty,
 # write-blocked paths reject writes, the root file system is read-only
-# while /tmp is writable, lo is up, and --file-size and --pids hold.
+# while /tmp is writable, lo is up, commands have no capabilities to undo
+# any of it, and --file-size and --pids hold.
 # The host's files keep their contents. Output is TAP.
 set -u
 
@@ -73,6 +74,13 @@ touch /tmp/scratch; echo "write /tmp=$?"
 echo "lo flags=$(cat /sys/class/net/lo/flags)"
 echo "cgroup=$(cat /proc/self/cgroup)"
 echo "pids.max=$(cat /sys/fs/cgroup/pod/pids.max)"
+echo "capeff=$(grep CapEff /proc/self/status | cut -f 2)"
+(ulimit -f unlimited) 2>/dev/null; echo "raise fsize=$?"
+sh -c 'echo max > /sys/fs/cgroup/pod/pids.max' 2>/dev/null; echo "write pids.max=$?"
+sh -c 'echo $$ > /sys/fs/cgroup/cgroup.procs' 2>/dev/null; echo "leave cgroup=$?"
+mount -o remount,rw / 2>/dev/null; echo "remount=$?"
+umount -l /workspace 2>/dev/null; echo "umount=$?"
+chown 1234 probe.sh 2>/dev/null; echo "chown=$?"
 dd if=/dev/zero of=big.bin bs=1M count=5 2>/dev/null; echo "dd=$?"
 i=0
 while [ $i -lt 100 ]; do sleep 2 & i=$((i + 1)); done 2>/dev/null
@@ -108,6 +116,13 @@ has "cgroup=0::/pod"
 check $? "commands run in the pod cgroup" "$out"
 has "pids.max=64"
 check $? "--pids sets pids.max" "$out"
+has "capeff=0000000000000000"
+check $? "commands have no capabilities" "$out"
+for what in "raise fsize" "write pids.max" "leave cgroup" "remount" \
+    "umount" "chown"; do
+    grep -q "^$what=[1-9]" "$work/out"
+    check $? "$what fails" "$out"
+done
 has "dd=153"
 check $? "--file-size stops dd with SIGXFSZ" "$out"
 size=$(stat -c %s "$ws/big.bin" 2>/dev/null)

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -370,6 +371,36 @@ static int nu__agent_seal_root(void)
     return 0;
 }
 
+/* Leave the guest's commands no capability, as in the other tiers.  The
+ * agent keeps its own (it credits host entropy later), but every command
+ * it executes gets an empty set: the bounding set is emptied, and exec
+ * computes a root program's capabilities from it.  Without capabilities a
+ * command cannot raise its limits, remount, unmount /workspace or chown
+ * host files over 9p.  /sys (with the cgroup file system) is made
+ * read-only first, so root cannot leave the pod cgroup or raise
+ * pids.max through plain file writes. */
+static int nu__agent_drop_caps(void)
+{
+    static const char *const ro[] = { "/sys/fs/cgroup", "/sys" };
+
+    for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++)
+        if (mount(NULL, ro[i], NULL, MS_REMOUNT | MS_BIND | MS_RDONLY |
+                  MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) {
+            nu__agent_say("cannot make read-only", ro[i]);
+            return -1;
+        }
+    for (int cap = 0; ; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0)
+            continue;
+        if (errno == EINVAL && cap > 0)
+            break;  /* past the last capability of this kernel */
+        nu__agent_say("cannot drop a capability from the bounding set",
+                      strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 typedef struct nu__agent {
     int fd;                     /* the virtio serial port */
     nu__serve_t serve;
@@ -466,6 +497,8 @@ int main(void)
     limits_rc = nu__agent_limits();
     if (limits_rc == 0)
         limits_rc = nu__agent_seal_root();
+    if (limits_rc == 0)
+        limits_rc = nu__agent_drop_caps();
 
     ag.fd = nu__agent_open_port();
     if (ag.fd < 0) {
@@ -486,8 +519,8 @@ int main(void)
                         ? "agent: cannot start: cannot mount the workspace "
                           "share (see the pod's console log)"
                         : "agent: cannot start: cannot apply the pod's "
-                          "limits or make / read-only (see the pod's "
-                          "console log)");
+                          "limits, make / read-only or drop capabilities "
+                          "(see the pod's console log)");
         nu__agent_poweroff();
     }
 
