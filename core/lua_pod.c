@@ -817,7 +817,8 @@ static int nu__m_attenuate(lua_State *L)
     return 1;
 }
 
-/* pod:spawn{profile = name|perm, workspace =, budget =, strict =}. */
+/* pod:spawn{profile = name|perm, workspace =, isolation =, budget =,
+ * strict =}. */
 static int nu__m_spawn(lua_State *L)
 {
     nu_lpod_t *p = nu__check_pod(L, 1);
@@ -833,6 +834,7 @@ static int nu__m_spawn(lua_State *L)
     nu_pod_options_init(&opts);
     opts.workspace = nu__opt_string(L, 2, "workspace");
     opts.namespace_ = nu__opt_string(L, 2, "namespace");
+    opts.isolation = nu__opt_string(L, 2, "isolation");
     lua_getfield(L, 2, "strict");
     strict = lua_toboolean(L, -1);
     lua_pop(L, 1);

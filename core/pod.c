@@ -525,6 +525,19 @@ int nu_pod_charge(nu_pod_t *pod, double usd, int64_t input_tokens,
     return rc;
 }
 
+/* Whether path resolves to dir or to a directory beneath it. */
+static bool nu__pod_beneath(const char *dir, const char *path)
+{
+    char *real = realpath(path, NULL);
+    size_t n = strlen(dir);
+    bool ok;
+
+    ok = real != NULL && strncmp(real, dir, n) == 0 &&
+         (real[n] == '\0' || real[n] == '/' || strcmp(dir, "/") == 0);
+    free(real);
+    return ok;
+}
+
 int nu_pod_spawn(nu_pod_t *parent, const nu_pod_options_t *opts,
                  const nu_perm_t *requested, bool strict, nu_pod_t **child,
                  nu_err_t *err)
@@ -561,6 +574,17 @@ int nu_pod_spawn(nu_pod_t *parent, const nu_pod_options_t *opts,
                           "child of an '%s' pod runs on the same tier, not "
                           "'%s' (omit isolation)", parent->id,
                           parent->isolation, copts.isolation);
+    }
+
+    /* Delegation never widens: a child's workspace is the parent's or a
+     * directory beneath it. */
+    if (copts.workspace != NULL &&
+        !nu__pod_beneath(parent->workspace, copts.workspace)) {
+        nu_perm_free(&granted);
+        return nu_err_set(err, NU_EDENIED, "pod: cannot spawn from %s: "
+                          "workspace '%s' is not the parent's workspace or "
+                          "a directory beneath it", parent->id,
+                          copts.workspace);
     }
 
     copts.profile = parent->profile;

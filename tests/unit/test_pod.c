@@ -573,6 +573,45 @@ static void test_pod_spawn_keeps_isolation(void **state)
     nu_profile_free(profile);
 }
 
+/* A child's workspace is the parent's or beneath it. */
+static void test_pod_spawn_workspace_beneath(void **state)
+{
+    static const char text[] =
+        "return nucleus.profile { name = 'parent',\n"
+        "  capabilities = { read_files = 'always', manage_pods = 'low_risk' },\n"
+        "  paths = { allow = nucleus.ALL, block = nucleus.SENSITIVE },\n"
+        "  budget = { usd = 10, tool_calls = 100 } }\n";
+    fixture_t *f = *state;
+    nu_profile_t *profile;
+    nu_pod_options_t opts;
+    nu_pod_t *parent, *child = NULL;
+    nu_perm_t req;
+    nu_err_t err;
+    char sub[512];
+
+    assert_int_equal(nu_profile_load_string(&profile, "parent.lua", text,
+                                            sizeof text - 1, NULL, &err), NU_OK);
+    nu_pod_options_init(&opts);
+    opts.profile = profile;
+    opts.workspace = f->dir;
+    assert_int_equal(nu_pod_create(&opts, &parent, &err), NU_OK);
+
+    nu_perm_init_top(&req);
+    nu_pod_options_init(&opts);
+    opts.workspace = "/tmp";
+    assert_int_equal(nu_pod_spawn(parent, &opts, &req, false, &child, &err),
+                     NU_EDENIED);
+    assert_non_null(strstr(err.msg, "beneath"));
+    snprintf(sub, sizeof sub, "%s/../%s", f->dir, strrchr(f->dir, '/') + 1);
+    opts.workspace = sub;
+    assert_int_equal(nu_pod_spawn(parent, &opts, &req, false, &child, &err),
+                     NU_OK);
+
+    nu_pod_close(parent);
+    nu_perm_free(&req);
+    nu_profile_free(profile);
+}
+
 static void test_pod_spawn_carves_budget(void **state)
 {
     static const char text[] =
@@ -654,6 +693,7 @@ int main(void)
         T(test_pod_spawn_needs_manage_pods),
         T(test_pod_spawn_carves_budget),
         T(test_pod_spawn_keeps_isolation),
+        T(test_pod_spawn_workspace_beneath),
         T(test_pod_costs_charge_usd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

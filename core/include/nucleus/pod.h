@@ -180,7 +180,8 @@ int nu_pod_attenuate(nu_pod_t *pod, const nu_perm_t *p, nu_err_t *err);
  * requested (clamped, or NU_EDENIED when strict and requested exceeds
  * it); the child's budget is carved out of the parent's remaining budget
  * and the unspent part returns when the child closes.  opts->workspace may
- * be NULL to share the parent's.  The child runs on the parent's isolation
+ * be NULL to share the parent's, or name a directory beneath it
+ * (NU_EDENIED otherwise).  The child runs on the parent's isolation
  * tier: opts->isolation may be NULL, and must name the same tier unless the
  * parent's is "ns" (NU_EDENIED otherwise).  Closing the parent closes its
  * children. */
