@@ -33,7 +33,8 @@ typedef enum {
     NU__F_ENV,       /* object of strings, names [A-Za-z_][A-Za-z0-9_]* */
     NU__F_HEADERS,   /* object of strings, token names, no CR/LF */
     NU__F_METHOD,    /* HTTP method */
-    NU__F_URL        /* http(s) URL, see nu_url_parse */
+    NU__F_URL,       /* http(s) URL, see nu_url_parse */
+    NU__F_ENCODING   /* "utf-8" or "base64": how a byte field is sent */
 } nu__ftype_t;
 
 typedef struct nu__field {
@@ -58,6 +59,7 @@ static const nu__field_t nu__read_fields[] = {
 static const nu__field_t nu__write_fields[] = {
     {"path", NU__F_PATH, true, true, 0, 0},
     {"content", NU__F_DATA, true, false, 0, 0},
+    {"content_encoding", NU__F_ENCODING, false, false, 0, 0},
     {"mode", NU__F_MODE, false, false, 0, 07777},
     {NULL, 0, false, false, 0, 0}};
 static const nu__field_t nu__edit_fields[] = {
@@ -83,6 +85,7 @@ static const nu__field_t nu__run_fields[] = {
     {"cwd", NU__F_PATH, false, false, 0, 0},
     {"env", NU__F_ENV, false, false, 0, 0},
     {"stdin", NU__F_DATA, false, false, 0, 0},
+    {"stdin_encoding", NU__F_ENCODING, false, false, 0, 0},
     {"timeout", NU__F_NUMBER, false, false, 0, NU_DECIDE_MAX_TIMEOUT},
     {NULL, 0, false, false, 0, 0}};
 static const nu__field_t nu__fetch_fields[] = {
@@ -339,6 +342,13 @@ static int nu__check_field(nu__vctx_t *v, const nu__field_t *f,
         return nu__check_map(v, f->name, j, true);
     case NU__F_METHOD:
         return nu__check_method(v, f->name, j);
+    case NU__F_ENCODING:
+        if (!json_is_string(j) ||
+            (strcmp(json_string_value(j), "utf-8") != 0 &&
+             strcmp(json_string_value(j), "base64") != 0))
+            return nu__invalid(v, f->name, "expected \"utf-8\" or "
+                               "\"base64\"");
+        return NU_OK;
     case NU__F_URL:
         rc = nu__check_string(v, f->name, j, false, NU_DECIDE_MAX_URL, true);
         if (rc != NU_OK)

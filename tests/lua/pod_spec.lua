@@ -77,6 +77,19 @@ describe("nucleus.pod", function()
     assert.are.equal("[REDACTED:MY_SECRET]\n", r.stderr)
   end)
 
+  it("writes binary content and takes base64 arguments", function()
+    assert(pod:write("x.bin", "\255\000\001"))
+    local f = assert(io.open(dir .. "/x.bin", "rb"))
+    assert.are.equal("\255\000\001", f:read("a"))
+    f:close()
+    local r = assert(pod:run{command = "cat", stdin = "aGVsbG8=",
+                              stdin_encoding = "base64"})
+    assert.are.equal("hello", r.stdout)
+    local _, err = pod:write{path = "y.txt", content = "aGk=",
+                             content_encoding = "rot13"}
+    assert.are.equal("invalid_request", err.kind)
+  end)
+
   it("truncates output past the cap and keeps the pod alive", function()
     -- Control bytes are escaped as six JSON bytes each: the worst case
     -- for the response frame.
