@@ -81,6 +81,9 @@ int nu__podinit_main(int fd)
 
     memset(&pi, 0, sizeof pi);
     nu__serve_init(&pi.serve, "podinit", fd);
+    /* The oci tier sends the pod's environment this way, so that
+     * credentials never rest in its bundle on disk. */
+    pi.serve.accept_set_env = true;
 
     /* Step 1: the death signal survives this exec, and setting it again
      * makes the init independent of how it was started.  A host that died

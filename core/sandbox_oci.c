@@ -674,6 +674,27 @@ static pid_t nu__oci_init_pid(pid_t runtime)
     return found;
 }
 
+/* Queue a _set_env request carrying env (nu__sandbox_send_ahead): the
+ * pod's first call reads its reply, so creation costs no round trip. */
+static int nu__oci_queue_env(nu_sandbox_t *sb, const char *const *env,
+                             nu_err_t *err)
+{
+    json_t *request = json_pack("{s:s,s:[]}", "tool", "_set_env", "env");
+    json_t *list = json_object_get(request, "env");
+    int rc;
+
+    for (size_t i = 0; list != NULL && env[i] != NULL; i++)
+        if (json_array_append_new(list, json_string(env[i])) != 0)
+            list = NULL;
+    if (list == NULL) {
+        json_decref(request);
+        return nu_err_set(err, NU_ENOMEM, "oci: out of memory");
+    }
+    rc = nu__sandbox_send_ahead(sb, request, NULL, 0, err);
+    json_decref(request);
+    return rc;
+}
+
 /* Start the runtime in the pod's cgroups; *pid (OUT). */
 static int nu__oci_launch(const nu_sandbox_opts_t *opts, nu__oci_pod_t *pod,
                           int pod_sock, pid_t *pid, nu_err_t *err)
@@ -764,6 +785,14 @@ int nu__oci_create(const nu_sandbox_opts_t *opts, nu_sandbox_t **out,
         goto fail;
     }
     nu__sandbox_set_netns_pid(*out, nu__oci_init_pid(pid));
+
+    /* The pod's environment travels over the stream, never in the bundle
+     * (config.json carries only the default one). */
+    if (opts->env != NULL && nu__oci_queue_env(*out, opts->env, err) < 0) {
+        nu_sandbox_close(*out);
+        *out = NULL;
+        return NU_ESANDBOX;
+    }
     nu_log(NU_LOG_DEBUG, "oci", "pod %s started by %s, runtime pid %ld", id,
            pod->runtime, (long)pid);
     return NU_OK;

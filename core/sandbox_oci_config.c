@@ -455,15 +455,22 @@ static json_t *nu__oci_rlimits(const nu_sandbox_limits_t *l, bool cgroups)
     return rlimits;
 }
 
+/* The environment written into config.json: the default one only.  The
+ * pod's own (credentials included) must not rest in the bundle on disk;
+ * nu__oci_create sends it over the pod's stream (_set_env) instead.
+ * env is checked here, so that a bad entry fails the bundle. */
 static json_t *nu__oci_env(const char *const *env)
 {
     json_t *array = json_array();
 
-    if (env == NULL)
-        env = nu__oci_default_env;
-    for (size_t i = 0; array != NULL && env[i] != NULL; i++)
-        if (strchr(env[i], '=') == NULL ||
-            json_array_append_new(array, json_string(env[i])) != 0) {
+    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
+        if (env[i][0] == '=' || strchr(env[i], '=') == NULL) {
+            json_decref(array);
+            return NULL;
+        }
+    for (size_t i = 0; array != NULL && nu__oci_default_env[i] != NULL; i++)
+        if (json_array_append_new(array,
+                                  json_string(nu__oci_default_env[i])) != 0) {
             json_decref(array);
             return NULL;
         }

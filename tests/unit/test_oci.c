@@ -6,6 +6,7 @@
  * pod tests need root (the runtimes run rootful here) and the runtime
  * binary; they skip with a message when either is missing.
  */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -623,13 +624,66 @@ static void test_ns_and_oci_together(void **state)
     nu_sandbox_close(ns);
 }
 
-/* Does any process carry mark in its environment? */
-static bool marked_process_exists(const char *mark)
+/* The pod's environment reaches its commands but not the bundle on
+ * disk, where config.json carries only the default one. */
+static void test_env_not_in_bundle(void **state)
 {
-    char cmd[256];
+    const char *env[] = { "PATH=/usr/bin:/bin", "NU_OCI_SECRET=s3cr3t-7f1e9a",
+                          NULL };
+    char path[4096], cmd[256];
+    nu_sandbox_opts_t opts;
+    nu_sandbox_t *sb = NULL;
+    nu_err_t err = { 0 };
+    json_t *r;
 
-    snprintf(cmd, sizeof cmd, "grep -qsa '%s' /proc/[0-9]*/environ", mark);
-    return system(cmd) == 0;
+    (void)state;
+    if (geteuid() != 0 ||
+        nu_oci_runtime_path("oci:crun", path, sizeof path, &err) != NU_OK) {
+        print_message("skipped: needs root and crun\n");
+        skip();
+    }
+    nu_sandbox_opts_init(&opts);
+    opts.workspace = workspace;
+    opts.isolation = "oci:crun";
+    opts.env = env;
+    assert_int_equal(nu_sandbox_create(&opts, &sb, &err), NU_OK);
+    snprintf(cmd, sizeof cmd, "grep -rqs s3cr3t-7f1e9a /tmp/nucleus-oci.%ld.*",
+             (long)getpid());
+    assert_int_not_equal(system(cmd), 0);
+    r = tool(sb, "{s:s,s:s}", "tool", "run", "command", "echo $NU_OCI_SECRET");
+    assert_string_equal(field(r, "stdout"), "s3cr3t-7f1e9a\n");
+    json_decref(r);
+    nu_sandbox_close(sb);
+}
+
+/* The first process found whose parent is ppid, or 0. */
+static pid_t child_of(pid_t ppid)
+{
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    pid_t found = 0;
+
+    while (proc != NULL && found == 0 && (e = readdir(proc)) != NULL) {
+        char path[64], buf[512], *close_paren;
+        long parent = 0;
+        FILE *f;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%.20s/stat", e->d_name);
+        f = fopen(path, "re");
+        if (f == NULL)
+            continue;
+        if (fgets(buf, sizeof buf, f) != NULL &&
+            (close_paren = strrchr(buf, ')')) != NULL &&
+            sscanf(close_paren + 1, " %*c %ld", &parent) == 1 &&
+            parent == (long)ppid)
+            found = (pid_t)atol(e->d_name);
+        fclose(f);
+    }
+    if (proc != NULL)
+        closedir(proc);
+    return found;
 }
 
 /* An owner killed with SIGKILL takes its pod along (the runtime's death
@@ -641,7 +695,7 @@ static void check_owner_death(const char *isolation)
     const char *env[] = { "PATH=/usr/bin:/bin", env_mark, NULL };
     char cmd[128];
     int ready[2];
-    pid_t owner;
+    pid_t owner, runtime, init;
     char byte;
     nu_sandbox_t *sb;
 
@@ -673,13 +727,19 @@ static void check_owner_death(const char *isolation)
     close(ready[1]);
     assert_int_equal(read(ready[0], &byte, 1), 1);
     close(ready[0]);
-    assert_true(marked_process_exists(mark));
+    /* The owner's runtime and, below it, the pod's init. */
+    runtime = child_of(owner);
+    assert_int_not_equal(runtime, 0);
+    init = child_of(runtime);
+    assert_int_not_equal(init, 0);
 
     kill(owner, SIGKILL);
     waitpid(owner, NULL, 0);
-    for (int i = 0; i < 100 && marked_process_exists(mark); i++)
+    for (int i = 0; i < 100 && (kill(runtime, 0) == 0 || kill(init, 0) == 0);
+         i++)
         usleep(20000);
-    assert_false(marked_process_exists(mark));
+    assert_int_not_equal(kill(runtime, 0), 0);
+    assert_int_not_equal(kill(init, 0), 0);
 
     /* The dead owner's bundle is still there until the next create. */
     snprintf(cmd, sizeof cmd, "ls -d /tmp/nucleus-oci.%ld.* >/dev/null "
@@ -718,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_runc_pod_calls),
         cmocka_unit_test(test_runtime_failure_reported),
         cmocka_unit_test(test_ns_and_oci_together),
+        cmocka_unit_test(test_env_not_in_bundle),
         cmocka_unit_test(test_crun_owner_death),
         cmocka_unit_test(test_runc_owner_death),
     };
