@@ -463,7 +463,10 @@ static void nu__probe_vm_image(void)
     }
     snprintf(dir, sizeof dir, "%s/vm/image", home);
     if (nu__vm_image_verify(dir, &err) < 0) {
-        nu__report("vm image", "missing", "%s", err.msg);
+        /* An image that exists but does not match its manifest is
+         * damaged, not missing. */
+        nu__report("vm image", access(dir, F_OK) == 0 ? "damaged" : "missing",
+                   "%s", err.msg);
         return;
     }
     nu__report("vm image", "ok", "%s (" NU_VM_KERNEL_FILE ", "

@@ -39,7 +39,7 @@ for rt in crun runc runsc kata-runtime; do
     check_line "^  oci:$rt +(ok|missing) " "reports_oci_$rt"
 done
 check_line "^  vm QEMU +(ok|missing) " reports_vm_qemu
-check_line "^  vm image +(ok|missing) " reports_vm_image
+check_line "^  vm image +(ok|missing|damaged) " reports_vm_image
 check_line "^  vm KVM +(ok|limited) " reports_vm_kvm
 check_line "^  firecracker +(ok|missing) " reports_firecracker
 
@@ -96,7 +96,7 @@ fi
 printf 'changed' >"$img/initramfs.cpio"
 n=$((n + 1))
 if NUCLEUS_HOME="$home" "$NU_BIN" doctor 2>&1 |
-   grep -Eq "^  vm image +missing +.*initramfs.cpio does not match"; then
+   grep -Eq "^  vm image +damaged +.*initramfs.cpio does not match"; then
     echo "ok $n - vm_image_changed_reported"
 else
     echo "not ok $n - vm_image_changed_reported"
