@@ -81,6 +81,12 @@ sh -c 'echo $$ > /sys/fs/cgroup/cgroup.procs' 2>/dev/null; echo "leave cgroup=$?
 mount -o remount,rw / 2>/dev/null; echo "remount=$?"
 umount -l /workspace 2>/dev/null; echo "umount=$?"
 chown 1234 probe.sh 2>/dev/null; echo "chown=$?"
+n=0
+for d in /dev/console /dev/kmsg /dev/ttyS0 /dev/tty0 /dev/hvc0; do
+    [ -c "$d" ] && n=$((n + 1))
+done
+echo "console nodes=$n"
+ls -l /proc/sysrq-trigger | grep -q ' 1, *3 ' && echo "sysrq covered"
 dd if=/dev/zero of=big.bin bs=1M count=5 2>/dev/null; echo "dd=$?"
 i=0
 while [ $i -lt 100 ]; do sleep 2 & i=$((i + 1)); done 2>/dev/null
@@ -123,6 +129,10 @@ for what in "raise fsize" "write pids.max" "leave cgroup" "remount" \
     grep -q "^$what=[1-9]" "$work/out"
     check $? "$what fails" "$out"
 done
+has "console nodes=0"
+check $? "no console device for commands" "$out"
+has "sysrq covered"
+check $? "/proc/sysrq-trigger is covered" "$out"
 has "dd=153"
 check $? "--file-size stops dd with SIGXFSZ" "$out"
 size=$(stat -c %s "$ws/big.bin" 2>/dev/null)

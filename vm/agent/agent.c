@@ -379,9 +379,47 @@ static int nu__agent_seal_root(void)
  * host files over 9p.  /sys (with the cgroup file system) is made
  * read-only first, so root cannot leave the pod cgroup or raise
  * pids.max through plain file writes. */
+/* Take the consoles away from the guest's commands: a command that
+ * writes to /dev/console, a serial port or /dev/kmsg, or triggers SysRq
+ * output, makes QEMU grow console.log in the host's run directory
+ * without bound.  The agent keeps its own descriptors of the console.
+ * Commands cannot recreate the nodes: they have no CAP_MKNOD. */
+static int nu__agent_hide_consoles(void)
+{
+    DIR *dev = opendir("/dev");
+    struct dirent *e;
+    int rc = 0;
+
+    while (dev != NULL && (e = readdir(dev)) != NULL) {
+        const char *n = e->d_name;
+
+        if (strcmp(n, "console") != 0 && strcmp(n, "kmsg") != 0 &&
+            strncmp(n, "ttyS", 4) != 0 && strncmp(n, "hvc", 3) != 0 &&
+            strncmp(n, "vcs", 3) != 0 &&
+            !(strncmp(n, "tty", 3) == 0 && n[3] >= '0' && n[3] <= '9'))
+            continue;
+        if (unlinkat(dirfd(dev), n, 0) != 0) {
+            nu__agent_say("cannot remove a console node", n);
+            rc = -1;
+        }
+    }
+    if (dev != NULL)
+        closedir(dev);
+    if (mount("/dev/null", "/proc/sysrq-trigger", NULL, MS_BIND, NULL) != 0 ||
+        mount(NULL, "/proc/sysrq-trigger", NULL, MS_REMOUNT | MS_BIND |
+              MS_RDONLY, NULL) != 0) {
+        nu__agent_say("cannot cover /proc/sysrq-trigger", strerror(errno));
+        rc = -1;
+    }
+    return dev != NULL ? rc : -1;
+}
+
 static int nu__agent_drop_caps(void)
 {
     static const char *const ro[] = { "/sys/fs/cgroup", "/sys" };
+
+    if (nu__agent_hide_consoles() != 0)
+        return -1;
 
     for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++)
         if (mount(NULL, ro[i], NULL, MS_REMOUNT | MS_BIND | MS_RDONLY |
