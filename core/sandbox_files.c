@@ -78,8 +78,8 @@ static int nu__open_dir_beneath(int root, const char *rel)
     if (fd >= 0 || errno != ENOSYS)
         return fd;
 
-    /* The pod's filter refuses openat2 (sandbox_setid.c): walk one
-     * component at a time, following no link. */
+    /* The pod's filter rejects openat2 (sandbox_setid.c), so walk one
+     * component at a time and follow no link. */
     fd = fcntl(root, F_DUPFD_CLOEXEC, 0);
     while (fd >= 0 && *p != '\0') {
         size_t n = strcspn(p, "/");

@@ -11,9 +11,9 @@
  *   - open, openat, creat, mkdir, mkdirat, mknod, mknodat with either
  *     bit in the mode (mknod makes regular files too);
  *   - mknod, mknodat of a character or block device;
- * and answers ENOSYS to openat2 and fchmodat2, whose mode the filter
- * cannot check (openat2 keeps it in a structure; fchmodat2 is refused as a
- * whole so callers fall back to fchmodat).
+ * and returns ENOSYS for openat2 and fchmodat2, whose mode the filter
+ * cannot check.  openat2 keeps the mode in a structure, and without
+ * fchmodat2 callers fall back to fchmodat.
  *
  * The ns tier adds these rules to the pod init's filter, the oci tier to
  * its config.json profile, and the vm tier to the filter on QEMU, which
