@@ -644,10 +644,11 @@ static void nu__vm_progress(const nu_vm_image_opts_t *opts, const char *what,
         fprintf(stderr, "vm image: %s %s\n", what, detail);
 }
 
+/* vmlinux_hex is NULL when the image has no vmlinux. */
 static int nu__vm_write_manifest(const char *out_dir, const char *release,
                                  const unsigned char *kernel,
                                  size_t kernel_len, const nu__vm_buf_t *cpio,
-                                 nu_err_t *err)
+                                 const char *vmlinux_hex, nu_err_t *err)
 {
     char kernel_hex[NU_SHA256_HEX_LEN + 1], cpio_hex[NU_SHA256_HEX_LEN + 1];
     char path[4200];
@@ -660,6 +661,12 @@ static int nu__vm_write_manifest(const char *out_dir, const char *release,
     manifest = json_pack("{s:i,s:s,s:s,s:s}", "format", 1, "kernel_release",
                          release, "kernel_sha256", kernel_hex,
                          "initramfs_sha256", cpio_hex);
+    if (manifest != NULL && vmlinux_hex != NULL &&
+        json_object_set_new(manifest, "vmlinux_sha256",
+                            json_string(vmlinux_hex)) != 0) {
+        json_decref(manifest);
+        manifest = NULL;
+    }
     text = manifest != NULL ? json_dumps(manifest, JSON_SORT_KEYS |
                                          JSON_INDENT(2)) : NULL;
     json_decref(manifest);
@@ -668,6 +675,36 @@ static int nu__vm_write_manifest(const char *out_dir, const char *release,
     snprintf(path, sizeof path, "%s/" NU_VM_MANIFEST_FILE, out_dir);
     rc = nu__vm_write_atomic(path, text, strlen(text), err);
     free(text);
+    return rc;
+}
+
+/* Write OUT_DIR/vmlinux extracted from the bzImage kernel and its
+ * SHA-256 into hex, or without opts->vmlinux remove a vmlinux left by an
+ * earlier build, which the Firecracker driver would otherwise boot. */
+static int nu__vm_write_vmlinux(const nu_vm_image_opts_t *opts,
+                                const unsigned char *kernel,
+                                size_t kernel_len, char *hex, nu_err_t *err)
+{
+    unsigned char *elf = NULL;
+    size_t elf_len = 0;
+    char path[4200];
+    int rc;
+
+    snprintf(path, sizeof path, "%s/" NU_VM_VMLINUX_FILE, opts->out_dir);
+    if (!opts->vmlinux) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            return nu_err_errno(err, errno, "vm image: cannot remove the "
+                                "old %s (delete it by hand)", path);
+        return NU_OK;
+    }
+
+    nu__vm_progress(opts, "extracting", NU_VM_VMLINUX_FILE);
+    rc = nu__vm_vmlinux_extract(kernel, kernel_len, &elf, &elf_len, err);
+    if (rc < 0)
+        return rc;
+    nu_sha256_hex(elf, elf_len, hex);
+    rc = nu__vm_write_atomic(path, elf, elf_len, err);
+    free(elf);
     return rc;
 }
 
@@ -687,6 +724,7 @@ int nu_vm_image_build(const nu_vm_image_opts_t *opts, nu_err_t *err)
     unsigned char *kernel_data = NULL;
     size_t kernel_len = 0;
     char kernel[4096], release[256], modules_dir[4200], path[4200];
+    char vmlinux_hex[NU_SHA256_HEX_LEN + 1];
     const char *agent = opts->agent != NULL ? opts->agent :
                         nu__vm_default_agent();
     const char *busybox = opts->busybox != NULL ? opts->busybox :
@@ -763,8 +801,12 @@ int nu_vm_image_build(const nu_vm_image_opts_t *opts, nu_err_t *err)
     snprintf(path, sizeof path, "%s/" NU_VM_KERNEL_FILE, opts->out_dir);
     rc = nu__vm_write_atomic(path, kernel_data, kernel_len, err);
     if (rc == NU_OK)
+        rc = nu__vm_write_vmlinux(opts, kernel_data, kernel_len,
+                                  vmlinux_hex, err);
+    if (rc == NU_OK)
         rc = nu__vm_write_manifest(opts->out_dir, release, kernel_data,
-                                   kernel_len, &cpio, err);
+                                   kernel_len, &cpio,
+                                   opts->vmlinux ? vmlinux_hex : NULL, err);
     if (rc == NU_OK)
         nu__vm_progress(opts, "image ready in", opts->out_dir);
 

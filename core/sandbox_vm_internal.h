@@ -110,6 +110,16 @@ int nu__vm_lay_masks(int ws_fd, int empty_fd, const char *const *block,
  * file and the rebuild command. */
 int nu__vm_image_verify(const char *dir, nu_err_t *err);
 
+/* Extract the ELF vmlinux from the x86 bzImage bz (sandbox_vm_vmlinux.c):
+ * locate the payload by the boot protocol header, decompress it (xz, gzip
+ * or zstd) and check that the result is an ELF64 x86-64 file.  On success
+ * *out (OUT, free it) contains *out_len bytes.  Returns NU_OK, NU_EINVAL (bad
+ * header, corrupt payload, not ELF64 x86-64), NU_ENOTSUP (another payload
+ * format, err names it) or NU_ENOMEM. */
+int nu__vm_vmlinux_extract(const unsigned char *bz, size_t len,
+                           unsigned char **out, size_t *out_len,
+                           nu_err_t *err);
+
 /* Write a new pod id, "vm.PID.SEQ", into out. */
 void nu__vm_pod_id(char *out, size_t size);
 

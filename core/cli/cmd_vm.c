@@ -3,6 +3,7 @@
  *
  *   nucleus vm image build [--kernel PATH] [--modules DIR] [--agent PATH]
  *                          [--busybox PATH] [--out DIR] [--init-only]
+ *                          [--vmlinux]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@ static void nu__vm_usage(FILE *out)
             "usage: nucleus vm image build [--kernel PATH] [--out DIR]\n"
             "                              [--modules DIR] [--agent PATH]\n"
             "                              [--busybox PATH] [--init-only]\n"
+            "                              [--vmlinux]\n"
             "\n"
             "Build the guest image of isolation \"vm\": vmlinuz,\n"
             "initramfs.cpio and image.json in the output directory.\n"
@@ -31,7 +33,9 @@ static void nu__vm_usage(FILE *out)
             "  --busybox    static BusyBox (default /bin/busybox)\n"
             "  --out        output directory (default STATE_DIR/vm/image)\n"
             "  --init-only  only /init and /dev/console, for a bare-boot\n"
-            "               baseline with --agent set to another program\n");
+            "               baseline with --agent set to another program\n"
+            "  --vmlinux    also write vmlinux, the ELF kernel decompressed\n"
+            "               from vmlinuz, which Firecracker boots on x86_64\n");
 }
 
 static int nu__vm_image_build(int argc, char **argv)
@@ -43,6 +47,7 @@ static int nu__vm_image_build(int argc, char **argv)
         { "busybox", required_argument, NULL, 'b' },
         { "out", required_argument, NULL, 'o' },
         { "init-only", no_argument, NULL, 'i' },
+        { "vmlinux", no_argument, NULL, 'x' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -61,6 +66,7 @@ static int nu__vm_image_build(int argc, char **argv)
         case 'b': opts.busybox = optarg; break;
         case 'o': opts.out_dir = optarg; break;
         case 'i': opts.init_only = true; break;
+        case 'x': opts.vmlinux = true; break;
         case 'h': nu__vm_usage(stdout); return NU_EXIT_OK;
         default:
             fprintf(stderr, "nucleus vm: invalid option '%s' (run 'nucleus "

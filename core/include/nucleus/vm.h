@@ -21,6 +21,7 @@
 #define NU_VM_KERNEL_FILE "vmlinuz"
 #define NU_VM_INITRAMFS_FILE "initramfs.cpio"
 #define NU_VM_MANIFEST_FILE "image.json"
+#define NU_VM_VMLINUX_FILE "vmlinux"
 
 typedef struct nu_vm_image_opts {
     /* Kernel image (vmlinuz-RELEASE).  NULL selects the newest
@@ -38,6 +39,10 @@ typedef struct nu_vm_image_opts {
     /* Only /init (agent) and /dev/console: no BusyBox, no modules.  Used
      * for the bare-boot baseline of the benchmark. */
     bool init_only;
+    /* Also write OUT_DIR/vmlinux, the ELF kernel extracted from the
+     * bzImage, for the Firecracker driver.  Without it a vmlinux left by
+     * an earlier build is removed so it cannot go stale. */
+    bool vmlinux;
     bool progress;           /* print progress lines on stderr */
 } nu_vm_image_opts_t;
 
@@ -49,9 +54,12 @@ typedef struct nu_vm_image_opts {
  * virtio_console, virtio_mmio and virtio-rng modules with their
  * dependencies (load order in /lib/modules/nucleus/order) and an empty
  * root file system layout.  Files are written beside their target and
- * renamed into place.  Returns NU_OK, NU_EINVAL (missing option),
+ * renamed into place.  With opts->vmlinux, OUT_DIR/vmlinux is the ELF
+ * kernel decompressed from the bzImage and image.json records its
+ * SHA-256 as vmlinux_sha256.  Returns NU_OK, NU_EINVAL (missing option),
  * NU_ENOENT (an input not found, err names it and the package that
- * provides it), NU_ENOTSUP (compressed modules) or NU_EIO. */
+ * provides it), NU_ENOTSUP (compressed modules, or a kernel payload
+ * format other than xz, gzip and zstd) or NU_EIO. */
 int nu_vm_image_build(const nu_vm_image_opts_t *opts, nu_err_t *err);
 
 /* The number of booted guests waiting in the warm pool (NUCLEUS_VM_POOL,
