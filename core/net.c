@@ -107,6 +107,7 @@ static nu_net_t *nu__net_alloc(void)
     net->index_fd = -1;
     pthread_mutex_init(&net->lock, NULL);
     pthread_rwlock_init(&net->perm_lock, NULL);
+    nu__denials_init(&net->denials);
     /* The watcher computes its deadlines on CLOCK_MONOTONIC.  On the
      * default CLOCK_REALTIME, the wait would take them as long past and
      * the watcher would re-read the rules without pause. */
@@ -415,6 +416,8 @@ void nu_net_stats(const nu_net_t *net, nu_net_stats_t *out)
     if (net->proxy != NULL)
         nu__proxy_stats(net->proxy, out);
     out->drift_checks = atomic_load(&net->drift_checks);
+    /* The queue's mutex is the only state changed here. */
+    out->denials_dropped = nu__denials_dropped((nu__denials_t *)&net->denials);
 }
 
 void nu_net_close(nu_net_t *net)
@@ -456,6 +459,7 @@ void nu_net_close(nu_net_t *net)
     pthread_mutex_destroy(&net->lock);
     pthread_rwlock_destroy(&net->perm_lock);
     pthread_cond_destroy(&net->cond);
+    nu__denials_destroy(&net->denials);
     free(net);
 }
 

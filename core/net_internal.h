@@ -15,6 +15,18 @@
 typedef struct nu__proxy nu__proxy_t;
 typedef struct nu__job nu__job_t;
 
+/* Bounded FIFO of proxy refusals (net_denials.c).  The proxy's loop thread
+ * pushes and the pod drains; the mutex is held only to copy entries, so
+ * the proxy never waits on the audit log's SQLite writes. */
+typedef struct nu__denials {
+    pthread_mutex_t lock;
+    nu_net_denial_t items[NU_NET_DENIALS_MAX];
+    size_t head;                /* index of the oldest entry */
+    size_t count;
+    uint64_t dropped;           /* since the last queued entry */
+    uint64_t dropped_total;
+} nu__denials_t;
+
 struct nu_net {
     nu_perm_t perm;             /* copy of the pod's policy */
     /* Guards perm: nu_net_restrict replaces it while the proxy thread and
@@ -63,7 +75,18 @@ struct nu_net {
     atomic_uint_least64_t drift_checks;
 
     nu__proxy_t *proxy;
+    nu__denials_t denials;
 };
+
+/* net_denials.c */
+void nu__denials_init(nu__denials_t *q);
+void nu__denials_destroy(nu__denials_t *q);
+/* Queue one refusal stamped with the current time; when the queue is
+ * full, count it as dropped instead.  host may be "" (unknown). */
+void nu__denials_push(nu__denials_t *q, const char *host, int port,
+                      int status, const char *reason, const char *detail);
+size_t nu__denials_take(nu__denials_t *q, nu_net_denial_t *out, size_t max);
+uint64_t nu__denials_dropped(nu__denials_t *q);
 
 /* net_link.c */
 int nu__net_range_parse(const char *range, uint32_t *base, int *prefix,

@@ -41,8 +41,10 @@
  * A refused request gets a 403 (400 for bad syntax, 502 when the name does
  * not resolve or the connection fails, 503 over the connection cap) with
  * the header Nucleus-Proxy-Denied and the reason in the body.  A 403 is
- * counted in "denied" and its destination kept for nu_net_denied.  A
- * tunnel refused after its 200 (a bad ClientHello) is closed.
+ * counted in "denied" and its destination kept for nu_net_denied.  Every
+ * refusal but a 502 is also queued (net_denials.c) for the pod, which
+ * records it as a network_denied audit event.  A tunnel refused after its
+ * 200 (a bad ClientHello) is closed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -407,7 +409,11 @@ static void nu__denied_record(nu__proxy_t *proxy, const char *host, int port)
     free(item);
 }
 
-static void nu__deny(nu__conn_t *c, int status, const char *why)
+/* Reply status with why as the body and close.  reason is the refusal's
+ * code for the audit log (nu_net_denial_t.reason), or NULL for an
+ * upstream failure (502), which is not a refusal and is not queued. */
+static void nu__deny(nu__conn_t *c, int status, const char *reason_code,
+                     const char *why)
 {
     static const char fmt[] = "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
                               "Nucleus-Proxy-Denied: 1\r\n"
@@ -421,6 +427,9 @@ static void nu__deny(nu__conn_t *c, int status, const char *why)
         atomic_fetch_add(&c->proxy->denied, 1);
         nu__denied_record(c->proxy, c->host, c->port);
     }
+    if (reason_code != NULL)
+        nu__denials_push(&c->proxy->net->denials, c->host, c->port, status,
+                         reason_code, why);
     nu_log(NU_LOG_INFO, "net", "proxy of %s refused %s:%d: %s",
            c->proxy->net->host_if, c->host[0] != '\0' ? c->host : "?",
            c->port, why);
@@ -711,7 +720,7 @@ static void nu__on_connect(uv_connect_t *req, int status)
     if (c->state == NU__CLOSING)
         return;
     if (status < 0) {
-        nu__deny(c, 502, uv_strerror(status));
+        nu__deny(c, 502, NULL, uv_strerror(status));
         return;
     }
     nu__start_pipe(c);
@@ -732,7 +741,7 @@ static void nu__dial(nu__conn_t *c)
     int rc = uv_tcp_connect(&c->connect_req, &c->upstream,
                             (const struct sockaddr *)&sa, nu__on_connect);
     if (rc != 0)
-        nu__deny(c, 502, uv_strerror(rc));
+        nu__deny(c, 502, NULL, uv_strerror(rc));
 }
 
 static void nu__on_head_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
@@ -789,12 +798,13 @@ static void nu__on_resolved(uv_getaddrinfo_t *req, int status,
     if (c->state == NU__CLOSING)
         return;
     if (!found) {
-        nu__deny(c, 502, "the name does not resolve to an IPv4 address "
+        nu__deny(c, 502, NULL, "the name does not resolve to an IPv4 address "
                  "(the proxy connects over IPv4 only)");
         return;
     }
     if (addr == 0) {
-        nu__deny(c, 403, "the name resolves only to addresses pods may not "
+        nu__deny(c, 403, "private_address",
+                 "the name resolves only to addresses pods may not "
                  "reach (private, loopback, link-local or this host's); "
                  "name the address in network.allow to reach it");
         return;
@@ -814,7 +824,8 @@ static void nu__resolve(nu__conn_t *c)
     if (inet_pton(AF_INET, c->host, &in) == 1 ||
         (pinned != NULL && inet_pton(AF_INET, pinned, &in) == 1)) {
         if (nu__net_addr_forbidden(c->proxy->net, in.s_addr, c->port))
-            nu__deny(c, 403, "the name resolves to an address pods may not "
+            nu__deny(c, 403, "private_address",
+                     "the name resolves to an address pods may not "
                      "reach (private, loopback, link-local or this host's); "
                      "name the address in network.allow to reach it");
         else
@@ -826,7 +837,7 @@ static void nu__resolve(nu__conn_t *c)
     if (uv_getaddrinfo(&c->proxy->loop, &c->gai, nu__on_resolved, c->host,
                        NULL, &hints) != 0) {
         c->open_handles--;
-        nu__deny(c, 502, "the name does not resolve");
+        nu__deny(c, 502, NULL, "the name does not resolve");
     }
 }
 
@@ -962,24 +973,27 @@ static void nu__handle_http(nu__conn_t *c, char *method, char *target,
 
     if (strncasecmp(target, "http://", 7) != 0 ||
         nu_url_parse(target, &u, NULL) != NU_OK) {
-        nu__deny(c, 400, "expected an absolute http:// URL (use CONNECT for https)");
+        nu__deny(c, 400, "bad_request",
+                 "expected an absolute http:// URL (use CONNECT for https)");
         return;
     }
     snprintf(c->host, sizeof c->host, "%s", u.host);
     c->port = u.port;
 
     if (nu__header_count(c->buf, "Host") > 1) {
-        nu__deny(c, 400, "more than one Host header");
+        nu__deny(c, 400, "bad_request", "more than one Host header");
         return;
     }
     hv = nu__header(c->buf, "Host", &hlen);
     if (hv == NULL || !nu__authority("http", hv, hlen, host, &port) ||
         strcmp(host, c->host) != 0 || port != c->port) {
-        nu__deny(c, 403, "the Host header does not match the request URL");
+        nu__deny(c, 403, "host_mismatch",
+                 "the Host header does not match the request URL");
         return;
     }
     if (!nu__policy_allows(c->proxy->net, c->host, c->port)) {
-        nu__deny(c, 403, "the destination is not in the pod's network policy");
+        nu__deny(c, 403, "not_in_policy",
+                 "the destination is not in the pod's network policy");
         return;
     }
 
@@ -1007,9 +1021,9 @@ static void nu__check_hello(nu__conn_t *c)
         if (rc == -1 && c->len < NU__HELLO_MAX)
             return;  /* wait for more */
         if (rc != 1 || strcasecmp(sni, c->host) != 0) {
-            nu__deny(c, 403, rc == 1 ? "the TLS SNI does not match the "
-                                       "CONNECT target"
-                                     : "expected a TLS ClientHello with SNI");
+            nu__deny(c, 403, rc == 1 ? "sni_mismatch" : "bad_request",
+                     rc == 1 ? "the TLS SNI does not match the CONNECT target"
+                             : "expected a TLS ClientHello with SNI");
             return;
         }
     }
@@ -1027,11 +1041,12 @@ static void nu__handle_connect(nu__conn_t *c, char *target, size_t head_len)
     c->tunnel = true;
     if (!nu__authority("https", target, strlen(target), c->host, &c->port) ||
         strchr(target, ':') == NULL) {
-        nu__deny(c, 400, "expected CONNECT host:port");
+        nu__deny(c, 400, "bad_request", "expected CONNECT host:port");
         return;
     }
     if (!nu__policy_allows(c->proxy->net, c->host, c->port)) {
-        nu__deny(c, 403, "the destination is not in the pod's network policy");
+        nu__deny(c, 403, "not_in_policy",
+                 "the destination is not in the pod's network policy");
         return;
     }
 
@@ -1057,11 +1072,11 @@ static void nu__parse_head(nu__conn_t *c, size_t head_len)
     if (method == NULL || target == NULL || version == NULL ||
         strtok_r(NULL, " ", &save) != NULL ||
         strncmp(version, "HTTP/1.", 7) != 0) {
-        nu__deny(c, 400, "malformed request line");
+        nu__deny(c, 400, "bad_request", "malformed request line");
         return;
     }
     if (!nu__peer_allowed(c)) {
-        nu__deny(c, 403, "only the pod may use this proxy");
+        nu__deny(c, 403, "foreign_peer", "only the pod may use this proxy");
         return;
     }
     if (strcmp(method, "CONNECT") == 0)
@@ -1083,7 +1098,7 @@ static void nu__on_head_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     }
     if (c->len + (size_t)n > cap) {
         nu__buf_put(c->proxy, buf->base);
-        nu__deny(c, 400, "request head too large");
+        nu__deny(c, 400, "bad_request", "request head too large");
         return;
     }
     memcpy(c->buf + c->len, buf->base, (size_t)n);
@@ -1096,7 +1111,7 @@ static void nu__on_head_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     if (memchr(c->buf, '\0', c->len) != NULL) {
-        nu__deny(c, 400, "NUL byte in the request head");
+        nu__deny(c, 400, "bad_request", "NUL byte in the request head");
         return;
     }
     char *end = strstr(c->buf, "\r\n\r\n");
@@ -1139,7 +1154,8 @@ static void nu__on_accept(uv_stream_t *server, int status)
                       proxy->pod_addr_be;
 
     if (proxy->live > NU_NET_PROXY_MAX_CONNS) {
-        nu__deny(c, 503, "too many open connections from this pod (the "
+        nu__deny(c, 503, "connection_limit",
+                 "too many open connections from this pod (the "
                  "limit is " NU__STR(NU_NET_PROXY_MAX_CONNS) ")");
         return;
     }

@@ -63,6 +63,52 @@ int nu__pod_audit(nu_pod_t *pod, const char *type, const char *tool,
     return nu_audit_append(pod->audit, &ev, red, nred, seq_out, err);
 }
 
+/* The audit arguments of one proxy refusal. */
+static json_t *nu__denial_args(const nu_net_denial_t *d)
+{
+    char seconds[32];
+    char when[48];
+    struct tm tm;
+    time_t sec = (time_t)(d->time_ms / 1000);
+
+    gmtime_r(&sec, &tm);
+    strftime(seconds, sizeof seconds, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when, sizeof when, "%s.%03dZ", seconds, (int)(d->time_ms % 1000));
+
+    json_t *args = json_pack("{s:s, s:s, s:i, s:s}", "destination",
+                             d->destination, "reason", d->reason, "status",
+                             d->status, "time", when);
+    if (args != NULL && d->dropped_before > 0)
+        json_object_set_new(args, "dropped_before",
+                            json_integer((json_int_t)d->dropped_before));
+    return args;
+}
+
+void nu__pod_drain_denials(nu_pod_t *pod)
+{
+    nu_net_denial_t batch[16];
+    size_t n;
+    nu_err_t err;
+
+    if (pod->net == NULL)
+        return;
+
+    while ((n = nu_net_denials_take(pod->net, batch, 16)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            json_t *args = nu__denial_args(&batch[i]);
+            int rc = args == NULL ? NU_ENOMEM
+                   : nu__pod_audit(pod, "network_denied", NULL, NULL, args,
+                                   "deny", "network_denied", batch[i].detail,
+                                   NULL, NULL, &err);
+            if (rc != NU_OK)
+                nu_log(NU_LOG_ERROR, "pod", "cannot record the proxy "
+                       "refusal of %s for pod %s: %s", batch[i].destination,
+                       pod->id, args == NULL ? "out of memory" : err.msg);
+            json_decref(args);
+        }
+    }
+}
+
 static int nu__pod_make_id(char out[NU_POD_ID_LEN + 1], nu_err_t *err)
 {
     uint8_t bytes[8];
@@ -660,11 +706,13 @@ static json_t *nu__pod_net_summary(nu_net_t *net)
     json_t *denied = nu_net_denied(net);
 
     nu_net_stats(net, &st);
-    return json_pack("{s:I, s:I, s:I, s:I, s:o}",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}",
                      "bytes_in", (json_int_t)st.bytes_in,
                      "bytes_out", (json_int_t)st.bytes_out,
                      "connections", (json_int_t)st.connections,
                      "denied", (json_int_t)st.denied,
+                     "denied_events_dropped",
+                     (json_int_t)st.denials_dropped,
                      "denied_destinations", denied != NULL ? denied
                                                            : json_array());
 }
@@ -688,6 +736,12 @@ void nu_pod_close(nu_pod_t *pod)
     }
 
     nu__pod_detach_from_parent(pod);
+
+    /* NOTE: the proxy runs until nu__pod_free, so a refusal after this
+     * drain is counted in the pod_close summary but gets no event. */
+    pthread_mutex_lock(&pod->lock);
+    nu__pod_drain_denials(pod);
+    pthread_mutex_unlock(&pod->lock);
 
     /* A drift kill that no later call reported is recorded here. */
     bool unchecked = pod->net != NULL && nu_net_check_failed(pod->net);

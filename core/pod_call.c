@@ -545,6 +545,9 @@ static int nu__pod_call(nu_pod_t *pod, const json_t *call, nu__stream_t *st,
                         pod->id);
         return NU_OK;
     }
+    /* Refusals by the proxy since the last call precede this call's
+     * events in the log. */
+    nu__pod_drain_denials(pod);
     if (pod->net != NULL && nu_net_drifted(pod->net)) {
         /* The watcher killed the pod when its filter changed, or when it
          * could no longer read the filter back. */
@@ -615,6 +618,11 @@ static int nu__pod_call(nu_pod_t *pod, const json_t *call, nu__stream_t *st,
 io_fail:
     rc = nu__fail_io(pod, out, &err);
 done:
+    /* Refusals caused by this call (a tool that ran curl, say) follow
+     * its events. */
+    pthread_mutex_lock(&pod->lock);
+    nu__pod_drain_denials(pod);
+    pthread_mutex_unlock(&pod->lock);
     json_decref(exec_call);
     nu_perm_free(&perm);
     return rc;

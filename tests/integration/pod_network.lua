@@ -189,6 +189,9 @@ local function phase_run()
     check(case[1], r and r.exit_code == 0 and r.stdout:match("^HTTP/1%.%d 403"),
           describe(r, e))
   end
+  r, e = run(pod, PROBE .. "proxy-raw 'BOGUS\\r\\n\\r\\n'")
+  check("proxy rejects a malformed request",
+        r and r.exit_code == 0 and r.stdout:match("^HTTP/1%.%d 400"), describe(r, e))
 
   -- Direct connections: the allow entry 10.252.0.2:8080 works, nothing else.
   r, e = run(pod, "curl -sS -m 5 --noproxy '*' http://10.252.0.2:8080/")

@@ -29,6 +29,7 @@ Needs root (CAP_NET_ADMIN); skips otherwise.
 
 import errno
 import fcntl
+import json
 import os
 import queue
 import re
@@ -142,6 +143,14 @@ def proxy_get(url):
                % (url, target)).encode())
     print(s.recv(4096).decode("latin-1").split("\r\n", 1)[0])
 
+def proxy_raw(text):
+    # Send text to $HTTP_PROXY as is and print the status line back.
+    proxy = os.environ["HTTP_PROXY"].split("//", 1)[1].rstrip("/")
+    host, port = proxy.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(text.encode().decode("unicode_escape").encode("latin-1"))
+    print(s.recv(4096).decode("latin-1").split("\r\n", 1)[0])
+
 def v6_addrs():
     # /proc/net/if_inet6: address ifindex prefix scope flags name; scope
     # 00 is global.
@@ -163,6 +172,8 @@ elif mode == "dns-tcp":
     attempt(lambda: dns_tcp(*args))
 elif mode == "proxy-get":
     proxy_get(*args)
+elif mode == "proxy-raw":
+    proxy_raw(*args)
 elif mode == "v6-addrs":
     v6_addrs()
 else:
@@ -662,6 +673,67 @@ def test_run(t):
     if "pid" in info:
         check("run: nothing left after close",
               leftovers(int(info["pid"]), {"chains": [], "links": []}) == [])
+    test_run_audit(t, info)
+
+
+def export_events(t, pod_id):
+    out = sh([BIN, "audit", "export", "--pod", pod_id], env=t.env)
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    for e in events:
+        if isinstance(e.get("args"), str):
+            e["args"] = json.loads(e["args"])
+    return events
+
+
+def test_run_audit(t, info):
+    """Each proxy refusal of the run phase is its own network_denied event,
+    after the call that caused it, and the chain still verifies."""
+    pod_id = info.get("pod", "?")
+    events = export_events(t, pod_id)
+    denied = [e for e in events if e.get("type") == "network_denied"]
+    by_dest = {}
+    for e in denied:
+        args = e.get("args") or {}
+        by_dest.setdefault(args.get("destination"), []).append(args)
+    for dest, reason, status in (("blocked.test:8080", "not_in_policy", 403),
+                                 ("10.252.0.3:8080", "not_in_policy", 403),
+                                 ("10.252.0.1:8081", None, 403),
+                                 ("?:0", "bad_request", 400)):
+        found = [a for a in by_dest.get(dest, [])
+                 if a.get("status") == status
+                 and (reason is None or a.get("reason") == reason)]
+        check("run audit: network_denied for %s" % dest, len(found) == 1,
+              json.dumps(denied)[-1500:])
+    check("run audit: every refusal has a time",
+          denied and all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",
+                                  (e.get("args") or {}).get("time", ""))
+                         for e in denied), json.dumps(denied)[-800:])
+    check("run audit: refusals are decided deny, kind network_denied",
+          denied and all(e.get("decision") == "deny"
+                         and e.get("kind") == "network_denied"
+                         and e.get("reason") for e in denied),
+          json.dumps(denied)[-800:])
+
+    # The refusal follows the run call that caused it.
+    seq_call = [e.get("seq") for e in events if e.get("type") == "tool_call"
+                and "proxy-get http://blocked.test" in json.dumps(e.get("args"))]
+    seq_denied = [e.get("seq") for e in denied
+                  if (e.get("args") or {}).get("destination") == "blocked.test:8080"]
+    check("run audit: refusal recorded after its call",
+          len(seq_call) == 1 and len(seq_denied) == 1
+          and seq_denied[0] > seq_call[0], "%s %s" % (seq_call, seq_denied))
+
+    shown = t.audit_show(pod_id)
+    check("run audit: shown by audit show",
+          shown.count("network_denied") >= len(denied) >= 4, shown[-800:])
+    close = [e for e in events if e.get("type") == "pod_close"]
+    net = ((close[-1].get("args") or {}).get("network") or {}) if close else {}
+    check("run audit: pod_close reports no dropped refusals",
+          net.get("denied_events_dropped") == 0, json.dumps(close)[-500:])
+    rc = subprocess.run([BIN, "audit", "verify"], env=t.env,
+                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                        text=True)
+    check("run audit: chain verifies", rc.returncode == 0, rc.stdout[-500:])
 
 
 def test_attenuate(t):

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/file.h>
 #include <sys/resource.h>
@@ -803,6 +804,51 @@ static void test_net_proxy_denied_list(void **state)
     json_decref(denied);
 }
 
+static bool has_reason(const nu_net_denial_t *items, size_t n,
+                       const char *reason, int status)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(items[i].reason, reason) == 0 && items[i].status == status)
+            return true;
+    return false;
+}
+
+static void test_net_proxy_denial_events(void **state)
+{
+    static nu_net_denial_t items[NU_NET_DENIALS_MAX];
+    static const struct { const char *reason; int status; } expected[] = {
+        { "not_in_policy", 403 }, { "private_address", 403 },
+        { "foreign_peer", 403 }, { "host_mismatch", 403 },
+        { "sni_mismatch", 403 }, { "bad_request", 400 },
+        { "connection_limit", 503 },
+    };
+    nu_net_stats_t stats;
+    size_t n;
+
+    (void)state;
+    require_root();
+    n = nu_net_denials_take(shared_pod.net, items, NU_NET_DENIALS_MAX);
+    nu_net_stats(shared_pod.net, &stats);
+    assert_int_equal(stats.denials_dropped, 0);
+    /* Every 403 is queued, besides the 400s and 503s. */
+    assert_true(n >= stats.denied);
+    for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
+        if (!has_reason(items, n, expected[i].reason, expected[i].status))
+            fail_msg("no %d refusal with reason %s among %zu queued",
+                     expected[i].status, expected[i].reason, n);
+
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(strchr(items[i].destination, ':'));
+        assert_true(items[i].detail[0] != '\0');
+        assert_true(items[i].time_ms > 1700000000000LL);
+        if (i > 0)
+            assert_true(items[i].time_ms >= items[i - 1].time_ms);
+    }
+
+    /* Taken entries are gone. */
+    assert_int_equal(nu_net_denials_take(shared_pod.net, items, 1), 0);
+}
+
 /* --- tests: web_fetch -------------------------------------------------- */
 
 static json_t *fetch(const char *url, json_int_t max_bytes)
@@ -1175,6 +1221,119 @@ static void test_net_sweep_after_sigkill(void **state)
 }
 
 
+/* --- tests: refusal queue (no root needed) ------------------------- */
+
+static void test_net_denials_order(void **state)
+{
+    nu__denials_t q;
+    nu_net_denial_t out[4];
+    char long_host[400];
+
+    (void)state;
+    nu__denials_init(&q);
+    memset(long_host, 'a', sizeof long_host - 1);
+    long_host[sizeof long_host - 1] = '\0';
+
+    nu__denials_push(&q, "blocked.test", 8080, 403, "not_in_policy",
+                     "the destination is not in the pod's network policy");
+    nu__denials_push(&q, "", 0, 400, "bad_request", "malformed request line");
+    nu__denials_push(&q, long_host, 443, 403, "not_in_policy", "x");
+
+    assert_int_equal(nu__denials_take(&q, out, 2), 2);
+    assert_string_equal(out[0].destination, "blocked.test:8080");
+    assert_string_equal(out[0].reason, "not_in_policy");
+    assert_int_equal(out[0].status, 403);
+    assert_non_null(strstr(out[0].detail, "network policy"));
+    assert_true(out[0].time_ms > 1700000000000LL);
+    assert_int_equal(out[0].dropped_before, 0);
+    assert_string_equal(out[1].destination, "?:0");
+    assert_int_equal(out[1].status, 400);
+
+    /* A name longer than the field is cut, never overflowed. */
+    assert_int_equal(nu__denials_take(&q, out, 4), 1);
+    assert_int_equal(strlen(out[0].destination), NU_NET_DENIAL_DEST_MAX - 1);
+    assert_int_equal(nu__denials_take(&q, out, 4), 0);
+    assert_int_equal(nu__denials_dropped(&q), 0);
+    nu__denials_destroy(&q);
+}
+
+static void test_net_denials_full(void **state)
+{
+    static nu__denials_t q;
+    static nu_net_denial_t out[NU_NET_DENIALS_MAX + 8];
+
+    (void)state;
+    nu__denials_init(&q);
+    for (int i = 0; i < NU_NET_DENIALS_MAX + 5; i++)
+        nu__denials_push(&q, "h", i, 403, "not_in_policy", "d");
+    assert_int_equal(nu__denials_dropped(&q), 5);
+
+    /* The oldest are kept; the newest were dropped. */
+    assert_int_equal(nu__denials_take(&q, out, NU_NET_DENIALS_MAX + 8),
+                     NU_NET_DENIALS_MAX);
+    assert_string_equal(out[0].destination, "h:0");
+    assert_int_equal(out[NU_NET_DENIALS_MAX - 1].status, 403);
+    for (int i = 0; i < NU_NET_DENIALS_MAX; i++)
+        assert_int_equal(out[i].dropped_before, 0);
+
+    /* The next refusal carries the drop count, once. */
+    nu__denials_push(&q, "h", 1, 400, "bad_request", "d");
+    nu__denials_push(&q, "h", 2, 400, "bad_request", "d");
+    assert_int_equal(nu__denials_take(&q, out, 8), 2);
+    assert_int_equal(out[0].dropped_before, 5);
+    assert_int_equal(out[1].dropped_before, 0);
+    assert_int_equal(nu__denials_dropped(&q), 5);
+    nu__denials_destroy(&q);
+}
+
+#define DENIAL_PRODUCERS 2
+#define DENIAL_PUSHES 20000
+
+static void *denial_producer(void *arg)
+{
+    nu__denials_t *q = arg;
+
+    for (int i = 0; i < DENIAL_PUSHES; i++)
+        nu__denials_push(q, "p", i, 403, "not_in_policy", "d");
+    return NULL;
+}
+
+static void test_net_denials_concurrent(void **state)
+{
+    static nu__denials_t q;
+    static nu_net_denial_t out[64];
+    pthread_t threads[DENIAL_PRODUCERS];
+    uint64_t taken = 0;
+    uint64_t reported = 0;
+
+    (void)state;
+    nu__denials_init(&q);
+    for (int i = 0; i < DENIAL_PRODUCERS; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, denial_producer, &q), 0);
+
+    /* Drain while the producers push; afterwards every push is either
+     * taken or counted as dropped. */
+    for (int round = 0; round < 2000; round++) {
+        size_t n = nu__denials_take(&q, out, 64);
+        for (size_t i = 0; i < n; i++)
+            reported += out[i].dropped_before;
+        taken += n;
+    }
+    for (int i = 0; i < DENIAL_PRODUCERS; i++)
+        pthread_join(threads[i], NULL);
+    for (size_t n; (n = nu__denials_take(&q, out, 64)) > 0;) {
+        for (size_t i = 0; i < n; i++)
+            reported += out[i].dropped_before;
+        taken += n;
+    }
+
+    assert_int_equal(taken + nu__denials_dropped(&q),
+                     (uint64_t)DENIAL_PRODUCERS * DENIAL_PUSHES);
+    /* Drops after the last queued entry have no entry to ride on. */
+    assert_true(reported <= nu__denials_dropped(&q));
+    nu__denials_destroy(&q);
+}
+
 /* --- tests: options (no root needed up to the privilege check) ------- */
 
 static void test_net_prepare_no_egress(void **state)
@@ -1364,6 +1523,9 @@ static void test_net_attach_and_close(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_net_denials_order),
+        cmocka_unit_test(test_net_denials_full),
+        cmocka_unit_test(test_net_denials_concurrent),
         cmocka_unit_test(test_net_prepare_no_egress),
         cmocka_unit_test(test_net_prepare_bad_range),
         cmocka_unit_test(test_net_prepare_route_collision),
@@ -1394,6 +1556,7 @@ int main(void)
         cmocka_unit_test(test_net_proxy_connection_cap),
         cmocka_unit_test(test_net_proxy_counters),
         cmocka_unit_test(test_net_proxy_denied_list),
+        cmocka_unit_test(test_net_proxy_denial_events),
         cmocka_unit_test(test_net_fetch_allowed),
         cmocka_unit_test(test_net_fetch_denied_hosts),
         cmocka_unit_test(test_net_fetch_redirects),

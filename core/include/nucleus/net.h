@@ -76,6 +76,8 @@
  * for example for lack of file descriptors) after which the watcher kills
  * the pod, because it can no longer tell that the filter holds. */
 #define NU_NET_CHECK_FAILURES_MAX 3
+/* Size of nu_net_denial_t.destination: a 255-byte name, ':' and a port. */
+#define NU_NET_DENIAL_DEST_MAX 264
 
 typedef struct nu_net_opts {
     /* IPv4 range carved into /30s, prefix /8 to /28; NULL selects the
@@ -101,6 +103,7 @@ typedef struct nu_net_stats {
     uint64_t bytes_out;      /* from the pod to destinations */
     uint64_t connections;    /* accepted by the proxy */
     uint64_t denied;         /* refused by the proxy's allowlist */
+    uint64_t denials_dropped;/* refusals lost because the queue was full */
     uint64_t drift_checks;   /* filter read-backs done by the watcher */
 } nu_net_stats_t;
 
@@ -157,6 +160,32 @@ int nu_net_restrict(nu_net_t *net, const nu_perm_t *perm, nu_err_t *err);
  * at most 32 plus a "... and N more" entry.  Returns a new JSON array, or
  * NULL when out of memory. */
 json_t *nu_net_denied(const nu_net_t *net);
+
+/* Refusals the proxy queues for the pod's audit log before it drops the
+ * newest ones; the pod drains the queue at the start and end of every call
+ * and at close. */
+#define NU_NET_DENIALS_MAX 256
+
+/* One refusal by the pod's proxy: a 403 (destination outside the policy,
+ * private address, foreign peer, spoofed Host or SNI), a 400 (bad request)
+ * or a 503 (over NU_NET_PROXY_MAX_CONNS).  Failed lookups and connections
+ * (502) are upstream failures, not refusals, and are not queued. */
+typedef struct nu_net_denial {
+    char destination[NU_NET_DENIAL_DEST_MAX]; /* "host:port", "?:0" unknown */
+    /* not_in_policy, private_address, foreign_peer, host_mismatch,
+     * sni_mismatch, bad_request or connection_limit */
+    char reason[24];
+    char detail[192];            /* the message sent to the client */
+    int status;                  /* HTTP status sent: 400, 403 or 503 */
+    int64_t time_ms;             /* CLOCK_REALTIME, milliseconds */
+    /* Refusals dropped because the queue was full just before this one
+     * was queued. */
+    uint64_t dropped_before;
+} nu_net_denial_t;
+
+/* Move up to max queued refusals into out, oldest first; safe against the
+ * proxy thread.  Returns how many were moved. */
+size_t nu_net_denials_take(nu_net_t *net, nu_net_denial_t *out, size_t max);
 
 /* Check that the uplink (the interface of the host's IPv4 default route)
  * forwards IPv4, which direct egress to network.allow entries needs.
