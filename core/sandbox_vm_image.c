@@ -830,7 +830,7 @@ int nu_vm_image_default_dir(char *out, size_t size, nu_err_t *err)
 static struct {
     pthread_mutex_t lock;
     bool valid;
-    struct stat files[3];
+    struct stat files[4];    /* the last one zeroed when vmlinux is absent */
 } nu__vm_verified = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static bool nu__vm_same_file(const struct stat *a, const struct stat *b)
@@ -875,10 +875,10 @@ int nu__vm_image_verify(const char *dir, nu_err_t *err)
     static const char *const names[3] = {
         NU_VM_KERNEL_FILE, NU_VM_INITRAMFS_FILE, NU_VM_MANIFEST_FILE
     };
-    struct stat files[3];
+    struct stat files[4];
     json_t *manifest = NULL;
     json_error_t jerr;
-    char path[4200];
+    char path[4200], vmlinux[4200];
     int rc = NU_OK;
 
     for (int i = 0; i < 3; i++) {
@@ -888,11 +888,15 @@ int nu__vm_image_verify(const char *dir, nu_err_t *err)
                                 "image file %s (rebuild with nucleus vm "
                                 "image build --out %s)", path, dir);
     }
+    snprintf(vmlinux, sizeof vmlinux, "%s/" NU_VM_VMLINUX_FILE, dir);
+    if (stat(vmlinux, &files[3]) != 0)
+        memset(&files[3], 0, sizeof files[3]);
+
     pthread_mutex_lock(&nu__vm_verified.lock);
     if (nu__vm_verified.valid) {
         bool same = true;
 
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
             same = same && nu__vm_same_file(&files[i],
                                             &nu__vm_verified.files[i]);
         if (same)
@@ -910,6 +914,9 @@ int nu__vm_image_verify(const char *dir, nu_err_t *err)
     if (rc == NU_OK)
         rc = nu__vm_check_digest(dir, NU_VM_INITRAMFS_FILE, manifest,
                                  "initramfs_sha256", err);
+    if (rc == NU_OK && json_object_get(manifest, "vmlinux_sha256") != NULL)
+        rc = nu__vm_check_digest(dir, NU_VM_VMLINUX_FILE, manifest,
+                                 "vmlinux_sha256", err);
     if (rc == NU_OK) {
         memcpy(nu__vm_verified.files, files, sizeof files);
         nu__vm_verified.valid = true;

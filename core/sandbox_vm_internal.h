@@ -104,10 +104,11 @@ int nu__vm_check_masks(const nu_sandbox_opts_t *opts, nu_err_t *err);
 int nu__vm_lay_masks(int ws_fd, int empty_fd, const char *const *block,
                      const char *const *write_block, const char **failed);
 
-/* Check that the kernel and initramfs in dir match the SHA-256 values of
- * its image.json (sandbox_vm_image.c).  A process hashes an unchanged
- * image once.  Returns NU_OK, or NU_EINVAL or an I/O error naming the
- * file and the rebuild command. */
+/* Check that the kernel and initramfs in dir, and vmlinux when image.json
+ * lists vmlinux_sha256, match the SHA-256 values of its image.json
+ * (sandbox_vm_image.c).  A process hashes an unchanged image once.
+ * Returns NU_OK, or NU_EINVAL or an I/O error naming the file and the
+ * rebuild command. */
 int nu__vm_image_verify(const char *dir, nu_err_t *err);
 
 /* Extract the ELF vmlinux from the x86 bzImage bz (sandbox_vm_vmlinux.c):

@@ -79,6 +79,19 @@ else
     echo "# skip xz comparison: xz not installed or kernel path not shown"
 fi
 
+# doctor hashes vmlinux when image.json lists it.
+mkdir -p "$work/home/vm"
+cp -r "$work/a" "$work/home/vm/image"
+NUCLEUS_HOME="$work/home" "$NU_BIN" doctor 2>&1 | grep 'vm image' | \
+    grep -q ' ok '
+check $? "doctor accepts the image with vmlinux"
+printf X | dd of="$work/home/vm/image/vmlinux" bs=1 seek=4096 \
+    conv=notrunc 2>/dev/null
+NUCLEUS_HOME="$work/home" "$NU_BIN" doctor 2>&1 | grep 'vm image' | \
+    grep -q 'damaged.*vmlinux does not match'
+check $? "doctor rejects a modified vmlinux"
+rm -rf "$work/home"
+
 "$NU_BIN" vm image build --out "$work/b" >/dev/null 2>&1 &&
     [ ! -e "$work/b/vmlinux" ] &&
     ! grep -q vmlinux_sha256 "$work/b/image.json"

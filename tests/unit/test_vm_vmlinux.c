@@ -276,7 +276,8 @@ static void test_truncated_payload_rejected(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         unsigned char *elf = make_elf(ELFCLASS64, EM_X86_64);
         size_t len, bz_len;
-        unsigned char *payload = compress_payload(cases[i].fmt, elf, ELF_LEN, &len);
+        unsigned char *payload = compress_payload(cases[i].fmt, elf,
+                                                  ELF_LEN, &len);
         /* payload_length covers only the first half of the stream. */
         unsigned char *bz = make_bzimage(payload, len / 2, &bz_len);
 
