@@ -775,8 +775,8 @@ static int nu__fc_kernel(const char *image_dir, char *out, size_t size,
     if (read(fd, magic, sizeof magic) != (ssize_t)sizeof magic ||
         memcmp(magic, "\177ELF", 4) != 0)
         nu_log(NU_LOG_WARN, "firecracker", "%s is not an ELF vmlinux; "
-               "Firecracker before bzImage support rejects it (extract one "
-               "with the kernel's scripts/extract-vmlinux into %s/vmlinux)",
+               "Firecracker before bzImage support rejects it (rebuild the "
+               "image with nucleus vm image build --vmlinux --out %s)",
                out, image_dir);
     close(fd);
     return NU_OK;
