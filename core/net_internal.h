@@ -16,7 +16,7 @@ typedef struct nu__proxy nu__proxy_t;
 typedef struct nu__job nu__job_t;
 
 /* Bounded FIFO of proxy refusals (net_denials.c).  The proxy's loop thread
- * pushes and the pod drains; the mutex is held only to copy entries, so
+ * pushes and the pod drains.  The mutex is held only to copy entries, so
  * the proxy never waits on the audit log's SQLite writes. */
 typedef struct nu__denials {
     pthread_mutex_t lock;
@@ -81,8 +81,8 @@ struct nu_net {
 /* net_denials.c */
 void nu__denials_init(nu__denials_t *q);
 void nu__denials_destroy(nu__denials_t *q);
-/* Queue one refusal stamped with the current time; when the queue is
- * full, count it as dropped instead.  host may be "" (unknown). */
+/* Queue one refusal stamped with the current time, or count it as
+ * dropped when the queue is full.  host may be "" (unknown). */
 void nu__denials_push(nu__denials_t *q, const char *host, int port,
                       int status, const char *reason, const char *detail);
 size_t nu__denials_take(nu__denials_t *q, nu_net_denial_t *out, size_t max);

@@ -737,8 +737,8 @@ void nu_pod_close(nu_pod_t *pod)
 
     nu__pod_detach_from_parent(pod);
 
-    /* NOTE: the proxy runs until nu__pod_free, so a refusal after this
-     * drain is counted in the pod_close summary but gets no event. */
+    /* NOTE: the proxy keeps running until nu__pod_free, so a refusal
+     * after this drain gets no network_denied event. */
     pthread_mutex_lock(&pod->lock);
     nu__pod_drain_denials(pod);
     pthread_mutex_unlock(&pod->lock);

@@ -133,7 +133,7 @@ int nu__pod_audit(nu_pod_t *pod, const char *type, const char *tool,
                   const char *result_digest, int64_t *seq_out, nu_err_t *err);
 
 /* Write the refusals queued by the pod's egress proxy as network_denied
- * events, oldest first; a no-op for a pod without egress.  Call with
+ * events, oldest first.  Does nothing for a pod without egress.  Call with
  * pod->lock held.  A failed append is logged and the refusal is lost. */
 void nu__pod_drain_denials(nu_pod_t *pod);
 
