@@ -206,45 +206,112 @@ static bool nu__policy_allows(const nu_net_t *net, const char *host, int port)
     return allowed;
 }
 
-/* Ranges no name may lead to: this host, networks behind it, and
- * addresses that are not unicast on the internet. */
+/* Ranges a connection reaches only when an allow entry inside the range
+ * names it (a broad entry such as 0.0.0.0/0 does not): the host's
+ * loopback, link-local addresses such as cloud metadata services, and
+ * addresses that are not unicast. */
 static const struct {
     uint32_t net;
     int bits;
-} nu__special_ranges[] = {
+} nu__strict_ranges[] = {
     { 0x00000000u, 8 },   /* "this network", unspecified */
-    { 0x0a000000u, 8 },   /* private, RFC 1918 */
-    { 0x64400000u, 10 },  /* shared address space (CGNAT), RFC 6598 */
     { 0x7f000000u, 8 },   /* loopback */
     { 0xa9fe0000u, 16 },  /* link-local, cloud metadata */
-    { 0xac100000u, 12 },  /* private, RFC 1918 */
-    { 0xc0a80000u, 16 },  /* private, RFC 1918 */
     { 0xe0000000u, 3 },   /* multicast, reserved, broadcast */
 };
+
+/* Networks behind the host: reachable through an allow entry inside the
+ * same range, as database_client's 10.0.0.0/8:5432 is. */
+static const struct {
+    uint32_t net;
+    int bits;
+} nu__private_ranges[] = {
+    { 0x0a000000u, 8 },   /* private, RFC 1918 */
+    { 0x64400000u, 10 },  /* shared address space (CGNAT), RFC 6598 */
+    { 0xac100000u, 12 },  /* private, RFC 1918 */
+    { 0xc0a80000u, 16 },  /* private, RFC 1918 */
+};
+
+/* Parse an IPv4 allow entry "A.B.C.D[/N][:PORT]" into *net (host order),
+ * *bits and *port (0 = every port).  Returns false for other entries. */
+static bool nu__allow_entry_v4(const char *entry, uint32_t *net, int *bits,
+                               int *port)
+{
+    char buf[64];
+    const char *colon = strchr(entry, ':');
+    size_t len = colon != NULL ? (size_t)(colon - entry) : strlen(entry);
+    char *slash, *end;
+    struct in_addr in;
+
+    if (len == 0 || len >= sizeof buf)
+        return false;
+    memcpy(buf, entry, len);
+    buf[len] = '\0';
+    *bits = 32;
+    slash = strchr(buf, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+        *bits = (int)strtol(slash + 1, &end, 10);
+        if (*end != '\0' || *bits < 0 || *bits > 32)
+            return false;
+    }
+    if (inet_pton(AF_INET, buf, &in) != 1)
+        return false;
+    *net = ntohl(in.s_addr);
+    *port = colon != NULL ? (int)strtol(colon + 1, NULL, 10) : 0;
+    return true;
+}
+
+/* Whether an allow entry that lies within range_net/range_bits covers a
+ * (host order) and port. */
+static bool nu__allow_within(const nu_net_t *net, uint32_t a, int port,
+                             uint32_t range_net, int range_bits)
+{
+    pthread_rwlock_t *lock = (pthread_rwlock_t *)&net->perm_lock;
+    const nu_strset_t *allow = &net->perm.network.allow;
+    bool named = false;
+
+    pthread_rwlock_rdlock(lock);
+    for (size_t i = 0; !named && !allow->top && i < allow->count; i++) {
+        uint32_t e_net;
+        int e_bits, e_port;
+
+        if (!nu__allow_entry_v4(allow->items[i], &e_net, &e_bits, &e_port))
+            continue;
+        named = e_bits >= range_bits &&
+                nu__in_prefix(e_net, range_net, range_bits) &&
+                nu__in_prefix(a, e_net, e_bits) &&
+                (e_port == 0 || e_port == port);
+    }
+    pthread_rwlock_unlock(lock);
+    return named;
+}
 
 bool nu__net_addr_forbidden(const nu_net_t *net, uint32_t addr_be, int port)
 {
     uint32_t a = ntohl(addr_be);
-    char text[INET_ADDRSTRLEN];
-    struct in_addr in = { .s_addr = addr_be };
-    size_t n = sizeof nu__special_ranges / sizeof nu__special_ranges[0];
-    bool allow_top = false;
 
-    inet_ntop(AF_INET, &in, text, sizeof text);
-    if (net != NULL) {
-        pthread_rwlock_rdlock((pthread_rwlock_t *)&net->perm_lock);
-        allow_top = net->perm.network.allow.top;
-        pthread_rwlock_unlock((pthread_rwlock_t *)&net->perm_lock);
-    }
-    if (net != NULL && !allow_top && nu__policy_allows(net, text, port))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (nu__in_prefix(a, nu__special_ranges[i].net,
-                          nu__special_ranges[i].bits))
-            return true;
-    if (net != NULL && nu__in_prefix(a, net->range_base, net->range_prefix))
-        return true;
-    return nu__is_host_addr(addr_be);
+    /* This host and the pods' range: only an entry for the one address. */
+    if (nu__is_host_addr(addr_be) ||
+        (net != NULL && nu__in_prefix(a, net->range_base, net->range_prefix)))
+        return net == NULL || !nu__allow_within(net, a, port, a, 32);
+
+    for (size_t i = 0; i < sizeof nu__strict_ranges /
+                           sizeof nu__strict_ranges[0]; i++)
+        if (nu__in_prefix(a, nu__strict_ranges[i].net,
+                          nu__strict_ranges[i].bits))
+            return net == NULL ||
+                   !nu__allow_within(net, a, port, nu__strict_ranges[i].net,
+                                     nu__strict_ranges[i].bits);
+
+    for (size_t i = 0; i < sizeof nu__private_ranges /
+                           sizeof nu__private_ranges[0]; i++)
+        if (nu__in_prefix(a, nu__private_ranges[i].net,
+                          nu__private_ranges[i].bits))
+            return net == NULL ||
+                   !nu__allow_within(net, a, port, nu__private_ranges[i].net,
+                                     nu__private_ranges[i].bits);
+    return false;
 }
 
 /* Parse the SNI host name of a TLS ClientHello record in data[0..len).

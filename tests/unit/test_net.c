@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -703,6 +704,43 @@ static void test_net_proxy_private_name(void **state)
                             "python3 /workspace/probe.py connect "
                             "private.test:8443 private.test"), 3);
     assert_non_null(strstr(out, "403"));
+}
+
+/* A broad allow entry does not open this host's addresses, loopback,
+ * link-local or private ones: only an entry inside those ranges does. */
+static void test_net_addr_broad_allow(void **state)
+{
+    nu_net_t net;
+    uint32_t loopback = htonl(0x7f000001u);
+    uint32_t metadata = htonl(0xa9fea9feu);
+    uint32_t private_addr = htonl(0x0a0b0c0du);
+    uint32_t pod_addr = htonl(0x0ad50001u);
+
+    (void)state;
+    memset(&net, 0, sizeof net);
+    pthread_rwlock_init(&net.perm_lock, NULL);
+    nu_perm_init_bottom(&net.perm);
+    net.range_base = 0x0ad50000u;
+    net.range_prefix = 16;
+
+    assert_int_equal(nu_strset_add(&net.perm.network.allow, "0.0.0.0/0"), 0);
+    assert_int_equal(nu_strset_add(&net.perm.network.allow, "10.0.0.0/8:5432"),
+                     0);
+    assert_true(nu__net_addr_forbidden(&net, loopback, 7001));
+    assert_true(nu__net_addr_forbidden(&net, metadata, 80));
+    assert_true(nu__net_addr_forbidden(&net, pod_addr, 5432));
+    assert_false(nu__net_addr_forbidden(&net, private_addr, 5432));
+    assert_true(nu__net_addr_forbidden(&net, private_addr, 22));
+    assert_false(nu__net_addr_forbidden(&net, htonl(0x5db8d822u), 443));
+
+    /* An entry inside the range names it. */
+    assert_int_equal(nu_strset_add(&net.perm.network.allow,
+                                   "127.0.0.1:7001"), 0);
+    assert_false(nu__net_addr_forbidden(&net, loopback, 7001));
+    assert_true(nu__net_addr_forbidden(&net, loopback, 7002));
+
+    nu_perm_free(&net.perm);
+    pthread_rwlock_destroy(&net.perm_lock);
 }
 
 static void test_net_proxy_duplicate_host(void **state)
@@ -1551,6 +1589,7 @@ int main(void)
         cmocka_unit_test(test_net_proxy_sni_mismatch),
         cmocka_unit_test(test_net_proxy_redirect_out),
         cmocka_unit_test(test_net_proxy_private_name),
+        cmocka_unit_test(test_net_addr_broad_allow),
         cmocka_unit_test(test_net_proxy_duplicate_host),
         cmocka_unit_test(test_net_proxy_foreign_peer),
         cmocka_unit_test(test_net_proxy_connection_cap),
