@@ -134,6 +134,10 @@ int nu__net_exec(const char *const argv[], const char *input, char **output,
 /* net_proxy.c */
 int nu__proxy_start(nu_net_t *net, nu_err_t *err);
 void nu__proxy_stop(nu__proxy_t *proxy);
+
+/* Close, on the proxy's thread, the connections whose destination the
+ * (narrowed) policy no longer allows.  Does not wait. */
+void nu__proxy_recheck(nu__proxy_t *proxy);
 void nu__proxy_stats(const nu__proxy_t *proxy, nu_net_stats_t *out);
 json_t *nu__proxy_denied(const nu__proxy_t *proxy);
 

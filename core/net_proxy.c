@@ -78,6 +78,7 @@ struct nu__proxy {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_async_t stop;
+    uv_async_t recheck;        /* the policy narrowed: recheck connections */
     pthread_t thread;
     bool loop_ready;
     atomic_uint_least64_t bytes_in;
@@ -1245,6 +1246,40 @@ static void nu__close_walk(uv_handle_t *handle, void *arg)
     uv_close(handle, NULL);
 }
 
+/* Close a connection whose destination the current policy no longer
+ * allows.  Connections still reading their request are checked when they
+ * name a destination. */
+static void nu__recheck_walk(uv_handle_t *handle, void *arg)
+{
+    nu__proxy_t *proxy = arg;
+    nu__conn_t *c = handle->data;
+
+    if (uv_is_closing(handle) || handle->type != UV_TCP || c == NULL ||
+        handle->data == proxy || handle != (uv_handle_t *)&c->client ||
+        c->state == NU__CLOSING || c->host[0] == '\0')
+        return;
+    if (!nu__policy_allows(proxy->net, c->host, c->port) ||
+        (c->addr_be != 0 &&
+         nu__net_addr_forbidden(proxy->net, c->addr_be, c->port))) {
+        nu_log(NU_LOG_INFO, "net", "proxy: closing a connection to %s:%d "
+               "that the narrowed policy no longer allows", c->host,
+               c->port);
+        nu__conn_close(c);
+    }
+}
+
+static void nu__on_recheck(uv_async_t *async)
+{
+    nu__proxy_t *proxy = async->data;
+    uv_walk(&proxy->loop, nu__recheck_walk, proxy);
+}
+
+void nu__proxy_recheck(nu__proxy_t *proxy)
+{
+    if (proxy != NULL)
+        uv_async_send(&proxy->recheck);
+}
+
 static void nu__on_stop(uv_async_t *async)
 {
     nu__proxy_t *proxy = async->data;
@@ -1328,6 +1363,8 @@ int nu__proxy_start(nu_net_t *net, nu_err_t *err)
     proxy->listener.data = proxy;
     uv_async_init(&proxy->loop, &proxy->stop, nu__on_stop);
     proxy->stop.data = proxy;
+    uv_async_init(&proxy->loop, &proxy->recheck, nu__on_recheck);
+    proxy->recheck.data = proxy;
 
     uv_ip4_addr(net->host_addr, NU_NET_PROXY_PORT, &sa);
     rc = uv_tcp_bind(&proxy->listener, (const struct sockaddr *)&sa, 0);
@@ -1338,6 +1375,7 @@ int nu__proxy_start(nu_net_t *net, nu_err_t *err)
                    net->host_addr, NU_NET_PROXY_PORT, uv_strerror(rc));
         uv_close((uv_handle_t *)&proxy->listener, NULL);
         uv_close((uv_handle_t *)&proxy->stop, NULL);
+        uv_close((uv_handle_t *)&proxy->recheck, NULL);
         uv_run(&proxy->loop, UV_RUN_DEFAULT);
         uv_loop_close(&proxy->loop);
         free(proxy);
@@ -1347,6 +1385,7 @@ int nu__proxy_start(nu_net_t *net, nu_err_t *err)
     if (pthread_create(&proxy->thread, NULL, nu__proxy_main, proxy) != 0) {
         uv_close((uv_handle_t *)&proxy->listener, NULL);
         uv_close((uv_handle_t *)&proxy->stop, NULL);
+        uv_close((uv_handle_t *)&proxy->recheck, NULL);
         uv_run(&proxy->loop, UV_RUN_DEFAULT);
         uv_loop_close(&proxy->loop);
         free(proxy);

@@ -130,11 +130,11 @@ int nu_net_restrict(nu_net_t *net, const nu_perm_t *perm, nu_err_t *err)
     pthread_rwlock_unlock(&net->perm_lock);
     nu_perm_free(&old);
 
+    /* Connections the proxy opened before are checked again. */
+    nu__proxy_recheck(net->proxy);
     if (!cut || net->restricted)
         return NU_OK;
 
-    /* NOTE: tunnels and requests the proxy accepted before this call run
-     * to their end under the old policy. */
     rc = nu__cut_direct(net, err);
     if (rc != NU_OK)
         return rc;

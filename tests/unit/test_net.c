@@ -1133,13 +1133,33 @@ static void test_net_check_failure_not_drift(void **state)
     pod_close(&pod);
 }
 
+/* From the host, with the owner's proxy credential: open a CONNECT tunnel
+ * to argv[3], print "open" once the proxy answers 200, then "closed" when
+ * the proxy ends the tunnel (or "timeout" after 10 s). */
+static const char tunnel_py[] =
+    "import base64, socket, sys\n"
+    "s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)\n"
+    "auth = base64.b64encode(sys.argv[4].encode()).decode()\n"
+    "s.sendall(('CONNECT %s HTTP/1.1\\r\\nHost: %s\\r\\n'\n"
+    "           'Proxy-Authorization: Basic %s\\r\\n\\r\\n'\n"
+    "           % (sys.argv[3], sys.argv[3], auth)).encode())\n"
+    "head = s.recv(4096)\n"
+    "print('open' if b' 200 ' in head.split(b'\\r\\n')[0] + b' ' else 'refused',\n"
+    "      flush=True)\n"
+    "try:\n"
+    "    while s.recv(4096): pass\n"
+    "    print('closed', flush=True)\n"
+    "except socket.timeout:\n"
+    "    print('timeout', flush=True)\n";
+
 static void test_net_restrict_running_pod(void **state)
 {
     pod_t pod;
     nu_perm_t narrow, none;
     nu_err_t err = { 0 };
-    char out[512];
+    char out[512], cmd[512], line[64];
     json_t *call, *r = NULL;
+    FILE *tunnel;
 
     (void)state;
     require_root();
@@ -1170,13 +1190,27 @@ static void test_net_restrict_running_pod(void **state)
     /* Widening back is refused. */
     assert_int_equal(nu_net_restrict(pod.net, &pod.perm, &err), NU_EINVAL);
 
-    /* No egress at all: the proxy refuses everything. */
+    /* A tunnel opened before the next narrowing. */
+    snprintf(cmd, sizeof cmd, "python3 -c \"$NU_TUNNEL_PY\" %s %d "
+             "allowed.test:8080 '%s'", nu_net_host_addr(pod.net),
+             nu_net_proxy_port(pod.net), pod.net->proxy_credential);
+    setenv("NU_TUNNEL_PY", tunnel_py, 1);
+    tunnel = popen(cmd, "r");
+    assert_non_null(tunnel);
+    assert_non_null(fgets(line, sizeof line, tunnel));
+    assert_string_equal(line, "open\n");
+
+    /* No egress at all: the proxy refuses everything and closes the
+     * tunnel. */
     assert_int_equal(nu_perm_copy(&none, &narrow), NU_OK);
     nu_strset_free(&none.network.allow);
     nu_strset_free(&none.network.domains);
     nu_strset_init_empty(&none.network.allow);
     nu_strset_init_empty(&none.network.domains);
     assert_int_equal(nu_net_restrict(pod.net, &none, &err), NU_OK);
+    assert_non_null(fgets(line, sizeof line, tunnel));
+    assert_string_equal(line, "closed\n");
+    pclose(tunnel);
     pod_sh(&pod, out, sizeof out, "curl -s -m 5 -o /dev/null -w '%%{http_code}' "
            "http://allowed.test:8080/");
     assert_string_equal(out, "403");
