@@ -402,9 +402,7 @@ static int nu__copy_env(nu_sandbox_t *sb, const char *const *env,
     return NU_OK;
 }
 
-/* Processes the real uid owns now, for RLIMIT_NPROC (see
- * sandbox_limits.c). */
-static uint64_t nu__count_own_processes(void)
+uint64_t nu__count_own_processes(void)
 {
     DIR *dir = opendir("/proc");
     struct dirent *entry;

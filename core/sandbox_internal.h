@@ -148,6 +148,10 @@ int nu__seccomp_deny_setid(void *ctx);
  * lives in another network namespace than the pod. */
 void nu__sandbox_set_netns_pid(nu_sandbox_t *sb, pid_t pid);
 
+/* Count the processes the real uid owns now, for RLIMIT_NPROC (see
+ * sandbox_limits.c); the oci tier counts them the same way. */
+uint64_t nu__count_own_processes(void);
+
 /* Set no_new_privs and load the raw filter and the personality filter.
  * Makes system calls only, so the child of clone may call it.  Returns 0
  * or -errno. */

@@ -402,27 +402,6 @@ static int nu__oci_rlimit(json_t *rlimits, const char *type, uint64_t value)
     return r != NULL && json_array_append_new(rlimits, r) == 0 ? 0 : -1;
 }
 
-/* Processes the real uid owns now, as the ns tier counts them for
- * RLIMIT_NPROC. */
-static uint64_t nu__oci_own_processes(void)
-{
-    DIR *dir = opendir("/proc");
-    struct dirent *entry;
-    uint64_t count = 0;
-    uid_t uid = getuid();
-    struct stat st;
-
-    if (dir == NULL)
-        return 0;
-    while ((entry = readdir(dir)) != NULL)
-        if (entry->d_name[0] >= '1' && entry->d_name[0] <= '9' &&
-            fstatat(dirfd(dir), entry->d_name, &st, 0) == 0 &&
-            st.st_uid == uid)
-            count++;
-    closedir(dir);
-    return count;
-}
-
 /* Build the ns tier's rlimits (sandbox_limits.c).  RLIMIT_NPROC applies
  * only without a pids cgroup.  It counts every process of the uid on the
  * host, so it is the caller's process count plus the pod's pids limit. */
@@ -447,7 +426,7 @@ static json_t *nu__oci_rlimits(const nu_sandbox_limits_t *l, bool cgroups)
         rc = nu__oci_rlimit(rlimits, "RLIMIT_CPU", l->cpu_seconds);
     if (rc == 0 && !cgroups)
         rc = nu__oci_rlimit(rlimits, "RLIMIT_NPROC",
-                            nu__oci_own_processes() + l->pids);
+                            nu__count_own_processes() + l->pids);
     if (rc != 0) {
         json_decref(rlimits);
         return NULL;
