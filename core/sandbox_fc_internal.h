@@ -138,7 +138,7 @@ int nu__fc_vsock_connect(const char *uds_path, unsigned port, int pidfd,
 
 /* Choose the Firecracker binary: $NUCLEUS_FIRECRACKER, else
  * "firecracker" found in $PATH.  Returns NU_OK or NU_ENOENT with the
- * message that says how to install or point at it. */
+ * message that explains how to install Firecracker or point at it. */
 int nu__fc_find_binary(char *out, size_t size, nu_err_t *err);
 
 /* Choose the jailer: $NUCLEUS_JAILER, else "jailer" in $PATH.  Returns

@@ -85,7 +85,7 @@
 /* Bytes of host entropy sent with the environment. */
 #define NU__VM_SEED_BYTES 64
 
-/* Where QEMU's root (see "QEMU's root" below) shows each part. */
+/* Paths of each part inside QEMU's root (see "QEMU's root" below). */
 #define NU__VM_ROOT_IMAGE "/image"
 #define NU__VM_ROOT_RUN "/run"
 #define NU__VM_ROOT_WORKSPACE "/workspace"

@@ -199,7 +199,7 @@ class ConformanceTest(DaemonTest):
 
     def test_isolation_param(self):
         # "ns" is accepted, and an unknown tier fails with kind
-        # sandbox_error and a message naming it, as docs/api.md says.
+        # sandbox_error and a message naming it, as docs/api.md documents.
         with self.daemon.client() as c:
             pod = c.call("pod.create", {"profile": "codegen", "workspace": self.ws,
                                         "isolation": "ns"})["id"]

@@ -1134,7 +1134,7 @@ static void test_net_check_failure_not_drift(void **state)
 }
 
 /* From the host, with the owner's proxy credential: open a CONNECT tunnel
- * to argv[3], print "open" once the proxy answers 200, then "closed" when
+ * to argv[3], print "open" once the proxy replies 200, then "closed" when
  * the proxy ends the tunnel (or "timeout" after 10 s). */
 static const char tunnel_py[] =
     "import base64, socket, sys\n"

@@ -399,7 +399,7 @@ static int nu__agent_hide_consoles(void)
             !(strncmp(n, "tty", 3) == 0 && n[3] >= '0' && n[3] <= '9'))
             continue;
         if (unlinkat(dirfd(dev), n, 0) != 0) {
-            nu__agent_say("cannot remove a console node", n);
+            nu__agent_say("cannot remove console node", n);
             rc = -1;
         }
     }
@@ -424,7 +424,7 @@ static int nu__agent_drop_caps(void)
     for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++)
         if (mount(NULL, ro[i], NULL, MS_REMOUNT | MS_BIND | MS_RDONLY |
                   MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) {
-            nu__agent_say("cannot make read-only", ro[i]);
+            nu__agent_say("cannot remount read-only", ro[i]);
             return -1;
         }
     for (int cap = 0; ; cap++) {

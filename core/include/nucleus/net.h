@@ -69,8 +69,8 @@
 #define NU_NET_DEFAULT_RANGE "10.213.0.0/16"
 #define NU_NET_PROXY_PORT 3128
 /* Connections one pod may hold open through its proxy at once; the next
- * one gets a 503.  A spliced connection holds eight of the owner's file
- * descriptors, so 128 stay within Debian's default soft limit of 1024. */
+ * one gets a 503.  A spliced connection uses eight of the owner's file
+ * descriptors, so 128 connections use at most 1,024 of them. */
 #define NU_NET_PROXY_MAX_CONNS 128
 /* Failed filter read-backs in a row (not drift: the read itself failed,
  * for example for lack of file descriptors) after which the watcher kills
@@ -191,8 +191,8 @@ size_t nu_net_denials_take(nu_net_t *net, nu_net_denial_t *out, size_t max);
  * forwards IPv4, which direct egress to network.allow entries needs.
  * Writes the interface's name to ifname (may be "" when there is no
  * default route).  Returns NU_OK (forwarding on), NU_ENOENT (no default
- * route), NU_EPOLICY (forwarding off; err says how to turn it on) or
- * NU_EIO. */
+ * route), NU_EPOLICY (forwarding off, and err names the sysctl that turns
+ * it on) or NU_EIO. */
 int nu_net_uplink_check(char *ifname, size_t size, nu_err_t *err);
 
 /* Addresses and names, valid while net lives. */
